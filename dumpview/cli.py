@@ -1,0 +1,279 @@
+"""The ``dumpview`` command line (click): info, read, vtop, generate, and the TUI entry.
+
+Owns argument parsing and rendering to the terminal or JSON. Every error a user can cause (bad
+file, bad address syntax, missing data) ends as one line on stderr with exit code 2 (exit 1
+where a command's answer is "no": not dumped, not mapped); never a traceback. Heavy modules are
+imported inside the commands that need them so ``info`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import click
+
+from dumpview import __version__
+
+EXIT_NO = 1
+EXIT_BAD_INPUT = 2
+
+
+class Address(click.ParamType):
+    """An address or size: ``0x…`` hex (underscores allowed) or decimal, not negative."""
+
+    name = "address"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        try:
+            number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+        except ValueError:
+            self.fail(f"{text!r} is not an address: use 0x… hex or decimal", param, ctx)
+        if number < 0 or number >= 1 << 64:
+            self.fail(f"{text!r} is outside 0..2^64-1", param, ctx)
+        return number
+
+
+ADDRESS = Address()
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Print one line to stderr and exit with ``code``."""
+    click.echo(f"dumpview: {message}", err=True)
+    sys.exit(code)
+
+
+def _open(path: str):  # noqa: ANN202 - returns dumpview.model.Dump
+    from dumpview.model import DumpError, open_dump
+
+    try:
+        dump = open_dump(path)
+    except DumpError as exc:
+        fail(f"{path}: {exc}")
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror or exc}")
+    for warning in dump.warnings:
+        click.echo(f"dumpview: warning: {path}: {warning}", err=True)
+    return dump
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="dumpview")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Inspect GPU crash dumps: page tables, pages, firmware memory, crash logs."""
+    if ctx.invoked_subcommand is None:
+        from dumpview.samples import default_sample
+
+        sample = default_sample()
+        ctx.invoke(info, dump_path=str(sample), as_json=False)
+
+
+# ---- info ---------------------------------------------------------------------------------------
+
+
+def info_dict(dump) -> dict:  # noqa: ANN001 - dumpview.model.Dump
+    """The ``info --json`` document (keys are a stable interface for scripts)."""
+    from formats import agx
+
+    total, dumped = dump.page_totals
+    gpu = None
+    info = dump.agx_info
+    if info is not None:
+        gpu = {
+            "chip_id": f"{info.chip_id:#x}",
+            "generation": agx.gpu_gen_name(info.gpu_gen) or info.gpu_gen,
+            "variant": agx.gpu_variant_name(info.gpu_variant) or info.gpu_variant,
+            "revision": agx.gpu_rev_name(info.gpu_rev) or info.gpu_rev,
+            "cores": info.total_active_cores,
+            "firmware_version": agx.firmware_version_string(info.firmware_version),
+            "initdata_address": f"{info.initdata_address:#x}",
+        }
+    log = dump.crashlog
+    crashlog = None if log is None else {"size": len(log.raw), "format": log.format}
+    extension = dump.extension
+    geometry = dump.geometry
+    out = {
+        "layout": dump.layout,
+        "extension": extension is not None,
+        "entry_format": dump.entry_format,
+        "segments": dump.segment_count,
+        "tables": dump.table_count,
+        "pages": {"total": total, "dumped": dumped, "not_dumped": total - dumped},
+        "gpu": gpu,
+        "crashlog": crashlog,
+        "geometry": {
+            "page_size": geometry.page_size_bytes,
+            "levels": [f"L{lg.level}" for lg in geometry.levels],
+            "ias": geometry.ias,
+            "oas": geometry.oas,
+            "va_base": f"{geometry.va_base & ~geometry.ias_mask:#x}",
+        },
+        "size_bytes": dump.size_bytes,
+        "warnings": list(dump.warnings),
+    }
+    if extension is not None and extension.scenario is not None:
+        s = extension.scenario
+        out["scenario"] = {"name": s.name, "seed": s.seed, "knobs": json.loads(s.knobs_json or
+                                                                               "{}")}
+    return out
+
+
+@cli.command()
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def info(dump_path: str, as_json: bool) -> None:
+    """Summarise DUMP: layout, segments, pages, GPU, crash log."""
+    from dumpview.model import DumpError
+
+    with _open(dump_path) as dump:
+        try:
+            doc = info_dict(dump)
+        except DumpError as exc:
+            fail(f"{dump_path}: {exc}")
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    p = doc["pages"]
+    g = doc["geometry"]
+    lines = [
+        f"{dump_path}",
+        f"  layout       {doc['layout']}{' + dumpview extension' if doc['extension'] else ''}",
+        f"  entries      {doc['entry_format']}, {g['page_size'] // 1024} KiB pages, "
+        f"{'/'.join(g['levels'])}, IAS {g['ias']}, OAS {g['oas']}, from {g['va_base']}",
+        f"  segments     {doc['segments']:,} PT_LOAD",
+        f"  tables       {doc['tables']:,} page-table pages carried"
+        if doc["extension"] else "  tables       not carried (levels are rebuilt from VAs)",
+        f"  pages        {p['total']:,} mapped, {p['dumped']:,} dumped, "
+        f"{p['not_dumped']:,} not dumped",
+    ]
+    gpu = doc["gpu"]
+    if gpu:
+        lines.append(f"  gpu          chip {gpu['chip_id']} {gpu['generation']}{gpu['variant']} "
+                     f"{gpu['revision']}, {gpu['cores']} cores, firmware "
+                     f"{gpu['firmware_version']}, initdata {gpu['initdata_address']}")
+    else:
+        lines.append("  gpu          no AGX note")
+    log = doc["crashlog"]
+    lines.append(f"  crash log    {log['format']}, {log['size']:,} bytes" if log
+                 else "  crash log    none")
+    if "scenario" in doc:
+        s = doc["scenario"]
+        lines.append(f"  generated    scenario {s['name']}, seed {s['seed']}")
+    click.echo("\n".join(lines))
+
+
+# ---- read ---------------------------------------------------------------------------------------
+
+
+def hexdump_lines(va: int, data: bytes, width: int = 16) -> list[str]:
+    """VA column, bytes as two lowercase hex digits separated by spaces, ASCII column."""
+    out = []
+    for off in range(0, len(data), width):
+        chunk = data[off : off + width]
+        hexes = " ".join(f"{b:02x}" for b in chunk).ljust(width * 3 - 1)
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+        out.append(f"{va + off:016x}  {hexes}  |{text}|")
+    return out
+
+
+@cli.command()
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.argument("va", type=ADDRESS)
+@click.argument("size", type=ADDRESS, default=256)
+@click.option("--raw", is_flag=True, help="Write the bytes themselves to stdout.")
+def read(dump_path: str, va: int, size: int, raw: bool) -> None:
+    """Show SIZE bytes (default 256) at VA; exit 1 when they are not dumped."""
+    from dumpview.model import AddressError, NotDumpedError
+
+    with _open(dump_path) as dump:
+        try:
+            data = bytes(dump.read_va(va, size))
+        except NotDumpedError as exc:
+            fail(f"{dump_path}: {exc}", EXIT_NO)
+        except AddressError as exc:
+            fail(f"{dump_path}: {exc}", EXIT_NO)
+    if raw:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        click.echo("\n".join(hexdump_lines(va, data)))
+
+
+# ---- vtop ---------------------------------------------------------------------------------------
+
+
+def describe_entry(decoded, note: str = "") -> str:  # noqa: ANN001 - DecodedEntry
+    """One-line summary of a decoded entry (``note`` for rebuilt steps without a value)."""
+    if decoded is None:
+        return note or "not recorded"
+    if decoded.type_name == "table":
+        return f"table -> {decoded.output_address:#x}"
+    if decoded.type_name != "page" and not decoded.is_leaf_level:
+        return decoded.type_name
+    ng = "nG:not recorded" if decoded.ng is None else f"nG:{int(decoded.ng)}"
+    return (f"{decoded.type_name} -> {decoded.output_address:#x} {decoded.memattr_name} "
+            f"fw:{decoded.firmware} gpu:{decoded.gpu} AF:{int(decoded.af)} {ng}")
+
+
+def walk_lines(translation) -> list[str]:  # noqa: ANN001 - Translation
+    out = []
+    for step in translation.steps:
+        table = f"{step.table_pa:#014x}" if step.table_pa is not None else "(rebuilt)     "
+        value = f"{step.entry:#018x}" if step.entry is not None else "-" * 18
+        out.append(f"L{step.level}  table {table}  [{step.index:4d}]  {value}  "
+                   f"{describe_entry(step.decoded, step.note)}")
+    return out
+
+
+@cli.command()
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.argument("va", type=ADDRESS)
+def vtop(dump_path: str, va: int) -> None:
+    """Translate VA: one line per level, then the PA and attributes; exit 1 when unmapped."""
+    with _open(dump_path) as dump:
+        t = dump.translate(va)
+        lines = walk_lines(t)
+        if t.mapped:
+            leaf = t.leaf
+            page = t.page
+            state = "dumped" if page is not None and page.dumped else (
+                f"not dumped: {page.reason}" + (f" ({page.reason_detail})"
+                                                if page and page.reason_detail else "")
+                if page is not None else "not in any PT_LOAD")
+            lines.append(f"VA {va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, firmware "
+                         f"{leaf.firmware}, GPU {leaf.gpu}, {state}"
+                         + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else ""))
+    click.echo("\n".join(lines))
+    if not t.mapped:
+        fail(f"VA {va:#x} is not mapped: walk stopped at L{t.stopped_level}: "
+             f"{t.stopped_reason}", EXIT_NO)
+
+
+def main() -> None:
+    """Console entry point: click, with usage errors turned into one line + exit 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", EXIT_BAD_INPUT)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.info_name}: " if exc.ctx and exc.ctx.parent else ""
+        fail(f"{where}{exc.format_message()}")
+    except click.ClickException as exc:
+        fail(exc.format_message())
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(EXIT_NO)
+    except KeyboardInterrupt:
+        fail("interrupted")
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,21 @@
+"""The dump model: a dump as users think of it, with no Textual and no click."""
+
+from dumpview.model.dump import Dump, Note, PageRecord, Region, Space, open_dump
+from dumpview.model.errors import AddressError, DumpError, DumpFormatError, NotDumpedError
+from dumpview.model.translate import Translation, WalkStep, translate
+
+__all__ = [
+    "AddressError",
+    "Dump",
+    "DumpError",
+    "DumpFormatError",
+    "Note",
+    "NotDumpedError",
+    "PageRecord",
+    "Region",
+    "Space",
+    "Translation",
+    "WalkStep",
+    "open_dump",
+    "translate",
+]

@@ -1,0 +1,685 @@
+"""The dump as users think of it: segments, pages, notes, the extension, translation, reads.
+
+Owns opening a dump (read-only mmap; the ELF header through construct; the program headers as a
+zero-copy numpy view whose dtype comes from ``formats.elf.Elf64_Phdr``), validating what the
+index depends on, and answering questions lazily: nothing beyond the headers is read until
+asked. Page contents come back as ``memoryview`` slices of the map.
+
+Failure modes: ``open_dump`` raises ``DumpFormatError`` (offset + expectation) for a file that
+is not a readable dump; ``read_va``/``read_pa`` raise ``NotDumpedError`` naming the first VA
+without data and ``AddressError`` for addresses no segment maps. The file is never written.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
+
+import construct
+import numpy as np
+
+from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
+from dumpview.npstruct import dtype_from_struct
+from formats import agx, clhe, elf, ext, uat
+from formats.geometry import Geometry, GeometryRecord
+
+PHDR_DTYPE = dtype_from_struct(elf.Elf64_Phdr)
+SHDR_DTYPE = dtype_from_struct(elf.Elf64_Shdr)
+LAYOUT_AGX = "agx-devcoredump"
+
+REASON_DEVICE = "device-memory"
+REASON_BORROW = "borrow-refused"
+
+
+class PageRecord(NamedTuple):
+    """One 16 KiB page of the dumped address space."""
+
+    va: int
+    pa: int
+    pte: int
+    pte_exact: bool  # False: rebuilt from p_paddr/p_flags (driver dumps)
+    flags: int  # the segment's p_flags
+    dumped: bool
+    reason: str | None  # None when dumped, else "device-memory" / "borrow-refused"
+    reason_detail: str | None
+
+
+@dataclass(frozen=True)
+class Note:
+    name: str
+    note_type: int
+    offset: int  # of the descriptor in the file
+    desc: memoryview
+
+
+@dataclass(frozen=True)
+class Region:
+    """A memory-map region from the extension."""
+
+    kind: str  # "ram" | "reserved" | "mmio"
+    name: str
+    base: int
+    size_bytes: int
+    no_map: bool
+    reusable: bool
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size_bytes
+
+
+@dataclass(frozen=True)
+class Space:
+    context: int
+    ttb_pa: int
+    ttb_owned: bool
+    va_start: int
+    va_size_bytes: int
+    managed_va_start: int
+    managed_va_size_bytes: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    knobs_json: str
+    generator: str
+
+
+class Extension:
+    """The parsed ``.dumpview`` section: views over its record arrays."""
+
+    def __init__(self, dump: Dump, offset: int, size_bytes: int) -> None:
+        self._dump = dump
+        self.offset = offset
+        mv = dump.buffer
+        try:
+            header = ext.ExtHeader.parse(mv[offset : offset + size_bytes])
+        except construct.ConstructError as exc:
+            raise DumpFormatError(offset, f"bad .dumpview extension header: {exc}") from None
+        self.version = header.version
+        self._dir: dict[int, construct.Container] = {}
+        for entry in header.directory:
+            if entry.offset + entry.size_bytes > size_bytes:
+                raise DumpFormatError(
+                    offset + entry.offset,
+                    f"extension record kind {entry.kind} ({entry.size_bytes} bytes) runs past "
+                    f"the end of the .dumpview section",
+                )
+            self._dir[entry.kind] = entry
+        self._size = size_bytes
+
+    def _blob(self, kind: int) -> memoryview | None:
+        entry = self._dir.get(kind)
+        if entry is None:
+            return None
+        start = self.offset + entry.offset
+        return self._dump.buffer[start : start + entry.size_bytes]
+
+    def _array(self, kind: int) -> np.ndarray:
+        struct = ext.RECORDS[kind]
+        dtype = dtype_from_struct(struct)
+        blob = self._blob(kind)
+        if blob is None:
+            return np.zeros(0, dtype=dtype)
+        entry = self._dir[kind]
+        if entry.count * dtype.itemsize != len(blob):
+            raise DumpFormatError(
+                self.offset + entry.offset,
+                f"extension record kind {kind}: {entry.count} records of {dtype.itemsize} bytes "
+                f"do not fill {len(blob)} bytes",
+            )
+        return np.frombuffer(blob, dtype=dtype)
+
+    @cached_property
+    def geometry_record(self) -> construct.Container | None:
+        blob = self._blob(ext.KIND_GEOMETRY)
+        if blob is None:
+            return None
+        try:
+            return GeometryRecord.parse(blob)
+        except construct.ConstructError as exc:
+            raise DumpFormatError(self.offset, f"bad geometry record: {exc}") from None
+
+    @cached_property
+    def tables(self) -> np.ndarray:
+        return self._array(ext.KIND_TABLES)
+
+    @cached_property
+    def holes(self) -> np.ndarray:
+        return self._array(ext.KIND_HOLES)
+
+    @cached_property
+    def _strings(self) -> bytes:
+        blob = self._blob(ext.KIND_STRINGS)
+        return bytes(blob) if blob is not None else b""
+
+    @cached_property
+    def regions(self) -> tuple[Region, ...]:
+        out = []
+        for row in self._array(ext.KIND_REGIONS):
+            try:
+                name = ext.string_at(self._strings, int(row["name_offset"]))
+            except ValueError:
+                name = "?"
+            out.append(
+                Region(
+                    kind=ext.REGION_KIND_NAMES.get(int(row["kind"]), f"kind-{int(row['kind'])}"),
+                    name=name,
+                    base=int(row["base"]),
+                    size_bytes=int(row["size_bytes"]),
+                    no_map=bool(row["flags"] & ext.REGION_NO_MAP),
+                    reusable=bool(row["flags"] & ext.REGION_REUSABLE),
+                )
+            )
+        return tuple(out)
+
+    @cached_property
+    def spaces(self) -> tuple[Space, ...]:
+        return tuple(
+            Space(
+                context=int(r["context"]),
+                ttb_pa=int(r["ttb_pa"]),
+                ttb_owned=bool(r["flags"] & ext.SPACE_TTB_OWNED),
+                va_start=int(r["va_start"]),
+                va_size_bytes=int(r["va_size_bytes"]),
+                managed_va_start=int(r["managed_va_start"]),
+                managed_va_size_bytes=int(r["managed_va_size_bytes"]),
+            )
+            for r in self._array(ext.KIND_SPACES)
+        )
+
+    @cached_property
+    def scenario(self) -> Scenario | None:
+        blob = self._blob(ext.KIND_SCENARIO)
+        if blob is None:
+            return None
+        try:
+            rec = ext.ScenarioRecord.parse(blob)
+        except (construct.ConstructError, UnicodeDecodeError) as exc:
+            raise DumpFormatError(self.offset, f"bad scenario record: {exc}") from None
+        return Scenario(rec.name, rec.seed, rec.knobs_json, rec.generator)
+
+
+class Dump:
+    """An open dump. Use ``open_dump(path)``; close it (or use ``with``) to unmap the file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.warnings: list[str] = []
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        try:
+            self.size_bytes = os.fstat(self._file.fileno()).st_size
+            if self.size_bytes < elf.EHDR_SIZE:
+                raise DumpFormatError(
+                    0, f"truncated ELF header: file is {self.size_bytes} bytes, expected at "
+                    f"least {elf.EHDR_SIZE}"
+                )
+            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self.buffer = memoryview(self._mmap)
+            self._index()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- life cycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the map and the file. Views handed out before must not be used after."""
+        for name in ("tables_index",):
+            self.__dict__.pop(name, None)
+        buffer = self.__dict__.pop("buffer", None)
+        if buffer is not None:
+            try:
+                buffer.release()
+            except BufferError:
+                pass  # numpy views still alive: the map closes when they go
+        mm = self.__dict__.pop("_mmap", None)
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:
+                pass
+        self._file.close()
+
+    def __enter__(self) -> Dump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- header and program headers ----------------------------------------------------------
+
+    def _index(self) -> None:
+        mv = self.buffer
+        ident = mv[:16]
+        if bytes(ident[:4]) != elf.ELF_MAGIC:
+            raise DumpFormatError(
+                0, f"not an ELF file: magic is {bytes(ident[:4]).hex(' ')}, expected 7f 45 4c 46"
+            )
+        if ident[4] != elf.ELFCLASS64:
+            raise DumpFormatError(4, f"ELF class {ident[4]}, expected 2 (ELFCLASS64)")
+        if ident[5] != elf.ELFDATA2LSB:
+            raise DumpFormatError(5, f"ELF data encoding {ident[5]}, expected 1 (little-endian)")
+        self.header = elf.Elf64_Ehdr.parse(mv[: elf.EHDR_SIZE])
+        h = self.header
+        if h.e_machine != elf.EM_AARCH64:
+            raise DumpFormatError(18, f"e_machine {h.e_machine}, expected {elf.EM_AARCH64} "
+                                  "(AArch64)")
+        if h.e_type != elf.ET_CORE:
+            self.warnings.append(f"e_type is {h.e_type}, not ET_CORE (4)")
+        if h.e_phentsize != elf.PHDR_SIZE:
+            raise DumpFormatError(54, f"e_phentsize {h.e_phentsize}, expected {elf.PHDR_SIZE}")
+        self._sections = self._read_sections()
+        phnum = h.e_phnum
+        if phnum == elf.PN_XNUM:
+            if not len(self._sections):
+                raise DumpFormatError(
+                    56, "e_phnum is PN_XNUM (0xffff) but there is no section header 0 to "
+                    "carry the count"
+                )
+            phnum = int(self._sections[0]["sh_info"])
+        self.phnum = phnum
+        end = h.e_phoff + phnum * elf.PHDR_SIZE
+        if end > self.size_bytes:
+            raise DumpFormatError(
+                h.e_phoff, f"{phnum} program headers of {elf.PHDR_SIZE} bytes end at {end:#x}, "
+                f"past the end of the file ({self.size_bytes:#x})"
+            )
+        self.phdrs = np.frombuffer(mv, dtype=PHDR_DTYPE, count=phnum, offset=h.e_phoff)
+        types = self.phdrs["p_type"]
+        load_idx = np.flatnonzero(types == elf.PT_LOAD)
+        self._note_idx = np.flatnonzero(types == elf.PT_NOTE)
+        loads = self.phdrs[load_idx]  # one copy of the PT_LOAD rows, sorted below
+        va = loads["p_vaddr"]
+        if len(va) > 1 and not np.all(va[1:] >= va[:-1]):
+            order = np.argsort(va, kind="stable")
+            loads = loads[order]
+            load_idx = load_idx[order]
+            va = loads["p_vaddr"]
+        self._load_phdr_index = load_idx
+        self.seg_va = np.ascontiguousarray(va)
+        self.seg_memsz = np.ascontiguousarray(loads["p_memsz"])
+        self.seg_filesz = np.ascontiguousarray(loads["p_filesz"])
+        self.seg_offset = np.ascontiguousarray(loads["p_offset"])
+        self.seg_pa = np.ascontiguousarray(loads["p_paddr"])
+        self.seg_flags = np.ascontiguousarray(loads["p_flags"])
+        del loads
+        self._check_segments()
+
+    def _phdr_offset(self, seg: int) -> int:
+        return int(self.header.e_phoff + self._load_phdr_index[seg] * elf.PHDR_SIZE)
+
+    def _check_segments(self) -> None:
+        n = len(self.seg_va)
+        if not n:
+            return
+        end_va = self.seg_va + self.seg_memsz
+        wrapped = np.flatnonzero(end_va < self.seg_va)
+        if len(wrapped):
+            i = int(wrapped[0])
+            raise DumpFormatError(self._phdr_offset(i), f"PT_LOAD at VA {int(self.seg_va[i]):#x}"
+                                  " wraps past the top of the address space")
+        if n > 1:
+            overlap = np.flatnonzero(end_va[:-1] > self.seg_va[1:])
+            if len(overlap):
+                i = int(overlap[0])
+                raise DumpFormatError(
+                    self._phdr_offset(i + 1),
+                    f"PT_LOAD VA {int(self.seg_va[i + 1]):#x} overlaps the PT_LOAD at "
+                    f"{int(self.seg_va[i]):#x}..{int(end_va[i]):#x}",
+                )
+        file_end = self.seg_offset + self.seg_filesz
+        past = np.flatnonzero((self.seg_filesz > 0) & (
+            (file_end > self.size_bytes) | (file_end < self.seg_offset)))
+        if len(past):
+            i = int(past[0])
+            raise DumpFormatError(
+                self._phdr_offset(i),
+                f"PT_LOAD VA {int(self.seg_va[i]):#x}: data at {int(self.seg_offset[i]):#x}+"
+                f"{int(self.seg_filesz[i]):#x} runs past the end of the file "
+                f"({self.size_bytes:#x})",
+            )
+        bad = np.flatnonzero(self.seg_filesz > self.seg_memsz)
+        if len(bad):
+            i = int(bad[0])
+            raise DumpFormatError(self._phdr_offset(i), f"PT_LOAD VA {int(self.seg_va[i]):#x}: "
+                                  "p_filesz is larger than p_memsz")
+        page = self.page_size_bytes
+        unaligned = np.flatnonzero(((self.seg_va | self.seg_memsz) & np.uint64(page - 1)) != 0)
+        if len(unaligned):
+            i = int(unaligned[0])
+            self.warnings.append(
+                f"PT_LOAD VA {int(self.seg_va[i]):#x} size {int(self.seg_memsz[i]):#x} is not "
+                f"16 KiB page aligned ({len(unaligned)} such segments)"
+            )
+
+    def _read_sections(self) -> np.ndarray:
+        h = self.header
+        if h.e_shoff == 0:
+            return np.zeros(0, dtype=SHDR_DTYPE)
+        if h.e_shentsize != elf.SHDR_SIZE:
+            raise DumpFormatError(58, f"e_shentsize {h.e_shentsize}, expected {elf.SHDR_SIZE}")
+        count = h.e_shnum or 1  # e_shnum 0 with e_shoff: the real count is in sh_size of 0
+        end = h.e_shoff + count * elf.SHDR_SIZE
+        if end > self.size_bytes:
+            raise DumpFormatError(h.e_shoff, f"section headers end at {end:#x}, past the end "
+                                  f"of the file ({self.size_bytes:#x})")
+        sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count, offset=h.e_shoff)
+        if h.e_shnum == 0 and int(sections[0]["sh_size"]) > 1:
+            count = int(sections[0]["sh_size"])
+            end = h.e_shoff + count * elf.SHDR_SIZE
+            if end > self.size_bytes:
+                raise DumpFormatError(h.e_shoff, f"{count} section headers run past the end "
+                                      "of the file")
+            sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count,
+                                     offset=h.e_shoff)
+        return sections
+
+    # ---- geometry and extension ----------------------------------------------------------------
+
+    @cached_property
+    def extension(self) -> Extension | None:
+        """dumpview's extension, or None (driver layout, or an extension we cannot read)."""
+        for i, sec in enumerate(self._sections):
+            if int(sec["sh_type"]) != ext.SHT_DUMPVIEW:
+                continue
+            offset, size = int(sec["sh_offset"]), int(sec["sh_size"])
+            where = int(self.header.e_shoff) + i * elf.SHDR_SIZE
+            if offset + size > self.size_bytes:
+                raise DumpFormatError(where, f".dumpview section {offset:#x}+{size:#x} runs past "
+                                      f"the end of the file ({self.size_bytes:#x})")
+            if size < ext.EXT_HEADER_FIXED_SIZE or bytes(
+                    self.buffer[offset : offset + 8]) != ext.EXT_MAGIC:
+                raise DumpFormatError(offset, "the .dumpview section does not start with "
+                                      "magic 'DUMPVIEW'")
+            version = int.from_bytes(self.buffer[offset + 8 : offset + 10], "little")
+            if version != ext.EXT_VERSION:
+                self.warnings.append(
+                    f"dumpview extension version {version} is not supported (this dumpview "
+                    f"reads version {ext.EXT_VERSION}); reading the driver layout only"
+                )
+                return None
+            extension = Extension(self, offset, size)
+            if extension.geometry_record is not None:
+                self._check_geometry(extension.geometry_record, offset)
+            return extension
+        return None
+
+    def _check_geometry(self, rec: construct.Container, offset: int) -> None:
+        try:
+            geometry = Geometry(rec.page_shift, rec.ias, rec.oas, rec.va_base)
+        except ValueError as exc:
+            raise DumpFormatError(offset, f"extension geometry: {exc}") from None
+        if rec.entry_format != ext.ENTRY_FORMAT_UAT:
+            name = ext.ENTRY_FORMAT_NAMES.get(rec.entry_format, f"id {rec.entry_format}")
+            raise DumpFormatError(offset, f"entry format {name} is not supported by this "
+                                  "dumpview (uat only)")
+        if geometry.level_count != rec.level_count:
+            raise DumpFormatError(offset, f"extension says {rec.level_count} levels, the "
+                                  f"geometry gives {geometry.level_count}")
+
+    @cached_property
+    def geometry(self) -> Geometry:
+        """The page-table geometry: from the extension, else the UAT default (39-bit IAS,
+        kernel upper half, OAS 42 unless the chip says t8103/t8112)."""
+        extension = self.extension
+        if extension is not None and extension.geometry_record is not None:
+            r = extension.geometry_record
+            return Geometry(r.page_shift, r.ias, r.oas, r.va_base)
+        oas = uat.OAS_T600X
+        info = self.agx_info
+        if info is not None and info.chip_id in (0x8103, 0x8112):
+            oas = uat.OAS_T8103
+        return uat.uat_geometry(oas=oas)
+
+    @property
+    def entry_format(self) -> str:
+        rec = self.extension.geometry_record if self.extension is not None else None
+        return ext.ENTRY_FORMAT_NAMES.get(rec.entry_format, "uat") if rec else "uat"
+
+    @property
+    def page_size_bytes(self) -> int:
+        return uat.PAGE_SIZE
+
+    @property
+    def layout(self) -> str:
+        return LAYOUT_AGX
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.seg_va)
+
+    @property
+    def table_count(self) -> int:
+        return len(self.extension.tables) if self.extension is not None else 0
+
+    # ---- notes -------------------------------------------------------------------------------
+
+    @cached_property
+    def notes(self) -> tuple[Note, ...]:
+        """Every note of every PT_NOTE segment, bounds checked."""
+        out = []
+        for i in self._note_idx:
+            ph = self.phdrs[int(i)]
+            start, size = int(ph["p_offset"]), int(ph["p_filesz"])
+            where = int(self.header.e_phoff) + int(i) * elf.PHDR_SIZE
+            if start + size > self.size_bytes:
+                raise DumpFormatError(where, f"PT_NOTE data {start:#x}+{size:#x} runs past the "
+                                      f"end of the file ({self.size_bytes:#x})")
+            pos, end = start, start + size
+            while pos < end:
+                if end - pos < elf.NHDR_SIZE:
+                    raise DumpFormatError(pos, f"note header needs {elf.NHDR_SIZE} bytes, only "
+                                          f"{end - pos} left in the PT_NOTE segment")
+                nh = elf.Elf64_Nhdr.parse(self.buffer[pos : pos + elf.NHDR_SIZE])
+                name_off = pos + elf.NHDR_SIZE
+                desc_off = name_off + elf.align_up(nh.n_namesz, 4)
+                next_pos = desc_off + elf.align_up(nh.n_descsz, 4)
+                if next_pos > end:
+                    raise DumpFormatError(
+                        pos, f"note (namesz {nh.n_namesz}, descsz {nh.n_descsz}) overruns its "
+                        f"PT_NOTE segment, which ends at {end:#x}")
+                name = bytes(self.buffer[name_off : name_off + nh.n_namesz]).rstrip(b"\0")
+                out.append(Note(name.decode("latin-1"), nh.n_type, desc_off,
+                                self.buffer[desc_off : desc_off + nh.n_descsz]))
+                pos = next_pos
+        return tuple(out)
+
+    @cached_property
+    def agx_info(self) -> construct.Container | None:
+        """The AGX info note (name "AGX", type 1), or None when absent."""
+        for note in self.notes:
+            if note.name == agx.AGX_NOTE_NAME and note.note_type == agx.AGX_NOTE_TYPE:
+                if len(note.desc) != agx.AGX_INFO_SIZE:
+                    raise DumpFormatError(note.offset, f"AGX note descriptor is {len(note.desc)} "
+                                          f"bytes, expected {agx.AGX_INFO_SIZE}")
+                return agx.parse_agx_info(bytes(note.desc))
+        return None
+
+    @cached_property
+    def crashlogs(self) -> tuple[clhe.CrashLog, ...]:
+        """Every RTKIT note's crash log (CLHE parsed, or kept raw)."""
+        return tuple(clhe.parse_crashlog(bytes(n.desc)) for n in self.notes
+                     if n.name == "RTKIT")
+
+    @property
+    def crashlog(self) -> clhe.CrashLog | None:
+        logs = self.crashlogs
+        return logs[0] if logs else None
+
+    # ---- pages ---------------------------------------------------------------------------------
+
+    @cached_property
+    def page_totals(self) -> tuple[int, int]:
+        """(total pages, dumped pages) over every PT_LOAD, vectorised."""
+        page = np.uint64(self.page_size_bytes)
+        total = int((self.seg_memsz // page).sum())
+        dumped = int((np.minimum(self.seg_filesz, self.seg_memsz) // page).sum())
+        return total, dumped
+
+    def segment_at(self, va: int) -> int | None:
+        """Index (in VA order) of the PT_LOAD covering ``va``, or None."""
+        if not 0 <= va < 1 << 64:
+            return None
+        i = int(np.searchsorted(self.seg_va, np.uint64(va), side="right")) - 1
+        if i >= 0 and va - int(self.seg_va[i]) < int(self.seg_memsz[i]):
+            return i
+        return None
+
+    def _hole_reason(self, va: int, flags: int) -> tuple[str, str | None]:
+        """Why a page has no data: the extension's record, else inferred from memattr."""
+        extension = self.extension
+        if extension is not None and len(extension.holes):
+            holes = extension.holes
+            i = int(np.searchsorted(holes["va"], np.uint64(va), side="right")) - 1
+            if i >= 0 and va - int(holes["va"][i]) < int(holes["size_bytes"][i]):
+                row = holes[i]
+                reason = ext.REASON_NAMES.get(int(row["reason"]), f"reason-{int(row['reason'])}")
+                detail = ext.DETAIL_NAMES.get(int(row["detail"]))
+                region_index = int(row["region_index"])
+                if 0 <= region_index < len(extension.regions):
+                    region = extension.regions[region_index]
+                    detail = f"{detail}: {region.name}" if detail else region.name
+                return reason, detail
+        memattr = (flags >> 10) & 7  # p_flags bits 8-19 carry PTE bits 0-11
+        if memattr not in uat.DUMPABLE_MEMATTRS:
+            return REASON_DEVICE, f"memattr {memattr} ({uat.MEMATTR_NAMES[memattr]})"
+        return REASON_BORROW, None
+
+    def pte_from_segment(self, seg: int, va: int) -> int:
+        """The entry a driver dump lets us rebuild for ``va`` in segment ``seg``."""
+        pa = int(self.seg_pa[seg]) + (va - int(self.seg_va[seg]))
+        return uat.unpack_p_flags(int(self.seg_flags[seg]), pa)
+
+    def pages(self, va_start: int = 0, va_end: int = 1 << 64) -> Iterator[PageRecord]:
+        """Every page in VA order (optionally within [va_start, va_end))."""
+        page = self.page_size_bytes
+        leaf_va: list[int] = []
+        leaf_pte: list[int] = []
+        if self.tables_index is not None:
+            lv, lp = self.tables_index.leaf_map()
+            j0 = int(np.searchsorted(lv, np.uint64(min(va_start, (1 << 64) - 1))))
+            leaf_va, leaf_pte = lv[j0:].tolist(), lp[j0:].tolist()
+        j = 0
+        first = self.segment_at(va_start)
+        if first is None:
+            first = int(np.searchsorted(self.seg_va, np.uint64(min(va_start, (1 << 64) - 1))))
+        for seg in range(first, len(self.seg_va)):
+            seg_va = int(self.seg_va[seg])
+            if seg_va >= va_end:
+                break
+            memsz, filesz = int(self.seg_memsz[seg]), int(self.seg_filesz[seg])
+            pa0, flags = int(self.seg_pa[seg]), int(self.seg_flags[seg])
+            for off in range(0, memsz, page):
+                va = seg_va + off
+                if va < va_start:
+                    continue
+                if va >= va_end:
+                    break
+                dumped = off + page <= filesz
+                while j < len(leaf_va) and leaf_va[j] < va:
+                    j += 1
+                exact = j < len(leaf_va) and leaf_va[j] == va
+                pte = leaf_pte[j] if exact else uat.unpack_p_flags(flags, pa0 + off)
+                reason, detail = (None, None) if dumped else self._hole_reason(va, flags)
+                yield PageRecord(va, pa0 + off, pte, exact, flags, dumped, reason, detail)
+
+    def page(self, va: int) -> PageRecord | None:
+        """The page record covering ``va`` or None if no PT_LOAD maps it."""
+        va &= ~(self.page_size_bytes - 1)
+        for record in self.pages(va, va + self.page_size_bytes):
+            return record
+        return None
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def read_va(self, va: int, size_bytes: int) -> memoryview | bytes:
+        """``size_bytes`` at ``va``: a memoryview of the map inside one segment, bytes across
+        segments. NotDumpedError names the first VA without data; AddressError when unmapped."""
+        if size_bytes < 0:
+            raise ValueError("size must not be negative")
+        pieces = []
+        cur, end = va, va + size_bytes
+        while cur < end:
+            seg = self.segment_at(cur)
+            if seg is None:
+                raise AddressError(cur, f"VA {cur:#x} is not mapped by any PT_LOAD of the dump")
+            off = cur - int(self.seg_va[seg])
+            filesz = int(self.seg_filesz[seg])
+            if off >= filesz:
+                reason, detail = self._hole_reason(cur, int(self.seg_flags[seg]))
+                raise NotDumpedError(cur, reason, detail)
+            take = min(end - cur, filesz - off)
+            start = int(self.seg_offset[seg]) + off
+            pieces.append(self.buffer[start : start + take])
+            cur += take
+        if len(pieces) == 1:
+            return pieces[0]
+        return b"".join(pieces)
+
+    @cached_property
+    def _pa_order(self) -> np.ndarray:
+        return np.argsort(self.seg_pa, kind="stable")
+
+    @cached_property
+    def _max_memsz(self) -> int:
+        return int(self.seg_memsz.max()) if len(self.seg_memsz) else 0
+
+    def vas_for_pa(self, pa: int) -> list[int]:
+        """Every VA whose PT_LOAD maps ``pa`` (aliases), in VA order."""
+        order = self._pa_order
+        pas = self.seg_pa[order]
+        hi = int(np.searchsorted(pas, np.uint64(pa), side="right"))
+        out = []
+        for k in range(hi - 1, -1, -1):
+            base = int(pas[k])
+            if pa - base >= self._max_memsz:
+                break  # sorted by PA: no segment further down can reach pa
+            seg = int(order[k])
+            if pa - base < int(self.seg_memsz[seg]):
+                out.append(int(self.seg_va[seg]) + (pa - base))
+        return sorted(out)
+
+    def read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
+        """Bytes at physical address ``pa`` through any VA that maps it (dumped first)."""
+        vas = self.vas_for_pa(pa)
+        if not vas:
+            raise AddressError(pa, f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
+        error: NotDumpedError | None = None
+        for va in vas:
+            try:
+                return self.read_va(va, size_bytes)
+            except (NotDumpedError, AddressError) as exc:
+                if isinstance(exc, NotDumpedError) and error is None:
+                    error = exc
+        if error is not None:
+            raise error
+        raise AddressError(pa, f"PA {pa:#x}+{size_bytes:#x} is not contiguous in the dump")
+
+    # ---- tables ------------------------------------------------------------------------------
+
+    @cached_property
+    def tables_index(self):  # -> TablesIndex | None (import cycle free)
+        """The real page tables when the extension carries them."""
+        from dumpview.model.tables import TablesIndex
+
+        if self.extension is None or not len(self.extension.tables):
+            return None
+        return TablesIndex(self)
+
+    def translate(self, va: int):  # -> Translation
+        """The walk for ``va``: see ``dumpview.model.translate``."""
+        from dumpview.model.translate import translate
+
+        return translate(self, va)
+
+
+def open_dump(path: str | os.PathLike[str]) -> Dump:
+    """Open a dump read-only. Raises DumpFormatError (offset + expectation) or OSError."""
+    return Dump(path)

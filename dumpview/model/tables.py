@@ -1,0 +1,166 @@
+"""The real page tables a dump with dumpview's extension carries.
+
+Owns locating table pages by physical address, walking them from each address space's TTB
+(bounded: cycles, revisits, missing tables and too many levels become warnings, never loops),
+and bulk-decoding leaf tables into sorted (VA, entry) arrays with numpy.
+
+Raises ``DumpFormatError`` when a table record points outside the file; everything else a
+hostile extension can do is reported in ``warnings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dumpview.model.entries import table_entries
+from dumpview.model.errors import DumpFormatError
+from formats import uat
+
+if TYPE_CHECKING:
+    from dumpview.model.dump import Dump
+
+
+@dataclass(frozen=True)
+class TableNode:
+    """A table reached by the walk: its level, PA, the VA span it maps, where it sits."""
+
+    level: int
+    pa: int
+    va_start: int
+    va_size_bytes: int
+    file_offset: int
+    context: int
+    parent_pa: int | None
+    parent_index: int | None
+
+    @property
+    def va_end(self) -> int:
+        return self.va_start + self.va_size_bytes
+
+
+class TablesIndex:
+    """Table pages by PA, and the tree the walk from the TTB(s) finds."""
+
+    def __init__(self, dump: Dump) -> None:
+        self._dump = dump
+        self.geometry = dump.geometry
+        records = dump.extension.tables
+        self.warnings: list[str] = []
+        page = self.geometry.page_size_bytes
+        offsets = records["file_offset"]
+        bad = np.flatnonzero((offsets + np.uint64(page) > np.uint64(dump.size_bytes))
+                             | (offsets % np.uint64(page) != 0))
+        if len(bad):
+            i = int(bad[0])
+            raise DumpFormatError(
+                dump.extension.offset,
+                f"extension table #{i} (PA {int(records['pa'][i]):#x}) says its content is at "
+                f"{int(offsets[i]):#x}, not a 16 KiB aligned page inside the file",
+            )
+        self._order = np.argsort(records["pa"], kind="stable")
+        self._pa_sorted = records["pa"][self._order]
+        self._records = records
+
+    def offset_of(self, pa: int) -> int | None:
+        """File offset of the table page at ``pa``, or None when the dump does not carry it."""
+        i = int(np.searchsorted(self._pa_sorted, np.uint64(pa)))
+        if i < len(self._pa_sorted) and int(self._pa_sorted[i]) == pa:
+            return int(self._records["file_offset"][int(self._order[i])])
+        return None
+
+    def entries_at(self, pa: int) -> np.ndarray | None:
+        """The table page at ``pa`` as 2048 u64 entries (a view of the map), or None."""
+        offset = self.offset_of(pa)
+        if offset is None:
+            return None
+        page = self.geometry.page_size_bytes
+        return table_entries(self._dump.buffer[offset : offset + page])
+
+    @cached_property
+    def nodes(self) -> tuple[TableNode, ...]:
+        """Every table reachable from the TTBs, parents before children, in VA order."""
+        geometry = self.geometry
+        levels = geometry.levels
+        out: list[TableNode] = []
+        seen: set[int] = set()
+        spaces = self._dump.extension.spaces
+        roots = [(s.context, s.ttb_pa) for s in spaces]
+        if not roots:
+            ttbs = self._records[(self._records["flags"] & 1) != 0]
+            roots = [(int(r["context"]), int(r["pa"])) for r in ttbs]
+        space_start = geometry.va_base & ~geometry.ias_mask
+        for context, ttb_pa in roots:
+            stack = [(0, ttb_pa, space_start, None, None)]
+            while stack:
+                depth, pa, va_start, parent_pa, parent_index = stack.pop()
+                lg = levels[depth]
+                if pa in seen:
+                    self.warnings.append(
+                        f"table at PA {pa:#x} (L{lg.level}, VA {va_start:#x}) is referenced "
+                        f"again from PA {parent_pa:#x}[{parent_index}]: cycle or shared table, "
+                        "not walked twice"
+                    )
+                    continue
+                offset = self.offset_of(pa)
+                if offset is None:
+                    self.warnings.append(f"L{lg.level} table at PA {pa:#x} (VA {va_start:#x}) "
+                                         "is not carried in the dump")
+                    continue
+                seen.add(pa)
+                span = lg.entry_span_bytes << lg.index_bits
+                out.append(TableNode(lg.level, pa, va_start, span, offset, context, parent_pa,
+                                     parent_index))
+                if depth + 1 >= len(levels):
+                    continue
+                entries = self.entries_at(pa)[: lg.entries]
+                types = entries & np.uint64(uat.PTE_TYPE_MASK)
+                children = []
+                for index in np.flatnonzero(types == uat.PTE_TABLE):
+                    child_pa = int(entries[index]) & geometry.oa_mask
+                    child_va = va_start + int(index) * lg.entry_span_bytes
+                    children.append((depth + 1, child_pa, child_va, pa, int(index)))
+                stack.extend(reversed(children))
+        return tuple(out)
+
+    @cached_property
+    def nodes_by_pa(self) -> dict[int, TableNode]:
+        return {n.pa: n for n in self.nodes}
+
+    def children_of(self, node: TableNode) -> list[TableNode]:
+        """The tables ``node``'s entries point to, in index order."""
+        return [n for n in self.nodes if n.parent_pa == node.pa]
+
+    def leaf_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """(VAs, entries) of every type-3 leaf in the walked leaf tables, sorted by VA."""
+        return self._leaves
+
+    @cached_property
+    def _leaves(self) -> tuple[np.ndarray, np.ndarray]:
+        last = self.geometry.levels[-1]
+        vas, ptes = [], []
+        for node in self.nodes:
+            if node.level != last.level:
+                continue
+            entries = self.entries_at(node.pa)
+            idx = np.flatnonzero((entries & np.uint64(uat.PTE_TYPE_MASK)) == uat.PTE_PAGE)
+            vas.append(np.uint64(node.va_start) + idx.astype(np.uint64)
+                       * np.uint64(last.entry_span_bytes))
+            ptes.append(entries[idx])
+        if not vas:
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        va = np.concatenate(vas)
+        pte = np.concatenate(ptes)
+        order = np.argsort(va, kind="stable")
+        return va[order], pte[order]
+
+    def leaf_pte(self, va: int) -> int | None:
+        """The exact leaf entry for ``va`` from the tables, or None."""
+        vas, ptes = self._leaves
+        i = int(np.searchsorted(vas, np.uint64(va)))
+        if i < len(vas) and int(vas[i]) == va:
+            return int(ptes[i])
+        return None

@@ -1,0 +1,164 @@
+"""VA -> PA translation over a dump: one step per level, or where and why the walk stopped.
+
+Owns the walk. With the extension's tables it reads the real entries (TTB, then each level's
+table by the PA the entry above gives), bounded by the geometry's level count and checking that
+each table is carried. Without tables (driver dumps) it rebuilds the levels from the VA's index
+bits and the PT_LOAD covering the VA; every rebuilt step is marked ``rebuilt`` and the table PAs
+it cannot know are None. It never raises for an address: an unmapped VA is a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dumpview.model.dump import Dump, PageRecord
+from dumpview.model.entries import DecodedEntry, decode_entry
+from formats import uat
+
+
+PRESENT = "table entry present (rebuilt: value not recorded)"
+EMPTY = "empty (rebuilt: no PT_LOAD in this entry's span)"
+
+
+@dataclass(frozen=True)
+class WalkStep:
+    """One level of the walk."""
+
+    level: int
+    table_pa: int | None  # None: rebuilt, the dump does not carry the table
+    index: int
+    entry: int | None  # None: rebuilt upper level (a table entry existed, value unknown)
+    decoded: DecodedEntry | None
+    rebuilt: bool
+    note: str = ""  # for rebuilt steps: what the dump implies ("table present", "empty")
+
+
+@dataclass
+class Translation:
+    va: int
+    steps: list[WalkStep] = field(default_factory=list)
+    pa: int | None = None
+    leaf: DecodedEntry | None = None
+    stopped_level: int | None = None  # the level whose entry ended the walk (None: mapped)
+    stopped_reason: str | None = None
+    rebuilt: bool = False
+    page: PageRecord | None = None
+
+    @property
+    def mapped(self) -> bool:
+        return self.pa is not None
+
+
+def translate(dump: Dump, va: int) -> Translation:
+    """Walk ``va`` through the dump's tables (real or rebuilt)."""
+    geometry = dump.geometry
+    result = Translation(va=va)
+    if not 0 <= va < 1 << 64 or not geometry.in_space(va):
+        result.stopped_level = geometry.levels[0].level
+        result.stopped_reason = (
+            f"VA {va:#x} is outside the walked address space "
+            f"({geometry.va_base & ~geometry.ias_mask:#x} and up, {geometry.ias}-bit)"
+        )
+        return result
+    if dump.tables_index is not None and dump.extension.spaces:
+        _walk_tables(dump, va, result)
+    else:
+        _walk_rebuilt(dump, va, result)
+    if result.pa is not None:
+        result.page = dump.page(va)
+    return result
+
+
+def _walk_tables(dump: Dump, va: int, result: Translation) -> None:
+    geometry = dump.geometry
+    index_ = dump.tables_index
+    table_pa = dump.extension.spaces[0].ttb_pa
+    seen: set[int] = set()
+    for depth, lg in enumerate(geometry.levels):
+        if table_pa in seen:
+            result.stopped_level = lg.level
+            result.stopped_reason = f"table at PA {table_pa:#x} was already visited (cycle)"
+            return
+        seen.add(table_pa)
+        entries = index_.entries_at(table_pa)
+        index = lg.index_of(va)
+        if entries is None:
+            result.stopped_level = lg.level
+            result.stopped_reason = f"L{lg.level} table at PA {table_pa:#x} is not in the dump"
+            return
+        value = int(entries[index])
+        decoded = decode_entry(value, lg.level, geometry)
+        result.steps.append(WalkStep(lg.level, table_pa, index, value, decoded, False))
+        entry_type = value & uat.PTE_TYPE_MASK
+        is_last = depth == len(geometry.levels) - 1
+        if entry_type == uat.PTE_EMPTY:
+            result.stopped_level = lg.level
+            result.stopped_reason = f"L{lg.level} entry {index} is empty"
+            return
+        if is_last:
+            if entry_type != uat.PTE_PAGE:
+                result.stopped_level = lg.level
+                result.stopped_reason = (f"L{lg.level} entry {index} has type {entry_type}: "
+                                         "not a page")
+                return
+            result.leaf = decoded
+            result.pa = (value & geometry.oa_mask) | (va & (geometry.page_size_bytes - 1))
+            return
+        if entry_type != uat.PTE_TABLE:
+            result.stopped_level = lg.level
+            result.stopped_reason = (f"unexpected table entry value {value:#x} at L{lg.level} "
+                                     f"index {index} (type {entry_type})")
+            return
+        table_pa = value & geometry.oa_mask
+
+
+def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
+    geometry = dump.geometry
+    result.rebuilt = True
+    seg = dump.segment_at(va)
+    levels = geometry.levels
+    if seg is None:
+        # How far did the walk get, as far as the dump shows: a leaf table existed if any
+        # PT_LOAD lies in the same last-level table span, and so on upwards.
+        for depth in range(len(levels) - 1, 0, -1):
+            parent = levels[depth - 1]
+            span = parent.entry_span_bytes
+            window = va & ~(span - 1)
+            if _any_segment_in(dump, window, window + span):
+                for lg in levels[:depth]:
+                    result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None,
+                                                 True, PRESENT))
+                lg = levels[depth]
+                result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None, True,
+                                             EMPTY))
+                result.stopped_level = lg.level
+                result.stopped_reason = (f"L{lg.level} entry {lg.index_of(va)} is empty (rebuilt:"
+                                         " no PT_LOAD maps this VA)")
+                return
+        lg = levels[0]
+        result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None, True, EMPTY))
+        result.stopped_level = lg.level
+        result.stopped_reason = (f"L{lg.level} entry {lg.index_of(va)} is empty (rebuilt: no "
+                                 "PT_LOAD in its span)")
+        return
+    for lg in levels[:-1]:
+        result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None, True, PRESENT))
+    leaf_level = levels[-1]
+    page_va = va & ~(geometry.page_size_bytes - 1)
+    pte = dump.pte_from_segment(seg, page_va)
+    decoded = decode_entry(pte, leaf_level.level, geometry, exact=False)
+    result.steps.append(WalkStep(leaf_level.level, None, leaf_level.index_of(va), pte, decoded,
+                                 True))
+    result.leaf = decoded
+    result.pa = (pte & uat.OA_MASK_FULL) | (va & (geometry.page_size_bytes - 1))
+
+
+def _any_segment_in(dump: Dump, start: int, end: int) -> bool:
+    """Whether any PT_LOAD overlaps [start, end)."""
+    i = int(np.searchsorted(dump.seg_va, np.uint64(min(end, (1 << 64) - 1))))
+    if i == 0:
+        return False
+    prev = i - 1
+    return int(dump.seg_va[prev]) + int(dump.seg_memsz[prev]) > start

@@ -1,0 +1,306 @@
+"""The dump writer: the driver's devcoredump layout, optionally with dumpview's extension.
+
+Owns the file layout decisions on the writing side (what goes where, in which order), built
+entirely from the declarations in formats/. It streams: program headers are built in bulk from
+arrays, page data is pulled run by run from a callback and written as it comes, so a dump of
+many GiB never sits in memory.
+
+Layout (driver): ELF header, program headers (PT_NOTE first, then one PT_LOAD per run), notes,
+page data from the next 16 KiB boundary. With more than 65,534 program headers, e_phnum is
+PN_XNUM and a section header 0 at the end of the file carries the count in sh_info. With the
+extension, the table pages (16 KiB aligned), the ``.dumpview`` metadata, ``.shstrtab`` and the
+section header table follow the page data.
+
+Raises ``ValueError`` when the segments are inconsistent (unsorted or overlapping VAs, sizes not
+multiples of the page size); I/O errors propagate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from dumpview.npstruct import dtype_from_struct
+from formats import ext
+from formats.elf import (
+    EHDR_SIZE,
+    PF_R,
+    PHDR_SIZE,
+    PN_XNUM,
+    PT_LOAD,
+    PT_NOTE,
+    SHDR_SIZE,
+    SHT_NULL,
+    SHT_STRTAB,
+    Elf64_Phdr,
+    align_up,
+    build_core_ehdr,
+    build_note,
+    build_shdr,
+)
+from formats.geometry import Geometry, GeometryRecord
+
+PHDR_DTYPE = dtype_from_struct(Elf64_Phdr)
+PAGE_ALIGN = 0x4000
+DEFAULT_E_ENTRY = 0xFFFF_FF80_0000_0000
+
+
+@dataclass
+class SegmentTable:
+    """One row per PT_LOAD run, sorted by VA. ``has_data`` False means p_filesz = 0."""
+
+    va: np.ndarray
+    pa: np.ndarray
+    size_bytes: np.ndarray
+    p_flags: np.ndarray
+    has_data: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.va)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[int, int, int, int, bool]]) -> SegmentTable:
+        """Build from (va, pa, size_bytes, p_flags, has_data) rows."""
+        data = list(rows)
+        cols = list(zip(*data, strict=True)) if data else [(), (), (), (), ()]
+        return cls(
+            va=np.array(cols[0], dtype=np.uint64),
+            pa=np.array(cols[1], dtype=np.uint64),
+            size_bytes=np.array(cols[2], dtype=np.uint64),
+            p_flags=np.array(cols[3], dtype=np.uint32),
+            has_data=np.array(cols[4], dtype=bool),
+        )
+
+
+@dataclass
+class TableInfo:
+    """A page-table page for the extension: where it sits and what it maps."""
+
+    level: int
+    pa: int
+    va_start: int
+    va_size_bytes: int
+    context: int = 0
+    flags: int = 0
+
+
+@dataclass
+class RegionInfo:
+    kind: int  # ext.REGION_*
+    name: str
+    base: int
+    size_bytes: int
+    flags: int = 0  # ext.REGION_NO_MAP | ext.REGION_REUSABLE
+
+
+@dataclass
+class HoleInfo:
+    va: int
+    size_bytes: int
+    reason: int  # ext.REASON_*
+    detail: int = ext.DETAIL_UNKNOWN
+    region_index: int = -1
+
+
+@dataclass
+class SpaceInfo:
+    context: int
+    ttb_pa: int
+    va_start: int
+    va_size_bytes: int
+    managed_va_start: int
+    managed_va_size_bytes: int
+    flags: int = 0
+
+
+@dataclass
+class Extension:
+    """What dumpview adds to a driver dump."""
+
+    entry_format: int
+    geometry: Geometry
+    spaces: Sequence[SpaceInfo] = ()
+    tables: Sequence[TableInfo] = ()
+    regions: Sequence[RegionInfo] = ()
+    holes: Sequence[HoleInfo] = ()
+    scenario_name: str = ""
+    seed: int = 0
+    knobs: dict = field(default_factory=dict)
+    generator: str = "dumpview"
+    version: int = ext.EXT_VERSION
+
+
+def build_phdrs(segments: SegmentTable, data_start: int, note_offset: int, note_size: int
+                ) -> tuple[bytes, int]:
+    """The program header table (PT_NOTE + one PT_LOAD per run) and the end of page data."""
+    count = len(segments)
+    if count:
+        va = segments.va
+        if np.any(va[1:] < va[:-1] + segments.size_bytes[:-1]):
+            raise ValueError("segments are not sorted by VA or they overlap")
+        if np.any(segments.size_bytes % PAGE_ALIGN) or np.any(segments.size_bytes == 0):
+            raise ValueError("segment sizes must be non-zero multiples of 16 KiB")
+    filesz = np.where(segments.has_data, segments.size_bytes, 0).astype(np.uint64)
+    offsets = np.empty(count, dtype=np.uint64)
+    if count:
+        offsets[0] = 0
+        np.cumsum(filesz[:-1], out=offsets[1:])
+    offsets += np.uint64(data_start)
+    table = np.zeros(count + 1, dtype=PHDR_DTYPE)
+    table[0] = (PT_NOTE, PF_R, note_offset, 0, 0, note_size, note_size, 1)
+    rows = table[1:]
+    rows["p_type"] = PT_LOAD
+    rows["p_flags"] = segments.p_flags
+    rows["p_offset"] = offsets
+    rows["p_vaddr"] = segments.va
+    rows["p_paddr"] = segments.pa
+    rows["p_filesz"] = filesz
+    rows["p_memsz"] = segments.size_bytes
+    rows["p_align"] = PAGE_ALIGN
+    data_end = data_start + int(filesz.sum()) if count else data_start
+    return table.tobytes(), data_end
+
+
+def _records(struct, dtype_rows: list[dict]) -> bytes:
+    dtype = dtype_from_struct(struct)
+    array = np.zeros(len(dtype_rows), dtype=dtype)
+    for name in dtype.names:
+        array[name] = [row[name] for row in dtype_rows]
+    return array.tobytes()
+
+
+def build_extension_blob(extension: Extension, table_offsets: Sequence[int]) -> bytes:
+    """The ``.dumpview`` section bytes: header, directory, then each record array."""
+    strings = bytearray(b"\0")
+    region_rows = []
+    for region in extension.regions:
+        region_rows.append({"kind": region.kind, "flags": region.flags,
+                            "name_offset": len(strings), "base": region.base,
+                            "size_bytes": region.size_bytes})
+        strings += region.name.encode() + b"\0"
+    g = extension.geometry
+    parts: list[tuple[int, int, bytes]] = [
+        (ext.KIND_GEOMETRY, 1, GeometryRecord.build({
+            "entry_format": extension.entry_format, "page_shift": g.page_shift, "ias": g.ias,
+            "oas": g.oas, "level_count": g.level_count, "start_level": g.start_level,
+            "va_base": g.va_base})),
+        (ext.KIND_SPACES, len(extension.spaces), _records(ext.SpaceRecord, [
+            vars(s) for s in extension.spaces])),
+        (ext.KIND_TABLES, len(extension.tables), _records(ext.TableRecord, [
+            {**vars(t), "file_offset": off}
+            for t, off in zip(extension.tables, table_offsets, strict=True)])),
+        (ext.KIND_REGIONS, len(region_rows), _records(ext.RegionRecord, region_rows)),
+        (ext.KIND_HOLES, len(extension.holes), _records(ext.HoleRecord, [
+            vars(h) for h in extension.holes])),
+        (ext.KIND_STRINGS, 1, bytes(strings)),
+        (ext.KIND_SCENARIO, 1, ext.ScenarioRecord.build({
+            "seed": extension.seed, "name": extension.scenario_name,
+            "knobs_json": json.dumps(extension.knobs, sort_keys=True),
+            "generator": extension.generator})),
+    ]
+    header_size = ext.EXT_HEADER_FIXED_SIZE + len(parts) * ext.ExtDirEntry.sizeof()
+    directory = []
+    body = bytearray()
+    for kind, count, blob in parts:
+        offset = align_up(header_size + len(body), 8)
+        body += b"\0" * (offset - header_size - len(body))
+        directory.append({"kind": kind, "count": count, "offset": offset,
+                          "size_bytes": len(blob)})
+        body += blob
+    header = ext.ExtHeader.build({"version": extension.version,
+                                  "header_size_bytes": ext.EXT_HEADER_FIXED_SIZE,
+                                  "directory_count": len(directory), "directory": directory})
+    return header + bytes(body)
+
+
+def write_core(
+    fp: BinaryIO,
+    segments: SegmentTable,
+    read_data: Callable[[int, int], bytes],
+    notes: Sequence[tuple[str, int, bytes]] = (),
+    extension: Extension | None = None,
+    read_table: Callable[[int], bytes] | None = None,
+    progress: Callable[[int], None] | None = None,
+    e_entry: int = DEFAULT_E_ENTRY,
+) -> int:
+    """Write a whole dump to ``fp`` (positioned at 0); returns the file size in bytes.
+
+    ``read_data(pa, size_bytes)`` supplies the bytes of each run with data, ``read_table(pa)``
+    the 16 KiB of each extension table page; ``progress(bytes_written)`` is called per run.
+    """
+    phnum = len(segments) + 1
+    note_blob = b"".join(build_note(name, note_type, desc) for name, note_type, desc in notes)
+    note_offset = EHDR_SIZE + phnum * PHDR_SIZE
+    data_start = align_up(note_offset + len(note_blob), PAGE_ALIGN)
+    phdrs, data_end = build_phdrs(segments, data_start, note_offset, len(note_blob))
+
+    # Sections: only for PN_XNUM or the extension.
+    tables = list(extension.tables) if extension else []
+    tables_offset = align_up(data_end, PAGE_ALIGN)
+    table_offsets = [tables_offset + i * PAGE_ALIGN for i in range(len(tables))]
+    sections: list[dict] = []
+    tail = b""
+    tail_offset = data_end
+    if extension is not None or phnum >= PN_XNUM:
+        shstrtab = b"\0"
+        names: dict[str, int] = {}
+        for name in (".shstrtab", ext.TABLES_SECTION_NAME, ext.SECTION_NAME):
+            names[name] = len(shstrtab)
+            shstrtab += name.encode() + b"\0"
+        after_tables = tables_offset + len(tables) * PAGE_ALIGN if tables else data_end
+        tail_offset = after_tables
+        sections.append({"sh_type": SHT_NULL, "sh_info": phnum if phnum >= PN_XNUM else 0})
+        if extension is not None:
+            blob = build_extension_blob(extension, table_offsets)
+            blob_offset = align_up(after_tables, 8)
+            shstr_offset = blob_offset + len(blob)
+            sections.append({"sh_name": names[".shstrtab"], "sh_type": SHT_STRTAB,
+                             "sh_offset": shstr_offset, "sh_size": len(shstrtab),
+                             "sh_addralign": 1})
+            sections.append({"sh_name": names[ext.TABLES_SECTION_NAME],
+                             "sh_type": ext.SHT_DUMPVIEW_TABLES,
+                             "sh_offset": tables_offset if tables else after_tables,
+                             "sh_size": len(tables) * PAGE_ALIGN,
+                             "sh_addralign": PAGE_ALIGN, "sh_entsize": PAGE_ALIGN})
+            sections.append({"sh_name": names[ext.SECTION_NAME], "sh_type": ext.SHT_DUMPVIEW,
+                             "sh_offset": blob_offset, "sh_size": len(blob), "sh_addralign": 8})
+            tail = b"\0" * (blob_offset - after_tables) + blob + shstrtab
+        shoff = align_up(tail_offset + len(tail), 8)
+        tail += b"\0" * (shoff - tail_offset - len(tail))
+        tail += b"".join(build_shdr(**s) for s in sections)
+        ehdr = build_core_ehdr(phnum=phnum, shoff=shoff, shnum=len(sections),
+                               shstrndx=1 if extension is not None else 0, entry=e_entry)
+    else:
+        ehdr = build_core_ehdr(phnum=phnum, entry=e_entry)
+
+    fp.write(ehdr)
+    fp.write(phdrs)
+    fp.write(note_blob)
+    fp.write(b"\0" * (data_start - note_offset - len(note_blob)))
+    written = data_start
+    has_data = segments.has_data
+    for i in np.flatnonzero(has_data):
+        size = int(segments.size_bytes[i])
+        chunk = read_data(int(segments.pa[i]), size)
+        if len(chunk) != size:
+            raise ValueError(f"read_data returned {len(chunk)} bytes for a {size}-byte run")
+        fp.write(chunk)
+        written += size
+        if progress is not None:
+            progress(written)
+    if tables:
+        if read_table is None:
+            raise ValueError("the extension carries tables but no read_table was given")
+        fp.write(b"\0" * (tables_offset - written))
+        for table in tables:
+            content = read_table(table.pa)
+            if len(content) != PAGE_ALIGN:
+                raise ValueError(f"table at {table.pa:#x} is {len(content)} bytes, not 16 KiB")
+            fp.write(content)
+        written = tables_offset + len(tables) * PAGE_ALIGN
+    fp.write(tail)
+    return written + len(tail)
