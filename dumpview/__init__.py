@@ -11,7 +11,7 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
 
-def open_dump(path):  # noqa: ANN001, ANN201 - thin lazy re-export, see dumpview.model
+def open_dump(path):
     """Open a dump read-only: ``dumpview.model.open_dump``."""
     from dumpview.model import open_dump as _open
 

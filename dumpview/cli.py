@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+
 import click
 
 from dumpview import __version__
@@ -23,7 +24,7 @@ class Address(click.ParamType):
 
     name = "address"
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+    def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
         text = str(value).strip()
@@ -45,7 +46,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     sys.exit(code)
 
 
-def _open(path: str):  # noqa: ANN202 - returns dumpview.model.Dump
+def _open(path: str):
     from dumpview.model import DumpError, open_dump
 
     try:
@@ -78,7 +79,7 @@ def cli(ctx: click.Context) -> None:
 # ---- info ---------------------------------------------------------------------------------------
 
 
-def info_dict(dump) -> dict:  # noqa: ANN001 - dumpview.model.Dump
+def info_dict(dump) -> dict:
     """The ``info --json`` document (keys are a stable interface for scripts)."""
     from formats import agx
 
@@ -120,8 +121,11 @@ def info_dict(dump) -> dict:  # noqa: ANN001 - dumpview.model.Dump
     }
     if extension is not None and extension.scenario is not None:
         s = extension.scenario
-        out["scenario"] = {"name": s.name, "seed": s.seed, "knobs": json.loads(s.knobs_json or
-                                                                               "{}")}
+        out["scenario"] = {
+            "name": s.name,
+            "seed": s.seed,
+            "knobs": json.loads(s.knobs_json or "{}"),
+        }
     return out
 
 
@@ -149,20 +153,24 @@ def info(dump_path: str, as_json: bool) -> None:
         f"{'/'.join(g['levels'])}, IAS {g['ias']}, OAS {g['oas']}, from {g['va_base']}",
         f"  segments     {doc['segments']:,} PT_LOAD",
         f"  tables       {doc['tables']:,} page-table pages carried"
-        if doc["extension"] else "  tables       not carried (levels are rebuilt from VAs)",
+        if doc["extension"]
+        else "  tables       not carried (levels are rebuilt from VAs)",
         f"  pages        {p['total']:,} mapped, {p['dumped']:,} dumped, "
         f"{p['not_dumped']:,} not dumped",
     ]
     gpu = doc["gpu"]
     if gpu:
-        lines.append(f"  gpu          chip {gpu['chip_id']} {gpu['generation']}{gpu['variant']} "
-                     f"{gpu['revision']}, {gpu['cores']} cores, firmware "
-                     f"{gpu['firmware_version']}, initdata {gpu['initdata_address']}")
+        lines.append(
+            f"  gpu          chip {gpu['chip_id']} {gpu['generation']}{gpu['variant']} "
+            f"{gpu['revision']}, {gpu['cores']} cores, firmware "
+            f"{gpu['firmware_version']}, initdata {gpu['initdata_address']}"
+        )
     else:
         lines.append("  gpu          no AGX note")
     log = doc["crashlog"]
-    lines.append(f"  crash log    {log['format']}, {log['size']:,} bytes" if log
-                 else "  crash log    none")
+    lines.append(
+        f"  crash log    {log['format']}, {log['size']:,} bytes" if log else "  crash log    none"
+    )
     if "scenario" in doc:
         s = doc["scenario"]
         lines.append(f"  generated    scenario {s['name']}, seed {s['seed']}")
@@ -209,7 +217,7 @@ def read(dump_path: str, va: int, size: int, raw: bool) -> None:
 # ---- vtop ---------------------------------------------------------------------------------------
 
 
-def describe_entry(decoded, note: str = "") -> str:  # noqa: ANN001 - DecodedEntry
+def describe_entry(decoded, note: str = "") -> str:
     """One-line summary of a decoded entry (``note`` for rebuilt steps without a value)."""
     if decoded is None:
         return note or "not recorded"
@@ -218,17 +226,21 @@ def describe_entry(decoded, note: str = "") -> str:  # noqa: ANN001 - DecodedEnt
     if decoded.type_name != "page" and not decoded.is_leaf_level:
         return decoded.type_name
     ng = "nG:not recorded" if decoded.ng is None else f"nG:{int(decoded.ng)}"
-    return (f"{decoded.type_name} -> {decoded.output_address:#x} {decoded.memattr_name} "
-            f"fw:{decoded.firmware} gpu:{decoded.gpu} AF:{int(decoded.af)} {ng}")
+    return (
+        f"{decoded.type_name} -> {decoded.output_address:#x} {decoded.memattr_name} "
+        f"fw:{decoded.firmware} gpu:{decoded.gpu} AF:{int(decoded.af)} {ng}"
+    )
 
 
-def walk_lines(translation) -> list[str]:  # noqa: ANN001 - Translation
+def walk_lines(translation) -> list[str]:
     out = []
     for step in translation.steps:
         table = f"{step.table_pa:#014x}" if step.table_pa is not None else "(rebuilt)     "
         value = f"{step.entry:#018x}" if step.entry is not None else "-" * 18
-        out.append(f"L{step.level}  table {table}  [{step.index:4d}]  {value}  "
-                   f"{describe_entry(step.decoded, step.note)}")
+        out.append(
+            f"L{step.level}  table {table}  [{step.index:4d}]  {value}  "
+            f"{describe_entry(step.decoded, step.note)}"
+        )
     return out
 
 
@@ -243,17 +255,130 @@ def vtop(dump_path: str, va: int) -> None:
         if t.mapped:
             leaf = t.leaf
             page = t.page
-            state = "dumped" if page is not None and page.dumped else (
-                f"not dumped: {page.reason}" + (f" ({page.reason_detail})"
-                                                if page and page.reason_detail else "")
-                if page is not None else "not in any PT_LOAD")
-            lines.append(f"VA {va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, firmware "
-                         f"{leaf.firmware}, GPU {leaf.gpu}, {state}"
-                         + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else ""))
+            state = (
+                "dumped"
+                if page is not None and page.dumped
+                else (
+                    f"not dumped: {page.reason}"
+                    + (f" ({page.reason_detail})" if page and page.reason_detail else "")
+                    if page is not None
+                    else "not in any PT_LOAD"
+                )
+            )
+            lines.append(
+                f"VA {va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, firmware "
+                f"{leaf.firmware}, GPU {leaf.gpu}, {state}"
+                + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else "")
+            )
     click.echo("\n".join(lines))
     if not t.mapped:
-        fail(f"VA {va:#x} is not mapped: walk stopped at L{t.stopped_level}: "
-             f"{t.stopped_reason}", EXIT_NO)
+        fail(
+            f"VA {va:#x} is not mapped: walk stopped at L{t.stopped_level}: {t.stopped_reason}",
+            EXIT_NO,
+        )
+
+
+# ---- generate -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--scenario",
+    default="minimal",
+    show_default=True,
+    help="minimal, asahi-kernel, user-contexts, faults or large.",
+)
+@click.option("--seed", type=ADDRESS, default=0, show_default=True, help="Random seed.")
+@click.option("--mapped-mib", type=int, default=None, help="large: MiB of GEM buffers mapped.")
+@click.option(
+    "--scatter", is_flag=True, default=None, help="large: scatter PAs (one PT_LOAD per page)."
+)
+@click.option(
+    "--dumped-percent",
+    type=int,
+    default=None,
+    help="large: percent of pages with data (the rest borrow_phys refuses).",
+)
+@click.option("--contexts", type=int, default=None, help="user-contexts: how many user VMs.")
+@click.option(
+    "--driver-layout",
+    is_flag=True,
+    help="Write exactly what the driver writes: no dumpview extension.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The dump file to write (atomically).",
+)
+def generate(
+    scenario: str,
+    seed: int,
+    mapped_mib: int | None,
+    scatter: bool | None,
+    dumped_percent: int | None,
+    contexts: int | None,
+    driver_layout: bool,
+    output: str,
+) -> None:
+    """Simulate the driver and its firmware up to a crash, and write the dump."""
+    from dumpview.sim.errors import SimError
+    from dumpview.sim.scenarios import SCENARIOS, ScenarioError, generate_file
+
+    if scenario not in SCENARIOS:
+        fail(f"generate: unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
+    knobs = {
+        k: v
+        for k, v in (
+            ("mapped_mib", mapped_mib),
+            ("scatter", scatter),
+            ("dumped_percent", dumped_percent),
+            ("contexts", contexts),
+        )
+        if v is not None
+    }
+    bar = None
+    progress = None
+    if sys.stderr.isatty():
+        state = {"bar": None}
+
+        def progress(done: int, total: int) -> None:
+            if state["bar"] is None and total >= 64 << 20:
+                state["bar"] = click.progressbar(
+                    length=total, label="writing pages", file=sys.stderr
+                )
+                state["bar"].__enter__()
+            if state["bar"] is not None:
+                state["bar"].update(done - state["bar"].pos)
+
+        bar = state
+    try:
+        summary = generate_file(
+            output,
+            scenario=scenario,
+            seed=seed,
+            knobs=knobs,
+            driver_layout=driver_layout,
+            progress=progress,
+        )
+    except ScenarioError as exc:
+        fail(f"generate: {exc}")
+    except SimError as exc:
+        fail(f"generate: simulation failed: {exc}")
+    except OSError as exc:
+        fail(f"generate: {output}: {exc.strerror or exc}")
+    finally:
+        if bar is not None and bar["bar"] is not None:
+            bar["bar"].__exit__(None, None, None)
+    click.echo(
+        f"{output}: {summary['scenario']} seed {summary['seed']}: "
+        f"{summary['segments']:,} PT_LOAD, {summary['tables']:,} tables, "
+        f"{summary['leaves']:,} pages ({summary['dumped_pages']:,} dumped), "
+        f"{summary['size_bytes']:,} bytes",
+        err=True,
+    )
 
 
 def main() -> None:
@@ -276,4 +401,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

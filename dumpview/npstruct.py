@@ -23,8 +23,18 @@ def _field_format(sub: construct.Construct) -> str | None:
         if fmt[0] != "<":
             raise TypeError(f"field {sub.name!r} is not little-endian ({fmt})")
         code = fmt[1:]
-        table = {"B": "u1", "H": "u2", "I": "u4", "L": "u4", "Q": "u8", "b": "i1", "h": "i2", "i": "i4", "l": "i4",
-                 "q": "i8"}
+        table = {
+            "B": "u1",
+            "H": "u2",
+            "I": "u4",
+            "L": "u4",
+            "Q": "u8",
+            "b": "i1",
+            "h": "i2",
+            "i": "i4",
+            "l": "i4",
+            "q": "i8",
+        }
         if code not in table:
             raise TypeError(f"field {sub.name!r} has unsupported format {fmt}")
         return "<" + table[code]
@@ -46,5 +56,4 @@ def dtype_from_struct(struct: construct.Struct) -> np.dtype:
             formats.append(fmt)
             offsets.append(offset)
         offset += sub.sizeof()
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
-                     "itemsize": offset})
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": offset})

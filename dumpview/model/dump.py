@@ -217,8 +217,9 @@ class Dump:
             self.size_bytes = os.fstat(self._file.fileno()).st_size
             if self.size_bytes < elf.EHDR_SIZE:
                 raise DumpFormatError(
-                    0, f"truncated ELF header: file is {self.size_bytes} bytes, expected at "
-                    f"least {elf.EHDR_SIZE}"
+                    0,
+                    f"truncated ELF header: file is {self.size_bytes} bytes, expected at "
+                    f"least {elf.EHDR_SIZE}",
                 )
             self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self.buffer = memoryview(self._mmap)
@@ -269,8 +270,9 @@ class Dump:
         self.header = elf.Elf64_Ehdr.parse(mv[: elf.EHDR_SIZE])
         h = self.header
         if h.e_machine != elf.EM_AARCH64:
-            raise DumpFormatError(18, f"e_machine {h.e_machine}, expected {elf.EM_AARCH64} "
-                                  "(AArch64)")
+            raise DumpFormatError(
+                18, f"e_machine {h.e_machine}, expected {elf.EM_AARCH64} (AArch64)"
+            )
         if h.e_type != elf.ET_CORE:
             self.warnings.append(f"e_type is {h.e_type}, not ET_CORE (4)")
         if h.e_phentsize != elf.PHDR_SIZE:
@@ -280,16 +282,18 @@ class Dump:
         if phnum == elf.PN_XNUM:
             if not len(self._sections):
                 raise DumpFormatError(
-                    56, "e_phnum is PN_XNUM (0xffff) but there is no section header 0 to "
-                    "carry the count"
+                    56,
+                    "e_phnum is PN_XNUM (0xffff) but there is no section header 0 to "
+                    "carry the count",
                 )
             phnum = int(self._sections[0]["sh_info"])
         self.phnum = phnum
         end = h.e_phoff + phnum * elf.PHDR_SIZE
         if end > self.size_bytes:
             raise DumpFormatError(
-                h.e_phoff, f"{phnum} program headers of {elf.PHDR_SIZE} bytes end at {end:#x}, "
-                f"past the end of the file ({self.size_bytes:#x})"
+                h.e_phoff,
+                f"{phnum} program headers of {elf.PHDR_SIZE} bytes end at {end:#x}, "
+                f"past the end of the file ({self.size_bytes:#x})",
             )
         self.phdrs = np.frombuffer(mv, dtype=PHDR_DTYPE, count=phnum, offset=h.e_phoff)
         types = self.phdrs["p_type"]
@@ -311,6 +315,9 @@ class Dump:
         self.seg_flags = np.ascontiguousarray(loads["p_flags"])
         del loads
         self._check_segments()
+        # Decide on the extension now (its header only), so ``warnings`` is complete after open:
+        # an unsupported version must warn even when the caller never asks for the extension.
+        _ = self.extension
 
     def _phdr_offset(self, seg: int) -> int:
         return int(self.header.e_phoff + self._load_phdr_index[seg] * elf.PHDR_SIZE)
@@ -323,8 +330,10 @@ class Dump:
         wrapped = np.flatnonzero(end_va < self.seg_va)
         if len(wrapped):
             i = int(wrapped[0])
-            raise DumpFormatError(self._phdr_offset(i), f"PT_LOAD at VA {int(self.seg_va[i]):#x}"
-                                  " wraps past the top of the address space")
+            raise DumpFormatError(
+                self._phdr_offset(i),
+                f"PT_LOAD at VA {int(self.seg_va[i]):#x} wraps past the top of the address space",
+            )
         if n > 1:
             overlap = np.flatnonzero(end_va[:-1] > self.seg_va[1:])
             if len(overlap):
@@ -335,8 +344,9 @@ class Dump:
                     f"{int(self.seg_va[i]):#x}..{int(end_va[i]):#x}",
                 )
         file_end = self.seg_offset + self.seg_filesz
-        past = np.flatnonzero((self.seg_filesz > 0) & (
-            (file_end > self.size_bytes) | (file_end < self.seg_offset)))
+        past = np.flatnonzero(
+            (self.seg_filesz > 0) & ((file_end > self.size_bytes) | (file_end < self.seg_offset))
+        )
         if len(past):
             i = int(past[0])
             raise DumpFormatError(
@@ -348,8 +358,10 @@ class Dump:
         bad = np.flatnonzero(self.seg_filesz > self.seg_memsz)
         if len(bad):
             i = int(bad[0])
-            raise DumpFormatError(self._phdr_offset(i), f"PT_LOAD VA {int(self.seg_va[i]):#x}: "
-                                  "p_filesz is larger than p_memsz")
+            raise DumpFormatError(
+                self._phdr_offset(i),
+                f"PT_LOAD VA {int(self.seg_va[i]):#x}: p_filesz is larger than p_memsz",
+            )
         page = self.page_size_bytes
         unaligned = np.flatnonzero(((self.seg_va | self.seg_memsz) & np.uint64(page - 1)) != 0)
         if len(unaligned):
@@ -368,17 +380,19 @@ class Dump:
         count = h.e_shnum or 1  # e_shnum 0 with e_shoff: the real count is in sh_size of 0
         end = h.e_shoff + count * elf.SHDR_SIZE
         if end > self.size_bytes:
-            raise DumpFormatError(h.e_shoff, f"section headers end at {end:#x}, past the end "
-                                  f"of the file ({self.size_bytes:#x})")
+            raise DumpFormatError(
+                h.e_shoff,
+                f"section headers end at {end:#x}, past the end of the file ({self.size_bytes:#x})",
+            )
         sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count, offset=h.e_shoff)
         if h.e_shnum == 0 and int(sections[0]["sh_size"]) > 1:
             count = int(sections[0]["sh_size"])
             end = h.e_shoff + count * elf.SHDR_SIZE
             if end > self.size_bytes:
-                raise DumpFormatError(h.e_shoff, f"{count} section headers run past the end "
-                                      "of the file")
-            sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count,
-                                     offset=h.e_shoff)
+                raise DumpFormatError(
+                    h.e_shoff, f"{count} section headers run past the end of the file"
+                )
+            sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count, offset=h.e_shoff)
         return sections
 
     # ---- geometry and extension ----------------------------------------------------------------
@@ -392,12 +406,18 @@ class Dump:
             offset, size = int(sec["sh_offset"]), int(sec["sh_size"])
             where = int(self.header.e_shoff) + i * elf.SHDR_SIZE
             if offset + size > self.size_bytes:
-                raise DumpFormatError(where, f".dumpview section {offset:#x}+{size:#x} runs past "
-                                      f"the end of the file ({self.size_bytes:#x})")
-            if size < ext.EXT_HEADER_FIXED_SIZE or bytes(
-                    self.buffer[offset : offset + 8]) != ext.EXT_MAGIC:
-                raise DumpFormatError(offset, "the .dumpview section does not start with "
-                                      "magic 'DUMPVIEW'")
+                raise DumpFormatError(
+                    where,
+                    f".dumpview section {offset:#x}+{size:#x} runs past "
+                    f"the end of the file ({self.size_bytes:#x})",
+                )
+            if (
+                size < ext.EXT_HEADER_FIXED_SIZE
+                or bytes(self.buffer[offset : offset + 8]) != ext.EXT_MAGIC
+            ):
+                raise DumpFormatError(
+                    offset, "the .dumpview section does not start with magic 'DUMPVIEW'"
+                )
             version = int.from_bytes(self.buffer[offset + 8 : offset + 10], "little")
             if version != ext.EXT_VERSION:
                 self.warnings.append(
@@ -418,11 +438,15 @@ class Dump:
             raise DumpFormatError(offset, f"extension geometry: {exc}") from None
         if rec.entry_format != ext.ENTRY_FORMAT_UAT:
             name = ext.ENTRY_FORMAT_NAMES.get(rec.entry_format, f"id {rec.entry_format}")
-            raise DumpFormatError(offset, f"entry format {name} is not supported by this "
-                                  "dumpview (uat only)")
+            raise DumpFormatError(
+                offset, f"entry format {name} is not supported by this dumpview (uat only)"
+            )
         if geometry.level_count != rec.level_count:
-            raise DumpFormatError(offset, f"extension says {rec.level_count} levels, the "
-                                  f"geometry gives {geometry.level_count}")
+            raise DumpFormatError(
+                offset,
+                f"extension says {rec.level_count} levels, the "
+                f"geometry gives {geometry.level_count}",
+            )
 
     @cached_property
     def geometry(self) -> Geometry:
@@ -470,24 +494,38 @@ class Dump:
             start, size = int(ph["p_offset"]), int(ph["p_filesz"])
             where = int(self.header.e_phoff) + int(i) * elf.PHDR_SIZE
             if start + size > self.size_bytes:
-                raise DumpFormatError(where, f"PT_NOTE data {start:#x}+{size:#x} runs past the "
-                                      f"end of the file ({self.size_bytes:#x})")
+                raise DumpFormatError(
+                    where,
+                    f"PT_NOTE data {start:#x}+{size:#x} runs past the "
+                    f"end of the file ({self.size_bytes:#x})",
+                )
             pos, end = start, start + size
             while pos < end:
                 if end - pos < elf.NHDR_SIZE:
-                    raise DumpFormatError(pos, f"note header needs {elf.NHDR_SIZE} bytes, only "
-                                          f"{end - pos} left in the PT_NOTE segment")
+                    raise DumpFormatError(
+                        pos,
+                        f"note header needs {elf.NHDR_SIZE} bytes, only "
+                        f"{end - pos} left in the PT_NOTE segment",
+                    )
                 nh = elf.Elf64_Nhdr.parse(self.buffer[pos : pos + elf.NHDR_SIZE])
                 name_off = pos + elf.NHDR_SIZE
                 desc_off = name_off + elf.align_up(nh.n_namesz, 4)
                 next_pos = desc_off + elf.align_up(nh.n_descsz, 4)
                 if next_pos > end:
                     raise DumpFormatError(
-                        pos, f"note (namesz {nh.n_namesz}, descsz {nh.n_descsz}) overruns its "
-                        f"PT_NOTE segment, which ends at {end:#x}")
+                        pos,
+                        f"note (namesz {nh.n_namesz}, descsz {nh.n_descsz}) overruns its "
+                        f"PT_NOTE segment, which ends at {end:#x}",
+                    )
                 name = bytes(self.buffer[name_off : name_off + nh.n_namesz]).rstrip(b"\0")
-                out.append(Note(name.decode("latin-1"), nh.n_type, desc_off,
-                                self.buffer[desc_off : desc_off + nh.n_descsz]))
+                out.append(
+                    Note(
+                        name.decode("latin-1"),
+                        nh.n_type,
+                        desc_off,
+                        self.buffer[desc_off : desc_off + nh.n_descsz],
+                    )
+                )
                 pos = next_pos
         return tuple(out)
 
@@ -497,16 +535,18 @@ class Dump:
         for note in self.notes:
             if note.name == agx.AGX_NOTE_NAME and note.note_type == agx.AGX_NOTE_TYPE:
                 if len(note.desc) != agx.AGX_INFO_SIZE:
-                    raise DumpFormatError(note.offset, f"AGX note descriptor is {len(note.desc)} "
-                                          f"bytes, expected {agx.AGX_INFO_SIZE}")
+                    raise DumpFormatError(
+                        note.offset,
+                        f"AGX note descriptor is {len(note.desc)} "
+                        f"bytes, expected {agx.AGX_INFO_SIZE}",
+                    )
                 return agx.parse_agx_info(bytes(note.desc))
         return None
 
     @cached_property
     def crashlogs(self) -> tuple[clhe.CrashLog, ...]:
         """Every RTKIT note's crash log (CLHE parsed, or kept raw)."""
-        return tuple(clhe.parse_crashlog(bytes(n.desc)) for n in self.notes
-                     if n.name == "RTKIT")
+        return tuple(clhe.parse_crashlog(bytes(n.desc)) for n in self.notes if n.name == "RTKIT")
 
     @property
     def crashlog(self) -> clhe.CrashLog | None:
@@ -647,20 +687,37 @@ class Dump:
         return sorted(out)
 
     def read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
-        """Bytes at physical address ``pa`` through any VA that maps it (dumped first)."""
-        vas = self.vas_for_pa(pa)
-        if not vas:
-            raise AddressError(pa, f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
-        error: NotDumpedError | None = None
-        for va in vas:
-            try:
-                return self.read_va(va, size_bytes)
-            except (NotDumpedError, AddressError) as exc:
-                if isinstance(exc, NotDumpedError) and error is None:
-                    error = exc
-        if error is not None:
-            raise error
-        raise AddressError(pa, f"PA {pa:#x}+{size_bytes:#x} is not contiguous in the dump")
+        """``size_bytes`` at physical address ``pa``, each piece through a VA that maps it
+        (dumped aliases first). A read never runs on into a VA-adjacent segment whose PAs
+        differ. NotDumpedError names the first VA without data; AddressError names the first
+        PA no PT_LOAD maps."""
+        if size_bytes < 0:
+            raise ValueError("size must not be negative")
+        pieces: list[memoryview | bytes] = []
+        cur, end = pa, pa + size_bytes
+        while cur < end or not pieces:
+            vas = self.vas_for_pa(cur)
+            if not vas:
+                raise AddressError(cur, f"PA {cur:#x} is not mapped by any PT_LOAD of the dump")
+            error: NotDumpedError | None = None
+            for va in vas:
+                seg = self.segment_at(va)
+                seg_end = int(self.seg_va[seg]) + int(self.seg_memsz[seg])
+                take = min(end - cur, seg_end - va)
+                try:
+                    piece = self.read_va(va, take)
+                except NotDumpedError as exc:
+                    error = error or exc
+                    continue
+                break
+            else:
+                assert error is not None  # vas is not empty
+                raise error
+            pieces.append(piece)
+            cur += take
+        if len(pieces) == 1:
+            return pieces[0]
+        return b"".join(pieces)
 
     # ---- tables ------------------------------------------------------------------------------
 

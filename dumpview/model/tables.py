@@ -52,8 +52,10 @@ class TablesIndex:
         self.warnings: list[str] = []
         page = self.geometry.page_size_bytes
         offsets = records["file_offset"]
-        bad = np.flatnonzero((offsets + np.uint64(page) > np.uint64(dump.size_bytes))
-                             | (offsets % np.uint64(page) != 0))
+        bad = np.flatnonzero(
+            (offsets + np.uint64(page) > np.uint64(dump.size_bytes))
+            | (offsets % np.uint64(page) != 0)
+        )
         if len(bad):
             i = int(bad[0])
             raise DumpFormatError(
@@ -107,13 +109,18 @@ class TablesIndex:
                     continue
                 offset = self.offset_of(pa)
                 if offset is None:
-                    self.warnings.append(f"L{lg.level} table at PA {pa:#x} (VA {va_start:#x}) "
-                                         "is not carried in the dump")
+                    self.warnings.append(
+                        f"L{lg.level} table at PA {pa:#x} (VA {va_start:#x}) "
+                        "is not carried in the dump"
+                    )
                     continue
                 seen.add(pa)
                 span = lg.entry_span_bytes << lg.index_bits
-                out.append(TableNode(lg.level, pa, va_start, span, offset, context, parent_pa,
-                                     parent_index))
+                out.append(
+                    TableNode(
+                        lg.level, pa, va_start, span, offset, context, parent_pa, parent_index
+                    )
+                )
                 if depth + 1 >= len(levels):
                     continue
                 entries = self.entries_at(pa)[: lg.entries]
@@ -147,8 +154,9 @@ class TablesIndex:
                 continue
             entries = self.entries_at(node.pa)
             idx = np.flatnonzero((entries & np.uint64(uat.PTE_TYPE_MASK)) == uat.PTE_PAGE)
-            vas.append(np.uint64(node.va_start) + idx.astype(np.uint64)
-                       * np.uint64(last.entry_span_bytes))
+            vas.append(
+                np.uint64(node.va_start) + idx.astype(np.uint64) * np.uint64(last.entry_span_bytes)
+            )
             ptes.append(entries[idx])
         if not vas:
             return np.zeros(0, np.uint64), np.zeros(0, np.uint64)

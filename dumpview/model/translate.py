@@ -17,7 +17,6 @@ from dumpview.model.dump import Dump, PageRecord
 from dumpview.model.entries import DecodedEntry, decode_entry
 from formats import uat
 
-
 PRESENT = "table entry present (rebuilt: value not recorded)"
 EMPTY = "empty (rebuilt: no PT_LOAD in this entry's span)"
 
@@ -100,16 +99,19 @@ def _walk_tables(dump: Dump, va: int, result: Translation) -> None:
         if is_last:
             if entry_type != uat.PTE_PAGE:
                 result.stopped_level = lg.level
-                result.stopped_reason = (f"L{lg.level} entry {index} has type {entry_type}: "
-                                         "not a page")
+                result.stopped_reason = (
+                    f"L{lg.level} entry {index} has type {entry_type}: not a page"
+                )
                 return
             result.leaf = decoded
             result.pa = (value & geometry.oa_mask) | (va & (geometry.page_size_bytes - 1))
             return
         if entry_type != uat.PTE_TABLE:
             result.stopped_level = lg.level
-            result.stopped_reason = (f"unexpected table entry value {value:#x} at L{lg.level} "
-                                     f"index {index} (type {entry_type})")
+            result.stopped_reason = (
+                f"unexpected table entry value {value:#x} at L{lg.level} "
+                f"index {index} (type {entry_type})"
+            )
             return
         table_pa = value & geometry.oa_mask
 
@@ -128,20 +130,25 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
             window = va & ~(span - 1)
             if _any_segment_in(dump, window, window + span):
                 for lg in levels[:depth]:
-                    result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None,
-                                                 True, PRESENT))
+                    result.steps.append(
+                        WalkStep(lg.level, None, lg.index_of(va), None, None, True, PRESENT)
+                    )
                 lg = levels[depth]
-                result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None, True,
-                                             EMPTY))
+                result.steps.append(
+                    WalkStep(lg.level, None, lg.index_of(va), None, None, True, EMPTY)
+                )
                 result.stopped_level = lg.level
-                result.stopped_reason = (f"L{lg.level} entry {lg.index_of(va)} is empty (rebuilt:"
-                                         " no PT_LOAD maps this VA)")
+                result.stopped_reason = (
+                    f"L{lg.level} entry {lg.index_of(va)} is empty (rebuilt:"
+                    " no PT_LOAD maps this VA)"
+                )
                 return
         lg = levels[0]
         result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None, True, EMPTY))
         result.stopped_level = lg.level
-        result.stopped_reason = (f"L{lg.level} entry {lg.index_of(va)} is empty (rebuilt: no "
-                                 "PT_LOAD in its span)")
+        result.stopped_reason = (
+            f"L{lg.level} entry {lg.index_of(va)} is empty (rebuilt: no PT_LOAD in its span)"
+        )
         return
     for lg in levels[:-1]:
         result.steps.append(WalkStep(lg.level, None, lg.index_of(va), None, None, True, PRESENT))
@@ -149,8 +156,9 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
     page_va = va & ~(geometry.page_size_bytes - 1)
     pte = dump.pte_from_segment(seg, page_va)
     decoded = decode_entry(pte, leaf_level.level, geometry, exact=False)
-    result.steps.append(WalkStep(leaf_level.level, None, leaf_level.index_of(va), pte, decoded,
-                                 True))
+    result.steps.append(
+        WalkStep(leaf_level.level, None, leaf_level.index_of(va), pte, decoded, True)
+    )
     result.leaf = decoded
     result.pa = (pte & uat.OA_MASK_FULL) | (va & (geometry.page_size_bytes - 1))
 

@@ -42,9 +42,7 @@ class AllocatorStats:
 
 def _managed_pfn_ranges(memory: PhysicalMemory) -> list[tuple[int, int]]:
     """[start_pfn, end_pfn) spans of RAM not covered by any reserved region, ascending."""
-    holes = sorted(
-        (r.base >> PAGE_SHIFT, r.end >> PAGE_SHIFT) for r in memory.memory_map.reserved
-    )
+    holes = sorted((r.base >> PAGE_SHIFT, r.end >> PAGE_SHIFT) for r in memory.memory_map.reserved)
     out: list[tuple[int, int]] = []
     for bank in sorted(memory.memory_map.ram, key=lambda b: b.base):
         cursor = bank.base >> PAGE_SHIFT
@@ -189,6 +187,10 @@ class BuddyAllocator:
     def allocated_order(self, pfn: int) -> int | None:
         """The order ``pfn`` was allocated with, or None if it is not an allocated block head."""
         return self._allocated.get(pfn)
+
+    def is_free(self, pfn: int) -> bool:
+        """Whether ``pfn`` lies in a free block (could be handed out by ``alloc``)."""
+        return self._free_block_containing(pfn) is not None
 
     def is_managed(self, pfn: int) -> bool:
         """Whether the allocator manages ``pfn`` (RAM outside every reserved region)."""

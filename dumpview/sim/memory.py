@@ -23,8 +23,11 @@ asked to. Page size is ``formats.uat.PAGE_SIZE`` (16 KiB); a PFN is ``pa >> PAGE
 from __future__ import annotations
 
 import bisect
+import itertools
 import struct
 from dataclasses import dataclass
+
+import numpy as np
 
 from dumpview.sim.errors import EINVAL, EIO
 from formats.uat import PAGE_SHIFT, PAGE_SIZE
@@ -44,9 +47,7 @@ def _check_region(kind: str, name: str, base: int, size_bytes: int) -> None:
     if base < 0:
         raise EINVAL(f"{label} has negative base {base}")
     if base & PAGE_MASK or size_bytes & PAGE_MASK:
-        raise EINVAL(
-            f"{label} 0x{base:x}+0x{size_bytes:x} is not {PAGE_SIZE // 1024} KiB aligned"
-        )
+        raise EINVAL(f"{label} 0x{base:x}+0x{size_bytes:x} is not {PAGE_SIZE // 1024} KiB aligned")
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,7 @@ class MemoryMap:
         ]
         spans += [(w.base, w.end, f"MMIO window {w.name!r}") for w in self.mmio]
         spans.sort()
-        for (base_a, end_a, what_a), (base_b, _end_b, what_b) in zip(
-            spans, spans[1:], strict=False
-        ):
+        for (base_a, end_a, what_a), (base_b, _end_b, what_b) in itertools.pairwise(spans):
             if base_b < end_a:
                 raise EINVAL(
                     f"{what_b} at 0x{base_b:x} overlaps {what_a} (0x{base_a:x}..0x{end_a:x})"
@@ -231,6 +230,16 @@ class PhysicalMemory:
             return False
         i = bisect.bisect_right(self._nomap_start_pfns, pfn) - 1
         return i < 0 or pfn >= self._nomap_max_end_pfns[i]
+
+    def page_is_ram_many(self, pfns: np.ndarray) -> np.ndarray:
+        """``page_is_ram`` over an array of PFNs (a boolean array), vectorised."""
+        pfns = np.asarray(pfns, dtype=np.uint64)
+        out = np.zeros(pfns.shape, dtype=bool)
+        for start, end in zip(self._bank_start_pfns, self._bank_end_pfns, strict=True):
+            out |= (pfns >= np.uint64(start)) & (pfns < np.uint64(end))
+        for start, end in zip(self._nomap_start_pfns, self._nomap_end_pfns, strict=True):
+            out &= ~((pfns >= np.uint64(start)) & (pfns < np.uint64(end)))
+        return out
 
     def classify(self, pa: int) -> tuple[str, Region | None]:
         """``MemoryMap.classify`` for this memory's map."""

@@ -47,9 +47,7 @@ def check_page_range(off: int, length: int) -> None:
     """The bounds rule of ``with_pointer_into_page``: EINVAL unless
     ``off <= PAGE_SIZE and length <= PAGE_SIZE and off + length <= PAGE_SIZE``
     (negative values are rejected too)."""
-    if not (
-        0 <= off <= PAGE_SIZE and 0 <= length <= PAGE_SIZE and off + length <= PAGE_SIZE
-    ):
+    if not (0 <= off <= PAGE_SIZE and 0 <= length <= PAGE_SIZE and off + length <= PAGE_SIZE):
         raise EINVAL(f"offset {off:#x} + length {length:#x} is outside the {PAGE_SIZE:#x} page")
 
 
@@ -88,9 +86,7 @@ class Page:
         """Call ``f`` with a writable view of the whole 16 KiB page; return its result."""
         return f(memoryview(self._mapped_buffer()))
 
-    def with_pointer_into_page(
-        self, off: int, length: int, f: Callable[[memoryview], T]
-    ) -> T:
+    def with_pointer_into_page(self, off: int, length: int, f: Callable[[memoryview], T]) -> T:
         """Call ``f`` with a writable view of ``[off, off + length)``. EINVAL per the bounds
         rule (see ``check_page_range``)."""
         check_page_range(off, length)
@@ -160,8 +156,7 @@ class OwnedPage(Page):
     def _live_pfn(self) -> int:
         if self._consumed_by is not None:
             raise SimBug(
-                f"use of Owned<Page> for pa 0x{self._pfn << PAGE_SHIFT:x} after "
-                f"{self._consumed_by}"
+                f"use of Owned<Page> for pa 0x{self._pfn << PAGE_SHIFT:x} after {self._consumed_by}"
             )
         return self._pfn
 
@@ -223,9 +218,7 @@ class PageApi:
     def owned_pages(self) -> list[int]:
         """Physical addresses of live ``OwnedPage`` objects, ascending (repeated if a PA is
         owned twice, which only ``debug=False`` allows)."""
-        return [
-            pfn << PAGE_SHIFT for pfn in sorted(self._owned) for _ in range(self._owned[pfn])
-        ]
+        return [pfn << PAGE_SHIFT for pfn in sorted(self._owned) for _ in range(self._owned[pfn])]
 
     def given_away(self) -> list[int]:
         """Physical addresses handed out by ``into_phys`` and not taken back, ascending."""

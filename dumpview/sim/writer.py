@@ -33,7 +33,6 @@ from formats.elf import (
     PN_XNUM,
     PT_LOAD,
     PT_NOTE,
-    SHDR_SIZE,
     SHT_NULL,
     SHT_STRTAB,
     Elf64_Phdr,
@@ -46,6 +45,7 @@ from formats.geometry import Geometry, GeometryRecord
 
 PHDR_DTYPE = dtype_from_struct(Elf64_Phdr)
 PAGE_ALIGN = 0x4000
+WRITE_CHUNK_BYTES = 1 << 20  # runs are pulled from read_data at most this much at a time
 DEFAULT_E_ENTRY = 0xFFFF_FF80_0000_0000
 
 
@@ -134,8 +134,9 @@ class Extension:
     version: int = ext.EXT_VERSION
 
 
-def build_phdrs(segments: SegmentTable, data_start: int, note_offset: int, note_size: int
-                ) -> tuple[bytes, int]:
+def build_phdrs(
+    segments: SegmentTable, data_start: int, note_offset: int, note_size: int
+) -> tuple[bytes, int]:
     """The program header table (PT_NOTE + one PT_LOAD per run) and the end of page data."""
     count = len(segments)
     if count:
@@ -178,29 +179,68 @@ def build_extension_blob(extension: Extension, table_offsets: Sequence[int]) -> 
     strings = bytearray(b"\0")
     region_rows = []
     for region in extension.regions:
-        region_rows.append({"kind": region.kind, "flags": region.flags,
-                            "name_offset": len(strings), "base": region.base,
-                            "size_bytes": region.size_bytes})
+        region_rows.append(
+            {
+                "kind": region.kind,
+                "flags": region.flags,
+                "name_offset": len(strings),
+                "base": region.base,
+                "size_bytes": region.size_bytes,
+            }
+        )
         strings += region.name.encode() + b"\0"
     g = extension.geometry
     parts: list[tuple[int, int, bytes]] = [
-        (ext.KIND_GEOMETRY, 1, GeometryRecord.build({
-            "entry_format": extension.entry_format, "page_shift": g.page_shift, "ias": g.ias,
-            "oas": g.oas, "level_count": g.level_count, "start_level": g.start_level,
-            "va_base": g.va_base})),
-        (ext.KIND_SPACES, len(extension.spaces), _records(ext.SpaceRecord, [
-            vars(s) for s in extension.spaces])),
-        (ext.KIND_TABLES, len(extension.tables), _records(ext.TableRecord, [
-            {**vars(t), "file_offset": off}
-            for t, off in zip(extension.tables, table_offsets, strict=True)])),
+        (
+            ext.KIND_GEOMETRY,
+            1,
+            GeometryRecord.build(
+                {
+                    "entry_format": extension.entry_format,
+                    "page_shift": g.page_shift,
+                    "ias": g.ias,
+                    "oas": g.oas,
+                    "level_count": g.level_count,
+                    "start_level": g.start_level,
+                    "va_base": g.va_base,
+                }
+            ),
+        ),
+        (
+            ext.KIND_SPACES,
+            len(extension.spaces),
+            _records(ext.SpaceRecord, [vars(s) for s in extension.spaces]),
+        ),
+        (
+            ext.KIND_TABLES,
+            len(extension.tables),
+            _records(
+                ext.TableRecord,
+                [
+                    {**vars(t), "file_offset": off}
+                    for t, off in zip(extension.tables, table_offsets, strict=True)
+                ],
+            ),
+        ),
         (ext.KIND_REGIONS, len(region_rows), _records(ext.RegionRecord, region_rows)),
-        (ext.KIND_HOLES, len(extension.holes), _records(ext.HoleRecord, [
-            vars(h) for h in extension.holes])),
+        (
+            ext.KIND_HOLES,
+            len(extension.holes),
+            _records(ext.HoleRecord, [vars(h) for h in extension.holes]),
+        ),
         (ext.KIND_STRINGS, 1, bytes(strings)),
-        (ext.KIND_SCENARIO, 1, ext.ScenarioRecord.build({
-            "seed": extension.seed, "name": extension.scenario_name,
-            "knobs_json": json.dumps(extension.knobs, sort_keys=True),
-            "generator": extension.generator})),
+        (
+            ext.KIND_SCENARIO,
+            1,
+            ext.ScenarioRecord.build(
+                {
+                    "seed": extension.seed,
+                    "name": extension.scenario_name,
+                    "knobs_json": json.dumps(extension.knobs, sort_keys=True),
+                    "generator": extension.generator,
+                }
+            ),
+        ),
     ]
     header_size = ext.EXT_HEADER_FIXED_SIZE + len(parts) * ext.ExtDirEntry.sizeof()
     directory = []
@@ -208,12 +248,16 @@ def build_extension_blob(extension: Extension, table_offsets: Sequence[int]) -> 
     for kind, count, blob in parts:
         offset = align_up(header_size + len(body), 8)
         body += b"\0" * (offset - header_size - len(body))
-        directory.append({"kind": kind, "count": count, "offset": offset,
-                          "size_bytes": len(blob)})
+        directory.append({"kind": kind, "count": count, "offset": offset, "size_bytes": len(blob)})
         body += blob
-    header = ext.ExtHeader.build({"version": extension.version,
-                                  "header_size_bytes": ext.EXT_HEADER_FIXED_SIZE,
-                                  "directory_count": len(directory), "directory": directory})
+    header = ext.ExtHeader.build(
+        {
+            "version": extension.version,
+            "header_size_bytes": ext.EXT_HEADER_FIXED_SIZE,
+            "directory_count": len(directory),
+            "directory": directory,
+        }
+    )
     return header + bytes(body)
 
 
@@ -258,22 +302,45 @@ def write_core(
             blob = build_extension_blob(extension, table_offsets)
             blob_offset = align_up(after_tables, 8)
             shstr_offset = blob_offset + len(blob)
-            sections.append({"sh_name": names[".shstrtab"], "sh_type": SHT_STRTAB,
-                             "sh_offset": shstr_offset, "sh_size": len(shstrtab),
-                             "sh_addralign": 1})
-            sections.append({"sh_name": names[ext.TABLES_SECTION_NAME],
-                             "sh_type": ext.SHT_DUMPVIEW_TABLES,
-                             "sh_offset": tables_offset if tables else after_tables,
-                             "sh_size": len(tables) * PAGE_ALIGN,
-                             "sh_addralign": PAGE_ALIGN, "sh_entsize": PAGE_ALIGN})
-            sections.append({"sh_name": names[ext.SECTION_NAME], "sh_type": ext.SHT_DUMPVIEW,
-                             "sh_offset": blob_offset, "sh_size": len(blob), "sh_addralign": 8})
+            sections.append(
+                {
+                    "sh_name": names[".shstrtab"],
+                    "sh_type": SHT_STRTAB,
+                    "sh_offset": shstr_offset,
+                    "sh_size": len(shstrtab),
+                    "sh_addralign": 1,
+                }
+            )
+            sections.append(
+                {
+                    "sh_name": names[ext.TABLES_SECTION_NAME],
+                    "sh_type": ext.SHT_DUMPVIEW_TABLES,
+                    "sh_offset": tables_offset if tables else after_tables,
+                    "sh_size": len(tables) * PAGE_ALIGN,
+                    "sh_addralign": PAGE_ALIGN,
+                    "sh_entsize": PAGE_ALIGN,
+                }
+            )
+            sections.append(
+                {
+                    "sh_name": names[ext.SECTION_NAME],
+                    "sh_type": ext.SHT_DUMPVIEW,
+                    "sh_offset": blob_offset,
+                    "sh_size": len(blob),
+                    "sh_addralign": 8,
+                }
+            )
             tail = b"\0" * (blob_offset - after_tables) + blob + shstrtab
         shoff = align_up(tail_offset + len(tail), 8)
         tail += b"\0" * (shoff - tail_offset - len(tail))
         tail += b"".join(build_shdr(**s) for s in sections)
-        ehdr = build_core_ehdr(phnum=phnum, shoff=shoff, shnum=len(sections),
-                               shstrndx=1 if extension is not None else 0, entry=e_entry)
+        ehdr = build_core_ehdr(
+            phnum=phnum,
+            shoff=shoff,
+            shnum=len(sections),
+            shstrndx=1 if extension is not None else 0,
+            entry=e_entry,
+        )
     else:
         ehdr = build_core_ehdr(phnum=phnum, entry=e_entry)
 
@@ -283,13 +350,17 @@ def write_core(
     fp.write(b"\0" * (data_start - note_offset - len(note_blob)))
     written = data_start
     has_data = segments.has_data
-    for i in np.flatnonzero(has_data):
-        size = int(segments.size_bytes[i])
-        chunk = read_data(int(segments.pa[i]), size)
-        if len(chunk) != size:
-            raise ValueError(f"read_data returned {len(chunk)} bytes for a {size}-byte run")
-        fp.write(chunk)
-        written += size
+    for i in np.flatnonzero(has_data).tolist():
+        run_pa, run_size = int(segments.pa[i]), int(segments.size_bytes[i])
+        for off in range(0, run_size, WRITE_CHUNK_BYTES):
+            size = min(WRITE_CHUNK_BYTES, run_size - off)
+            chunk = read_data(run_pa + off, size)
+            if len(chunk) != size:
+                raise ValueError(
+                    f"read_data returned {len(chunk)} bytes for {size} at PA {run_pa + off:#x}"
+                )
+            fp.write(chunk)
+            written += size
         if progress is not None:
             progress(written)
     if tables:

@@ -1,0 +1,635 @@
+"""Scenarios: named presets (data) that drive the simulation to a crash and write the dump.
+
+Owns the machine a scenario builds (memory map, allocator, Page API, firmware space, the
+driver's kernel page table, user VMs), the page contents it writes, the crash log the
+"firmware" leaves, and the hand-off to the walker and the writer. Same scenario, seed and knobs
+give the same bytes: every random choice comes from one seeded ``random.Random``.
+
+Failure modes: ``ScenarioError`` for an unknown scenario or knobs that cannot fit the memory map
+(one line, names the knob); simulation misuse raises the kernel-named errors of
+``dumpview.sim.errors``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from dumpview.sim.allocator import BuddyAllocator
+from dumpview.sim.errors import SimError
+from dumpview.sim.firmware import (
+    FW_CODE_RX,
+    FW_DATA_RW,
+    FW_DEVICE_RW,
+    FW_RODATA_R,
+    FW_VA_START,
+    FirmwareSpace,
+)
+from dumpview.sim.memory import MemoryMap, MmioWindow, PhysicalMemory, RamBank, ReservedRegion
+from dumpview.sim.page import PageApi
+from dumpview.sim.pgtable import UatPageTable
+from dumpview.sim.walker import WalkResult, walk_space
+from dumpview.sim.writer import Extension, RegionInfo, SpaceInfo, write_core
+from formats import agx, clhe, ext, uat
+
+PAGE = uat.PAGE_SIZE
+MIB = 1 << 20
+GIB = 1 << 30
+
+# The driver's kernel VA layout (context 0, upper half), reference section 2.
+KERNEL_VA_START = 0xFFFF_FFA0_0000_0000
+KERNEL_VA_END = 0xFFFF_FFB0_0000_0000
+RANGES: dict[str, tuple[int, int, str]] = {
+    "PRIV": (0xFFFF_FFA0_0000_0000, 0xFFFF_FFA6_0000_0000, "FW_PRIV_RW"),
+    "GPU_RO": (0xFFFF_FFA6_0000_0000, 0xFFFF_FFA8_0000_0000, "GPU_RO_FW_PRIV_RW"),
+    "SHARED": (0xFFFF_FFA8_0000_0000, 0xFFFF_FFAA_0000_0000, "FW_SHARED_RW"),
+    "SHARED_RO": (0xFFFF_FFAA_0000_0000, 0xFFFF_FFAC_0000_0000, "FW_SHARED_RO"),
+    "GPU": (0xFFFF_FFAC_0000_0000, 0xFFFF_FFAE_0000_0000, "GPU_FW_SHARED_RW"),
+    "RTKIT": (0xFFFF_FFAE_0000_0000, 0xFFFF_FFAE_1000_0000, "FW_SHARED_RW"),
+    "MMIO": (0xFFFF_FFAF_0000_0000, 0xFFFF_FFB0_0000_0000, "FW_MMIO_RW"),
+}
+USER_VA_START = 0x4000
+USER_VA_END = (1 << 39) - 2 * PAGE
+
+# Firmware VA layout (inside TTB entries 0 and 1).
+FW_CODE_VA = FW_VA_START
+FW_DATA_VA = FW_VA_START + 0x1000_0000
+FW_PT_VA = FW_VA_START + 0x2000_0000  # the uat-pagetables region, mapped for firmware
+FW_TTBS_VA = FW_VA_START + 0x2100_0000
+FW_HANDOFF_VA = FW_VA_START + 0x2200_0000
+FW_CARVEOUT_VA = FW_VA_START + 0x3000_0000  # a no-map carveout firmware uses
+FW_MMIO_VA = 0xFFFF_FF90_0000_0000
+
+RAM_BASE = 0x100_0000_0000  # t600x DRAM
+AGX_MMIO_BASE = 0x4_0400_0000
+DISP_MMIO_BASE = 0x2_8000_0000
+
+
+class ScenarioError(ValueError):
+    """A scenario name or knob that cannot be used (one line, names the knob)."""
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """A named preset: what it builds, its size knobs and their defaults."""
+
+    name: str
+    summary: str
+    knobs: dict[str, int | bool] = field(default_factory=dict)
+
+
+SCENARIOS: dict[str, ScenarioSpec] = {
+    s.name: s
+    for s in (
+        ScenarioSpec("minimal", "a handful of firmware and driver mappings (the default)"),
+        ScenarioSpec(
+            "asahi-kernel",
+            "the driver's kernel VA layout: PRIV, GPU_RO, SHARED, "
+            "SHARED_RO, GPU, RTKIT, MMIO, firmware ranges, reserved regions",
+        ),
+        ScenarioSpec(
+            "user-contexts",
+            "kernel context plus user VMs with owned TTBs, nG leaves and GEM-like buffers",
+            {"contexts": 3},
+        ),
+        ScenarioSpec(
+            "faults",
+            "planted faults: double mapping, cached+uncached alias, no-map "
+            "and MMIO mapped cached, leaked tables, an unexpected table entry, a "
+            "disagreeing Ccdp pair",
+        ),
+        ScenarioSpec(
+            "large",
+            "bulk GEM buffers: --mapped-mib N, --scatter for scattered PAs "
+            "(one PT_LOAD per page), --dumped-percent for pages borrow_phys refuses",
+            {"mapped_mib": 64, "scatter": False, "dumped_percent": 100},
+        ),
+    )
+}
+
+
+@dataclass
+class Machine:
+    """The simulated SoC: memory, allocator, Page API, firmware space, driver tables."""
+
+    memory_map: MemoryMap
+    memory: PhysicalMemory
+    allocator: BuddyAllocator
+    api: PageApi
+    firmware: FirmwareSpace
+    kernel: UatPageTable
+    regions: dict[str, ReservedRegion]
+    users: list[UatPageTable] = field(default_factory=list)
+    ccdp: list[tuple[int, int]] = field(default_factory=list)
+    far: int = 0
+    initdata_va: int = 0
+    notes_extra: list[str] = field(default_factory=list)
+
+
+def _memory_map(ram_bytes: int, carveout_bytes: int = 4 * MIB) -> tuple[MemoryMap, dict]:
+    reserved = {
+        "uat-ttbs": ReservedRegion("uat-ttbs", RAM_BASE + 0x100_0000, PAGE),
+        "uat-pagetables": ReservedRegion("uat-pagetables", RAM_BASE + 0x110_0000, 4 * MIB),
+        "uat-handoff": ReservedRegion("uat-handoff", RAM_BASE + 0x1A0_0000, PAGE),
+        "gpu-fw": ReservedRegion("gpu-fw", RAM_BASE + 0x200_0000, 16 * MIB),
+        "fw-carveout": ReservedRegion(
+            "fw-carveout", RAM_BASE + 0x400_0000, carveout_bytes, no_map=True
+        ),
+        "cma": ReservedRegion(
+            "linux,cma", RAM_BASE + 0x400_0000 + carveout_bytes, 16 * MIB, reusable=True
+        ),
+    }
+    mmio = (MmioWindow("agx", AGX_MMIO_BASE, 16 * MIB), MmioWindow("disp", DISP_MMIO_BASE, 4 * MIB))
+    mm = MemoryMap(
+        ram=(RamBank(RAM_BASE, ram_bytes),), reserved=tuple(reserved.values()), mmio=mmio
+    )
+    mm.validate()
+    return mm, reserved
+
+
+def _stamp(kind: str, va: int, rng: random.Random, size: int = PAGE) -> bytes:
+    """Recognisable page content: a header naming the object, then structured filler."""
+    header = f"{kind} @ {va:#x}\n".encode()
+    words = np.random.default_rng(rng.getrandbits(32)).integers(0, 1 << 32, 64, dtype=np.uint32)
+    body = (header + words.tobytes()).ljust(512, b"\0")
+    return (body * (size // 512 + 1))[:size]
+
+
+class Builder:
+    """Drives one scenario: allocate, map and fill like the driver, then walk and write."""
+
+    def __init__(self, scenario: str, seed: int, knobs: dict) -> None:
+        if scenario not in SCENARIOS:
+            names = ", ".join(SCENARIOS)
+            raise ScenarioError(f"unknown scenario {scenario!r} (known: {names})")
+        spec = SCENARIOS[scenario]
+        unknown = sorted(set(knobs) - set(spec.knobs))
+        if unknown:
+            raise ScenarioError(f"scenario {scenario!r} has no knob {unknown[0]!r}")
+        self.name = scenario
+        self.seed = seed
+        self.knobs = {**spec.knobs, **knobs}
+        self.rng = random.Random(f"dumpview:{scenario}:{seed}")
+        self.geometry = uat.uat_geometry(oas=uat.OAS_T600X)
+        ram = 256 * MIB
+        carveout = 4 * MIB
+        if scenario == "large":
+            mib = int(self.knobs["mapped_mib"])
+            pct = int(self.knobs["dumped_percent"])
+            if mib <= 0 or mib > 48 * 1024:
+                raise ScenarioError(
+                    f"--mapped-mib {mib} does not fit the memory map (1..49152 MiB)"
+                )
+            if not 0 <= pct <= 100:
+                raise ScenarioError(f"--dumped-percent {pct} is not 0..100")
+            carveout = max(4 * MIB, -(-mib * (100 - pct) // 100) * MIB + 4 * MIB)
+            ram = max(256 * MIB, (mib + 64) * MIB + carveout + 64 * MIB)
+            ram = 1 << (ram - 1).bit_length()
+        if scenario == "user-contexts" and not 1 <= int(self.knobs["contexts"]) <= 63:
+            raise ScenarioError("--contexts must be 1..63 (TTB slots)")
+        self.memory_map, self.regions = _memory_map(ram, carveout)
+        memory = PhysicalMemory(self.memory_map)
+        allocator = BuddyAllocator(memory)
+        api = PageApi(memory, allocator, debug=True)
+        firmware = FirmwareSpace(
+            api, self.geometry, self.regions["uat-pagetables"], self.regions["uat-ttbs"]
+        )
+        kernel = UatPageTable.new_with_ttb(
+            api, firmware.ttb_pa, (KERNEL_VA_START, KERNEL_VA_END), oas=self.geometry.oas
+        )
+        self.m = Machine(self.memory_map, memory, allocator, api, firmware, kernel, self.regions)
+        self._next_va = {name: start for name, (start, _end, _prot) in RANGES.items()}
+
+    # ---- driver-side helpers -----------------------------------------------------------------
+
+    def gem(self, pages: int, kind: str, fill: bool = True) -> int:
+        """Allocate a physically contiguous buffer (a GEM-like object); returns its PA."""
+        order = max(0, (pages - 1).bit_length())
+        pfn = self.m.allocator.alloc(order, zero=True)
+        pa = pfn << uat.PAGE_SHIFT
+        if fill:
+            for i in range(pages):
+                self.m.memory.write(pa + i * PAGE, _stamp(kind, pa + i * PAGE, self.rng))
+        return pa
+
+    def kmap(
+        self,
+        range_name: str,
+        pages: int,
+        kind: str,
+        pa: int | None = None,
+        prot: str | None = None,
+        gap_pages: int = 0,
+        fill: bool = True,
+    ) -> int:
+        """Map a buffer into one of the driver's kernel ranges; returns its VA."""
+        start, end, default_prot = RANGES[range_name]
+        va = self._next_va[range_name]
+        if va + pages * PAGE > end:
+            raise ScenarioError(f"range {range_name} is full")
+        if pa is None:
+            pa = self.gem(pages, kind, fill)
+        self.m.kernel.map_pages(va, pa, pages * PAGE, uat.PROTS[prot or default_prot])
+        self._next_va[range_name] = va + (pages + gap_pages) * PAGE
+        return va
+
+    def fw_map(self, va: int, pa: int, pages: int, prot_bits: int, kind: str | None = None) -> None:
+        if kind is not None:
+            for i in range(pages):
+                self.m.memory.write(pa + i * PAGE, _stamp(kind, va + i * PAGE, self.rng))
+        self.m.firmware.map(va, pa, pages * PAGE, prot_bits)
+
+    # ---- common parts --------------------------------------------------------------------------
+
+    def firmware_side(self, code_pages: int = 4, data_pages: int = 4) -> None:
+        """Firmware mappings the bootloader made: code, data, its pagetables, ttbs, handoff,
+        a no-map carveout (never dumped) and device MMIO."""
+        r = self.regions
+        fw = r["gpu-fw"].base
+        self.fw_map(FW_CODE_VA, fw, code_pages, FW_CODE_RX, "fw-code")
+        self.fw_map(FW_DATA_VA, fw + code_pages * PAGE, data_pages, FW_DATA_RW, "fw-data")
+        self.fw_map(
+            FW_DATA_VA + data_pages * PAGE,
+            fw + (code_pages + data_pages) * PAGE,
+            1,
+            FW_RODATA_R,
+            "fw-rodata",
+        )
+        self.fw_map(FW_TTBS_VA, r["uat-ttbs"].base, 1, FW_DATA_RW)
+        self.fw_map(FW_HANDOFF_VA, r["uat-handoff"].base, 1, FW_DATA_RW, "handoff")
+        self.fw_map(FW_CARVEOUT_VA, r["fw-carveout"].base, 2, FW_DATA_RW)
+        self.fw_map(FW_MMIO_VA, AGX_MMIO_BASE, 2, FW_DEVICE_RW)
+
+    def map_firmware_pagetables(self) -> None:
+        """Firmware maps the pagetables region last (it contains the tables made so far)."""
+        used = len(self.m.firmware.table_pas) + 2
+        self.fw_map(FW_PT_VA, self.regions["uat-pagetables"].base, used, FW_DATA_RW)
+
+    def driver_side(self, scale: int = 1) -> None:
+        """The driver's kernel objects in every range of its layout."""
+        self.m.initdata_va = self.kmap("PRIV", 2 * scale, "initdata")
+        self.kmap("PRIV", 4 * scale, "fw-ctl")
+        self.kmap("GPU_RO", 2 * scale, "gpu-ro")
+        self.kmap("SHARED", 4 * scale, "shared-ring")
+        self.kmap("SHARED_RO", 2 * scale, "shared-ro")
+        self.kmap("GPU", 3 * scale, "gpu-buffer")
+        self.kmap("RTKIT", 2 * scale, "rtkit-log")
+        for i in range(2 * scale):
+            window = AGX_MMIO_BASE + 0x10_0000 + i * 0x1_0000 * 4
+            prot = "FW_MMIO_RO" if i % 2 else "FW_MMIO_RW"
+            self.kmap("MMIO", 1, "mmio", pa=window, prot=prot, gap_pages=1)
+
+    def default_ccdp(self, count: int = 4) -> None:
+        """Ccdp pairs the firmware recorded: VA -> PA of mapped kernel pages (agreeing)."""
+        vas = [va for va, _pte in self.m.kernel.leaves(KERNEL_VA_START, KERNEL_VA_END)]
+        picks = sorted(self.rng.sample(vas, min(count, len(vas)))) if vas else []
+        for va in picks:
+            self.m.ccdp.append((va, self.m.kernel.translate(va)))
+
+    # ---- scenarios ---------------------------------------------------------------------------
+
+    def build(self) -> None:
+        getattr(self, "_build_" + self.name.replace("-", "_"))()
+
+    def _build_minimal(self) -> None:
+        self.firmware_side()
+        self.driver_side()
+        self.map_firmware_pagetables()
+        self.default_ccdp()
+        self.m.far = self.m.initdata_va + 0x40  # firmware faulted on a mapped page
+
+    def _build_asahi_kernel(self) -> None:
+        self.firmware_side(code_pages=16, data_pages=24)
+        self.driver_side(scale=4)
+        self.kmap("PRIV", 32, "heap", fill=False)
+        self.kmap("SHARED", 64, "event-ring", fill=False)
+        self.map_firmware_pagetables()
+        self.default_ccdp(6)
+        self.m.far = RANGES["GPU"][0] + 0x100_0000  # unmapped: GPU range hole
+
+    def _build_user_contexts(self) -> None:
+        self.firmware_side()
+        self.driver_side()
+        for slot in range(1, int(self.knobs["contexts"]) + 1):
+            vm = UatPageTable.new(self.m.api, (USER_VA_START, USER_VA_END), oas=self.geometry.oas)
+            self.m.firmware.set_user_slot(slot, vm.ttb)
+            va = 0x1_0000_0000 + slot * 0x1000_0000
+            for j in range(3):
+                pages = 1 + self.rng.randrange(4)
+                pa = self.gem(pages, f"user{slot}-bo{j}")
+                prot = ("GPU_SHARED_RW", "GPU_SHARED_RO", "GPU_SHARED_WO")[j % 3]
+                vm.map_pages(va, pa, pages * PAGE, uat.PROTS[prot])
+                # The kernel maps some user BOs too (e.g. for the firmware to read).
+                if j == 0:
+                    self.kmap("GPU", pages, "user-bo", pa=pa)
+                va += (pages + 1) * PAGE
+            self.m.users.append(vm)
+        self.map_firmware_pagetables()
+        self.default_ccdp()
+        self.m.far = USER_VA_START  # a user VA, meaningless in the kernel context
+
+    def _build_faults(self) -> None:
+        self.firmware_side()
+        self.driver_side()
+        k = self.m.kernel
+        # A double mapping: the driver maps over a live mapping (reported, then overwritten).
+        va = self.kmap("SHARED", 2, "double-a")
+        k.map_pages(va, self.gem(2, "double-b"), 2 * PAGE, uat.PROTS["FW_SHARED_RW"])
+        # One PA mapped cached (PRIV) and uncached (SHARED).
+        alias_pa = self.gem(1, "alias")
+        self.kmap("PRIV", 1, "alias", pa=alias_pa)
+        self.kmap("SHARED", 1, "alias", pa=alias_pa)
+        # A mapping into the no-map carveout: borrow_phys refuses it, so it is not dumped.
+        self.kmap("SHARED", 1, "nomap", pa=self.regions["fw-carveout"].base + 4 * PAGE)
+        # An MMIO range mapped cached.
+        self.kmap("PRIV", 1, "mmio-cached", pa=DISP_MMIO_BASE, prot="FW_PRIV_RW")
+        # Leaked tables: tables allocated for a range that maps nothing (empty leaf table).
+        k.alloc_pages(RANGES["GPU_RO"][0] + 0x4000_0000, PAGE)
+        # An unexpected table entry value at L2.
+        bad_va = RANGES["SHARED_RO"][0] + 0x8000_0000
+        k.alloc_pages(bad_va, PAGE)
+        k.raw_write_entry(2, bad_va, 0x0BAD_0000_0001)
+        self.map_firmware_pagetables()
+        self.default_ccdp(3)
+        # One Ccdp pair that disagrees with the tables.
+        wrong_va = RANGES["PRIV"][0]
+        self.m.ccdp.append((wrong_va, (k.translate(wrong_va) or 0) + 0x10_0000))
+        self.m.far = bad_va + 0x20  # the fault is under the bad table entry
+
+    def _build_large(self) -> None:
+        self.firmware_side()
+        self.driver_side()
+        mib = int(self.knobs["mapped_mib"])
+        scatter = bool(self.knobs["scatter"])
+        pct = int(self.knobs["dumped_percent"])
+        total_pages = mib * MIB // PAGE
+        refused_pages = total_pages * (100 - pct) // 100
+        dumped_pages = total_pages - refused_pages
+        block_pages = 1 << 10  # order-10 GEM blocks (16 MiB)
+        pas: list[np.ndarray] = []
+        left = dumped_pages
+        while left > 0:
+            take = min(block_pages, left)
+            order = max(0, (take - 1).bit_length())
+            pfn = self.m.allocator.alloc(order, zero=False)
+            base = pfn << uat.PAGE_SHIFT
+            pas.append(np.uint64(base) + np.arange(take, dtype=np.uint64) * np.uint64(PAGE))
+            left -= take
+        carve = self.regions["fw-carveout"].base
+        pas.append(np.uint64(carve) + np.arange(refused_pages, dtype=np.uint64) * np.uint64(PAGE))
+        all_pa = np.concatenate(pas) if pas else np.zeros(0, np.uint64)
+        # Stamp one page in 64 so reads have something to find, cheaply.
+        for pa in all_pa[:dumped_pages:64].tolist():
+            self.m.memory.write(pa, f"large page @ pa {pa:#x}\n".encode())
+        if scatter:
+            np.random.default_rng(self.rng.getrandbits(64)).shuffle(all_pa)
+        va = RANGES["GPU"][0] + 0x4000_0000
+        prot = uat.PROTS["GPU_FW_SHARED_RW"]
+        kernel = self.m.kernel
+        if scatter:
+            for i, pa in enumerate(all_pa.tolist()):
+                kernel.map_pages(va + i * PAGE, pa, PAGE, prot)
+        else:
+            # Runs of contiguous PAs map in one call each.
+            breaks = np.flatnonzero(np.diff(all_pa) != PAGE) + 1
+            starts = np.concatenate(([0], breaks)).tolist()
+            ends = np.concatenate((breaks, [len(all_pa)])).tolist()
+            for s, e in zip(starts, ends, strict=True):
+                kernel.map_pages(va + s * PAGE, int(all_pa[s]), (e - s) * PAGE, prot)
+        self.map_firmware_pagetables()
+        self.default_ccdp()
+        self.m.far = va
+
+    # ---- crash log, notes, walk, write -------------------------------------------------------
+
+    def crashlog(self) -> bytes:
+        rng = self.rng
+        far = self.m.far
+        esr = (0x25 << 26) | (1 << 25) | 0x07  # data abort, same EL; translation fault L3
+        regs = [rng.getrandbits(64) for _ in range(31)]
+        regs[0] = far
+        entries: list[tuple[str, bytes | dict]] = [
+            (
+                "Cver",
+                {
+                    "uuid": bytes(rng.getrandbits(8) for _ in range(16)),
+                    "version": "RTKit_iOS-2404.120.14.release",
+                },
+            ),
+            (
+                "Cstr",
+                {"id": 0, "message": f"GPU firmware panic: page fault at {far:#x} (data abort)"},
+            ),
+            ("Ctim", {"time": 0x1234_5678_9ABC}),
+            (
+                "Crg8",
+                {
+                    "unk0": 0,
+                    "unk1": 0,
+                    "x": regs,
+                    "sp": 0xFFFF_FF80_0010_3F00,
+                    "pc": FW_CODE_VA + 0x1A40,
+                    "psr": 0x6000_03C5,
+                    "cpacr": 0x30_0000,
+                    "fpsr": 0,
+                    "fpcr": 0,
+                    "unknown": [0] * 64,
+                    "far": far,
+                    "unknown2": 0,
+                    "esr": esr,
+                    "unknown3": 0,
+                },
+            ),
+            (
+                "Ccst",
+                {
+                    "task": 3,
+                    "unknown": 0,
+                    "return_addresses": [
+                        FW_CODE_VA + off for off in (0x1A40, 0x2210, 0x30F8, 0x0C4C)
+                    ],
+                },
+            ),
+            (
+                "Cmbx",
+                {
+                    "header": [1, 0, 0, 0],
+                    "type": 1,
+                    "unknown": 0,
+                    "index": 2,
+                    "records": [
+                        {
+                            "endpoint": 0x20 + i,
+                            "message": rng.getrandbits(64),
+                            "timestamp": 1000 + i,
+                        }
+                        for i in range(4)
+                    ],
+                },
+            ),
+            (
+                "Crtk",
+                {
+                    "tasks": [
+                        {
+                            "id": i,
+                            "flags": 1,
+                            "unk0": [0, 0, 0],
+                            "ptr": FW_DATA_VA + i * 0x100,
+                            "unk1": [0, 0, 0, 0],
+                            "name": name,
+                            "ptrs": [FW_DATA_VA + i * 0x100 + 8],
+                        }
+                        for i, name in enumerate(("rtk_ep", "gpu_main", "power"))
+                    ]
+                },
+            ),
+            ("Ccdp", {"pairs": [{"va": va, "pa": pa, "unknown": 0} for va, pa in self.m.ccdp]}),
+        ]
+        return clhe.build_crashlog(entries)
+
+    def notes(self) -> list[tuple[str, int, bytes]]:
+        info = agx.build_agx_info(
+            initdata_address=self.m.initdata_va,
+            chip_id=0x6000,
+            gpu_gen=13,
+            gpu_variant=ord("C"),
+            gpu_rev=0x11,
+            total_active_cores=8,
+            firmware_version=[13, 5, 2, 0, 0, 0],
+        )
+        return [(agx.AGX_NOTE_NAME, agx.AGX_NOTE_TYPE, info), ("RTKIT", 1, self.crashlog())]
+
+    def region_list(self) -> list:
+        mm = self.memory_map
+        return [*mm.ram, *mm.reserved, *mm.mmio]
+
+    def walk(self) -> WalkResult:
+        g = self.geometry
+        space_start = g.va_base & ~g.ias_mask
+        return walk_space(
+            self.m.api,
+            self.m.memory,
+            g,
+            self.m.firmware.ttb_pa,
+            space_start,
+            space_start + (1 << g.ias),
+            self.region_list(),
+            context=0,
+            managed=(KERNEL_VA_START, KERNEL_VA_END),
+        )
+
+    def extension(self, walk: WalkResult) -> Extension:
+        regions = []
+        for r in self.region_list():
+            if isinstance(r, RamBank):
+                regions.append(RegionInfo(ext.REGION_RAM, "ram", r.base, r.size_bytes))
+            elif isinstance(r, ReservedRegion):
+                flags = (ext.REGION_NO_MAP if r.no_map else 0) | (
+                    ext.REGION_REUSABLE if r.reusable else 0
+                )
+                regions.append(RegionInfo(ext.REGION_RESERVED, r.name, r.base, r.size_bytes, flags))
+            else:
+                regions.append(RegionInfo(ext.REGION_MMIO, r.name, r.base, r.size_bytes))
+        g = self.geometry
+        space_start = g.va_base & ~g.ias_mask
+        spaces = [
+            SpaceInfo(
+                0,
+                self.m.firmware.ttb_pa,
+                space_start,
+                1 << g.ias,
+                KERNEL_VA_START,
+                KERNEL_VA_END - KERNEL_VA_START,
+            )
+        ]
+        return Extension(
+            entry_format=ext.ENTRY_FORMAT_UAT,
+            geometry=g,
+            spaces=spaces,
+            tables=walk.tables,
+            regions=regions,
+            holes=walk.holes,
+            scenario_name=self.name,
+            seed=self.seed,
+            knobs=self.knobs,
+            generator="dumpview-sim/1",
+        )
+
+
+def generate(
+    fp: BinaryIO,
+    scenario: str = "minimal",
+    seed: int = 0,
+    knobs: dict | None = None,
+    driver_layout: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Run a scenario and write its dump to ``fp``; returns a summary (sizes, counts, reports).
+
+    ``progress(done_bytes, total_bytes)`` is called while page data is written.
+    """
+    builder = Builder(scenario, seed, knobs or {})
+    builder.build()
+    walk = builder.walk()
+    extension = None if driver_layout else builder.extension(walk)
+    memory = builder.m.memory
+    total = (
+        int(np.where(walk.segments.has_data, walk.segments.size_bytes, 0).sum())
+        if len(walk.segments)
+        else 0
+    )
+
+    def read_data(pa: int, size: int) -> bytes:
+        first = pa >> uat.PAGE_SHIFT
+        return b"".join(memory.page_view(pfn) for pfn in range(first, first + size // PAGE))
+
+    def read_table(pa: int) -> bytes:
+        return memory.read(pa, PAGE)
+
+    start = fp.tell()
+    size = write_core(
+        fp,
+        walk.segments,
+        read_data,
+        builder.notes(),
+        extension,
+        read_table,
+        progress=(lambda done: progress(done, total)) if progress else None,
+    )
+    reports = [r.message for r in builder.m.kernel.reports]
+    return {
+        "scenario": scenario,
+        "seed": seed,
+        "knobs": builder.knobs,
+        "segments": len(walk.segments),
+        "tables": len(walk.tables),
+        "leaves": walk.leaf_count,
+        "dumped_pages": walk.dumped_pages,
+        "size_bytes": size - start if start else size,
+        "reports": reports,
+        "walk_problems": walk.problems,
+    }
+
+
+def generate_file(path: str | os.PathLike[str], **kwargs) -> dict:
+    """``generate`` into ``path`` atomically (temp file beside it, then rename)."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fp:
+            summary = generate(fp, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return summary
+
+
+__all__ = ["SCENARIOS", "Builder", "ScenarioError", "SimError", "generate", "generate_file"]

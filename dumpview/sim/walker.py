@@ -1,0 +1,242 @@
+"""The dump walker, as the driver's ``dump_pages``: snapshot an address space into a dump.
+
+Owns the walk over page tables by physical address through the Page API (tables are borrowed
+with ``borrow_phys``; a table ``borrow_phys`` refuses is reported, not read), the decision per
+leaf (data copied only when memattr is cached/uncached **and** ``borrow_phys`` accepts the PA;
+otherwise recorded without data and with its reason), coalescing into PT_LOAD runs exactly as
+the driver does, and collecting every table page for dumpview's extension.
+
+Failure modes: ``WalkError`` (an ``EIO``) when the TTB itself cannot be borrowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dumpview.sim.errors import EIO
+from dumpview.sim.memory import MmioWindow, PhysicalMemory, ReservedRegion
+from dumpview.sim.page import PageApi
+from dumpview.sim.writer import HoleInfo, SegmentTable, TableInfo
+from formats import ext, uat
+from formats.geometry import Geometry
+
+
+@dataclass
+class WalkResult:
+    """Everything the writer needs from a walk."""
+
+    segments: SegmentTable
+    tables: list[TableInfo]
+    holes: list[HoleInfo]
+    leaf_count: int
+    dumped_pages: int
+    problems: list[str] = field(default_factory=list)
+
+
+def _region_index(regions: list, region: object) -> int:
+    for i, r in enumerate(regions):
+        if r is region:
+            return i
+    return -1
+
+
+def walk_space(
+    api: PageApi,
+    memory: PhysicalMemory,
+    geometry: Geometry,
+    ttb_pa: int,
+    va_start: int,
+    va_end: int,
+    regions: list,
+    context: int = 0,
+    managed: tuple[int, int] | None = None,
+    collect_tables: bool = True,
+) -> WalkResult:
+    """Walk [va_start, va_end) from ``ttb_pa`` like the driver's crash dump walker.
+
+    ``regions`` is the extension's region list (RAM banks, reserved, MMIO objects in the order
+    they are written), used to name why a page has no data.
+    """
+    ttb = api.borrow_phys(ttb_pa)
+    if ttb is None:
+        raise EIO(f"EIO: TTB at {ttb_pa:#x} is not RAM (borrow_phys refused it)")
+    levels = geometry.levels
+    leaf_shift = geometry.page_shift
+    tables: list[TableInfo] = []
+    problems: list[str] = []
+    leaf_va_parts: list[np.ndarray] = []
+    leaf_pte_parts: list[np.ndarray] = []
+    space_base = va_start & ~geometry.ias_mask
+
+    def in_firmware(va: int, span: int) -> bool:
+        return managed is not None and (va + span <= managed[0] or va >= managed[1])
+
+    stack = [(0, ttb_pa, space_base)]
+    while stack:
+        depth, table_pa, table_va = stack.pop()
+        lg = levels[depth]
+        page = ttb if depth == 0 else api.borrow_phys(table_pa)
+        if page is None:
+            problems.append(
+                f"L{lg.level} table at PA {table_pa:#x} (VA {table_va:#x}) is not "
+                "RAM: borrow_phys refused it, not walked"
+            )
+            continue
+        span = lg.entry_span_bytes << lg.index_bits
+        if collect_tables:
+            flags = (ext.TABLE_IS_TTB if depth == 0 else 0) | (
+                ext.TABLE_FIRMWARE if in_firmware(table_va, span) else 0
+            )
+            tables.append(TableInfo(lg.level, table_pa, table_va, span, context, flags))
+        entries = page.as_u64_array(writable=False)[: lg.entries]
+        # Only the part of this table inside [va_start, va_end).
+        first = max(0, (va_start - table_va) >> lg.va_shift) if va_start > table_va else 0
+        last = min(lg.entries, -(-(va_end - table_va) // lg.entry_span_bytes))
+        window = entries[first:last]
+        types = window & np.uint64(uat.PTE_TYPE_MASK)
+        valid = np.flatnonzero(types == uat.PTE_TABLE) + first
+        if depth == len(levels) - 1:
+            leaf_va_parts.append(
+                np.uint64(table_va) + valid.astype(np.uint64) * np.uint64(1 << leaf_shift)
+            )
+            leaf_pte_parts.append(entries[valid].astype(np.uint64))
+            continue
+        odd = np.flatnonzero((types != 0) & (types != uat.PTE_TABLE)) + first
+        for index in odd.tolist():
+            problems.append(
+                f"unexpected table PTE value {int(entries[index]):#x} at L{lg.level} "
+                f"index {index} (VA {table_va + index * lg.entry_span_bytes:#x})"
+            )
+        children = [
+            (depth + 1, int(entries[i]) & geometry.oa_mask, table_va + int(i) * lg.entry_span_bytes)
+            for i in valid.tolist()
+        ]
+        stack.extend(reversed(children))
+
+    if leaf_va_parts:
+        leaf_va = np.concatenate(leaf_va_parts)
+        leaf_pte = np.concatenate(leaf_pte_parts)
+        order = np.argsort(leaf_va, kind="stable")
+        leaf_va, leaf_pte = leaf_va[order], leaf_pte[order]
+    else:
+        leaf_va = leaf_pte = np.zeros(0, np.uint64)
+    return _coalesce(api, memory, geometry, leaf_va, leaf_pte, tables, problems, regions)
+
+
+def _classify_pages(
+    api: PageApi, memory: PhysicalMemory, geometry: Geometry, leaf_pte: np.ndarray, regions: list
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per leaf: has data, hole reason, hole detail, region index.
+
+    The driver calls ``borrow_phys`` on every leaf; here the same check (valid PFN and
+    ``page_is_ram``) runs over all leaves at once, and the memory map names why a refused page
+    is not RAM (MMIO first, then no-map, as ``MemoryMap.classify``).
+    """
+    n = len(leaf_pte)
+    pa = leaf_pte & np.uint64(geometry.oa_mask)
+    memattr = (leaf_pte >> np.uint64(2)) & np.uint64(7)
+    attr_ok = np.isin(memattr, list(uat.DUMPABLE_MEMATTRS))
+    borrowed = memory.page_is_ram_many(pa >> np.uint64(uat.PAGE_SHIFT))
+    has_data = attr_ok & borrowed
+    reason = np.where(
+        has_data, 0, np.where(attr_ok, ext.REASON_BORROW_REFUSED, ext.REASON_DEVICE_MEMORY)
+    ).astype(np.uint8)
+    detail = np.full(n, ext.DETAIL_UNKNOWN, np.uint8)
+    region_idx = np.full(n, -1, np.int32)
+    in_ram = np.zeros(n, bool)
+    for bank in memory.memory_map.ram:
+        in_ram |= (pa >= np.uint64(bank.base)) & (pa < np.uint64(bank.end))
+    detail[~in_ram] = ext.DETAIL_OUTSIDE_MEMORY_MAP
+    # Lowest precedence first, so MMIO (highest) is written last.
+    ordered = [
+        (r, ext.DETAIL_UNKNOWN) for r in regions if isinstance(r, ReservedRegion) and not r.no_map
+    ]
+    ordered += [
+        (r, ext.DETAIL_NO_MAP) for r in regions if isinstance(r, ReservedRegion) and r.no_map
+    ]
+    ordered += [(r, ext.DETAIL_MMIO) for r in regions if isinstance(r, MmioWindow)]
+    for region, det in ordered:
+        hit = (pa >= np.uint64(region.base)) & (pa < np.uint64(region.end)) & ~has_data
+        detail[hit] = det
+        region_idx[hit] = _region_index(regions, region)
+    detail[has_data] = ext.DETAIL_UNKNOWN
+    region_idx[has_data] = -1
+    return has_data, reason, detail, region_idx
+
+
+def _coalesce(
+    api: PageApi,
+    memory: PhysicalMemory,
+    geometry: Geometry,
+    leaf_va: np.ndarray,
+    leaf_pte: np.ndarray,
+    tables: list[TableInfo],
+    problems: list[str],
+    regions: list,
+) -> WalkResult:
+    page = np.uint64(geometry.page_size_bytes)
+    pa = leaf_pte & np.uint64(geometry.oa_mask)
+    flags = (
+        np.array([uat.pack_p_flags(int(p)) for p in leaf_pte.tolist()], dtype=np.uint32)
+        if len(leaf_pte) < 4096
+        else _pack_flags_bulk(leaf_pte)
+    )
+    has_data, reason, detail, region_idx = _classify_pages(api, memory, geometry, leaf_pte, regions)
+    n = len(leaf_va)
+    if n:
+        # A run continues while VA+16K, PA+16K, same p_flags, same has-data.
+        cont = (
+            (leaf_va[1:] == leaf_va[:-1] + page)
+            & (pa[1:] == pa[:-1] + page)
+            & (flags[1:] == flags[:-1])
+            & (has_data[1:] == has_data[:-1])
+        )
+        starts = np.flatnonzero(np.concatenate(([True], ~cont)))
+        lengths = np.diff(np.append(starts, n)).astype(np.uint64)
+        segments = SegmentTable(
+            va=leaf_va[starts],
+            pa=pa[starts],
+            size_bytes=lengths * page,
+            p_flags=flags[starts],
+            has_data=has_data[starts],
+        )
+    else:
+        segments = SegmentTable.from_rows([])
+    holes: list[HoleInfo] = []
+    missing = np.flatnonzero(~has_data)
+    if len(missing):
+        key_va = leaf_va[missing]
+        cont = np.concatenate(
+            (
+                [False],
+                (key_va[1:] == key_va[:-1] + page)
+                & (reason[missing][1:] == reason[missing][:-1])
+                & (detail[missing][1:] == detail[missing][:-1])
+                & (region_idx[missing][1:] == region_idx[missing][:-1]),
+            )
+        )
+        run_starts = np.flatnonzero(~cont)
+        run_ends = np.append(run_starts[1:], len(missing))
+        for s, e in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
+            i = int(missing[s])
+            holes.append(
+                HoleInfo(
+                    int(leaf_va[i]),
+                    (e - s) * int(page),
+                    int(reason[i]),
+                    int(detail[i]),
+                    int(region_idx[i]),
+                )
+            )
+    return WalkResult(segments, tables, holes, n, int(has_data.sum()), problems)
+
+
+def _pack_flags_bulk(leaf_pte: np.ndarray) -> np.ndarray:
+    """``uat.pack_p_flags`` over many entries: computed once per distinct protection."""
+    prot_mask = np.uint64(~uat.OA_MASK_FULL & ((1 << 64) - 1))
+    prot = leaf_pte & prot_mask
+    uniq, inverse = np.unique(prot, return_inverse=True)
+    packed = np.array([uat.pack_p_flags(int(p)) for p in uniq.tolist()], dtype=np.uint32)
+    return packed[inverse]
