@@ -90,12 +90,13 @@ class TablesIndex:
         out: list[TableNode] = []
         seen: set[int] = set()
         spaces = self._dump.extension.spaces
-        roots = [(s.context, s.ttb_pa) for s in spaces]
+        upper = geometry.va_base & ~geometry.ias_mask
+        roots = [(s.context, s.ttb_pa, s.va_start & ~geometry.ias_mask) for s in spaces]
         if not roots:
             ttbs = self._records[(self._records["flags"] & 1) != 0]
-            roots = [(int(r["context"]), int(r["pa"])) for r in ttbs]
-        space_start = geometry.va_base & ~geometry.ias_mask
-        for context, ttb_pa in roots:
+            roots = [(int(r["context"]), int(r["pa"]), upper) for r in ttbs]
+        self.dumped_context = roots[0][0] if roots else 0
+        for context, ttb_pa, space_start in roots:
             stack = [(0, ttb_pa, space_start, None, None)]
             while stack:
                 depth, pa, va_start, parent_pa, parent_index = stack.pop()
@@ -150,7 +151,7 @@ class TablesIndex:
         last = self.geometry.levels[-1]
         vas, ptes = [], []
         for node in self.nodes:
-            if node.level != last.level:
+            if node.level != last.level or node.context != self.dumped_context:
                 continue
             entries = self.entries_at(node.pa)
             idx = np.flatnonzero((entries & np.uint64(uat.PTE_TYPE_MASK)) == uat.PTE_PAGE)

@@ -548,11 +548,24 @@ class Builder:
                 KERNEL_VA_END - KERNEL_VA_START,
             )
         ]
+        tables = list(walk.tables)
+        # User VMs are not part of the dumped (kernel) address space, but their tables are
+        # carried so their translations can be inspected.
+        for slot, vm in enumerate(self.m.users, start=1):
+            spaces.append(
+                SpaceInfo(slot, vm.ttb, 0, 1 << g.ias, USER_VA_START,
+                          USER_VA_END - USER_VA_START, ext.SPACE_TTB_OWNED)
+            )
+            user_walk = walk_space(
+                self.m.api, self.m.memory, g, vm.ttb, 0, 1 << g.ias, self.region_list(),
+                context=slot, managed=(USER_VA_START, USER_VA_END),
+            )
+            tables.extend(user_walk.tables)
         return Extension(
             entry_format=ext.ENTRY_FORMAT_UAT,
             geometry=g,
             spaces=spaces,
-            tables=walk.tables,
+            tables=tables,
             regions=regions,
             holes=walk.holes,
             scenario_name=self.name,
