@@ -307,7 +307,7 @@ def test_memattr_names_follow_the_reference() -> None:
     assert uat.MEMATTR_MAIR[3] == 0x4F
     assert uat.MEMATTR_MAIR[5] == 0xFF
     assert {m for m in range(8) if uat.MEMATTR_NAMES[m] == "device"} == {1, 4, 6, 7}
-    assert uat.DUMPABLE_MEMATTRS == {0, 2}
+    assert {0, 2} == uat.DUMPABLE_MEMATTRS
     assert "0xf4" in uat.memattr_description(2)
 
 

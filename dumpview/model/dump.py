@@ -12,6 +12,7 @@ without data and ``AddressError`` for addresses no segment maps. The file is nev
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from collections.abc import Iterator
@@ -236,16 +237,12 @@ class Dump:
             self.__dict__.pop(name, None)
         buffer = self.__dict__.pop("buffer", None)
         if buffer is not None:
-            try:
+            with contextlib.suppress(BufferError):  # numpy views alive: freed when they go
                 buffer.release()
-            except BufferError:
-                pass  # numpy views still alive: the map closes when they go
         mm = self.__dict__.pop("_mmap", None)
         if mm is not None:
-            try:
+            with contextlib.suppress(BufferError):
                 mm.close()
-            except BufferError:
-                pass
         self._file.close()
 
     def __enter__(self) -> Dump:

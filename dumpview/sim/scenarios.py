@@ -228,7 +228,7 @@ class Builder:
         fill: bool = True,
     ) -> int:
         """Map a buffer into one of the driver's kernel ranges; returns its VA."""
-        start, end, default_prot = RANGES[range_name]
+        _start, end, default_prot = RANGES[range_name]
         va = self._next_va[range_name]
         if va + pages * PAGE > end:
             raise ScenarioError(f"range {range_name} is full")

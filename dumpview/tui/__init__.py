@@ -1,0 +1,1 @@
+"""The Textual inspector (issue: the TUI). Reads the model, never files."""
