@@ -3,12 +3,7 @@
 ``dumpview.open_dump(path)`` opens a dump read-only (see ``dumpview.model``).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("dumpview")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+source"
+__version__ = "0.1.0"  # the one place the version lives (pyproject reads it)
 
 
 def open_dump(path):

@@ -214,16 +214,26 @@ def test_bulk_decoder_on_a_table_page_view() -> None:
 
 
 # Permission tables, copied by hand from the reference sheet, indexed [AP][(UXN << 1) | PXN].
-REF_FW_NO_GPU = [["--", "--", "--", "RW"], ["--", "RW", "--", "RW"],
-                 ["RX", "RX", "--", "R-"], ["RX", "RW", "--", "R-"]]  # fmt: skip
-REF_FW_GPU = [["--", "R-", "-W", "RW"], ["R-", "--", "RW", "RW"],
-              ["--"] * 4, ["--"] * 4]  # fmt: skip
-REF_GPU = [["--", "R-", "-W", "RW"], ["--", "--", "--", "R-"],
-           ["R-", "-W", "RW", "--"], ["--"] * 4]  # fmt: skip
-REF_EL1 = [["--", "--", "--", "--"], ["--", "RW", "--", "RW"],
-           ["--", "RX", "--", "--"], ["RX", "R-", "--", "R-"]]  # fmt: skip
-REF_GL1 = [["--", "--", "--", "RW"], ["--", "--", "--", "RW"],
-           ["RX", "--", "--", "R-"], ["RX", "RW", "--", "R-"]]  # fmt: skip
+REF_FW_NO_GPU = [
+    ["--", "--", "--", "RW"],
+    ["--", "RW", "--", "RW"],
+    ["RX", "RX", "--", "R-"],
+    ["RX", "RW", "--", "R-"],
+]
+REF_FW_GPU = [["--", "R-", "-W", "RW"], ["R-", "--", "RW", "RW"], ["--"] * 4, ["--"] * 4]
+REF_GPU = [["--", "R-", "-W", "RW"], ["--", "--", "--", "R-"], ["R-", "-W", "RW", "--"], ["--"] * 4]
+REF_EL1 = [
+    ["--", "--", "--", "--"],
+    ["--", "RW", "--", "RW"],
+    ["--", "RX", "--", "--"],
+    ["RX", "R-", "--", "R-"],
+]
+REF_GL1 = [
+    ["--", "--", "--", "RW"],
+    ["--", "--", "--", "RW"],
+    ["RX", "--", "--", "R-"],
+    ["RX", "RW", "--", "R-"],
+]
 
 
 def pte_with(ap: int, uxn: int, pxn: int, gpu: int) -> int:
@@ -416,8 +426,15 @@ def test_four_levels_is_still_walkable() -> None:
 def test_geometry_record_round_trip(
     fmt: int, shift: int, ias: int, oas: int, count: int, start: int, base: int
 ) -> None:
-    value = {"entry_format": fmt, "page_shift": shift, "ias": ias, "oas": oas,
-             "level_count": count, "start_level": start, "va_base": base}  # fmt: skip
+    value = {
+        "entry_format": fmt,
+        "page_shift": shift,
+        "ias": ias,
+        "oas": oas,
+        "level_count": count,
+        "start_level": start,
+        "va_base": base,
+    }
     raw = build_parse_build(GeometryRecord, value)
     assert raw == struct.pack("<HBBBBBxQ", fmt, shift, ias, oas, count, start, base)
 
@@ -430,14 +447,24 @@ def test_space_record_round_trip(values: tuple[int, ...]) -> None:
     raw = struct.pack("<IIQQQQQ", *values)
     parsed = round_trip(ext.SpaceRecord, raw)
     assert (parsed.context, parsed.ttb_pa, parsed.managed_va_size_bytes) == (
-        values[0], values[2], values[6])  # fmt: skip
+        values[0],
+        values[2],
+        values[6],
+    )
 
 
 @given(st.tuples(U8, U8, U32, U64, U64, U64, U64))
 def test_table_record_round_trip(values: tuple[int, ...]) -> None:
     level, flags, context, pa, va, size, offset = values
-    value = {"level": level, "flags": flags, "context": context, "pa": pa, "va_start": va,
-             "va_size_bytes": size, "file_offset": offset}  # fmt: skip
+    value = {
+        "level": level,
+        "flags": flags,
+        "context": context,
+        "pa": pa,
+        "va_start": va,
+        "va_size_bytes": size,
+        "file_offset": offset,
+    }
     raw = build_parse_build(ext.TableRecord, value)
     assert raw == struct.pack("<BBxxIQQQQ", *values)
 
@@ -453,8 +480,13 @@ def test_region_record_round_trip(values: tuple[int, ...]) -> None:
 @given(st.tuples(U64, U64, U8, U8, I32))
 def test_hole_record_round_trip(values: tuple[int, ...]) -> None:
     va, size, reason, detail, region = values
-    value = {"va": va, "size_bytes": size, "reason": reason, "detail": detail,
-             "region_index": region}  # fmt: skip
+    value = {
+        "va": va,
+        "size_bytes": size,
+        "reason": reason,
+        "detail": detail,
+        "region_index": region,
+    }
     raw = build_parse_build(ext.HoleRecord, value)
     assert raw == struct.pack("<QQBBxxi", *values)
 
@@ -471,8 +503,12 @@ def test_scenario_record_round_trip(seed: int, name: str, knobs: str, gen: str) 
     value = {"seed": seed, "name": name, "knobs_json": knobs, "generator": gen}
     raw = build_parse_build(ext.ScenarioRecord, value)
     parsed = ext.ScenarioRecord.parse(raw)
-    assert (parsed.seed, parsed.name, parsed.knobs_json, parsed.generator) == (seed, name, knobs,
-                                                                                gen)  # fmt: skip
+    assert (parsed.seed, parsed.name, parsed.knobs_json, parsed.generator) == (
+        seed,
+        name,
+        knobs,
+        gen,
+    )
     encoded = name.encode()
     assert raw[:8] == struct.pack("<Q", seed)
     assert raw[8:10] == struct.pack("<H", len(encoded))
@@ -487,8 +523,9 @@ def test_ext_header_with_directory_round_trip(
         "version": version,
         "header_size_bytes": ext.EXT_HEADER_FIXED_SIZE,
         "directory_count": len(directory),
-        "directory": [dict(zip(("kind", "count", "offset", "size_bytes"), d, strict=True))
-                      for d in directory],  # fmt: skip
+        "directory": [
+            dict(zip(("kind", "count", "offset", "size_bytes"), d, strict=True)) for d in directory
+        ],
     }
     raw = build_parse_build(ext.ExtHeader, value)
     expected = b"DUMPVIEW" + struct.pack("<HHI", version, 16, len(directory))

@@ -79,8 +79,12 @@ def test_segments_are_indexed_in_va_order_even_when_the_file_is_not(tmp_path: Pa
     path.write_bytes(raw)
     with open_dump(path) as d:
         assert [int(v) for v in d.seg_va] == [BASE_VA, BASE_VA + 2 * PAGE, MMIO_VA, REFUSED_VA]
-        assert [int(p) for p in d.seg_pa] == [0x8_0000_0000, 0x8_0010_0000, 0x2_0000_0000,
-                                              0x9_0000_0000]  # fmt: skip
+        assert [int(p) for p in d.seg_pa] == [
+            0x8_0000_0000,
+            0x8_0010_0000,
+            0x2_0000_0000,
+            0x9_0000_0000,
+        ]
         assert list(d.phdrs["p_vaddr"][1:]) == sorted(d.phdrs["p_vaddr"][1:], reverse=True)
         assert bytes(d.read_va(BASE_VA + PAGE, 16)) == page_bytes(0x8_0000_4000)[:16]
         assert [r.va for r in d.pages()] == sorted(r.va for r in d.pages())
@@ -113,11 +117,19 @@ def test_oas_40_for_t8103(tmp_path: Path) -> None:
 def test_pages_in_va_order_with_rebuilt_entries_and_reasons(dump) -> None:
     records = list(dump.pages())
     assert [r.va for r in records] == [
-        BASE_VA, BASE_VA + PAGE, BASE_VA + 2 * PAGE, MMIO_VA, REFUSED_VA
-    ]  # fmt: skip
+        BASE_VA,
+        BASE_VA + PAGE,
+        BASE_VA + 2 * PAGE,
+        MMIO_VA,
+        REFUSED_VA,
+    ]
     assert [r.pa for r in records] == [
-        0x8_0000_0000, 0x8_0000_4000, 0x8_0010_0000, 0x2_0000_0000, 0x9_0000_0000
-    ]  # fmt: skip
+        0x8_0000_0000,
+        0x8_0000_4000,
+        0x8_0010_0000,
+        0x2_0000_0000,
+        0x9_0000_0000,
+    ]
     assert [r.pte for r in records] == [
         FW_PRIV_RW | 0x8_0000_0000,
         FW_PRIV_RW | 0x8_0000_4000,
@@ -229,7 +241,10 @@ def test_read_pa_follows_pa_contiguity_and_aliases(tmp_path: Path) -> None:
     ]
     path = factory.build_dump(tmp_path / "alias.dump", rows)
     with open_dump(path) as d:
-        assert d.vas_for_pa(0x8_0000_8010) == [BASE_VA + 16 * PAGE + 0x10, BASE_VA + 24 * PAGE + 0x10]
+        assert d.vas_for_pa(0x8_0000_8010) == [
+            BASE_VA + 16 * PAGE + 0x10,
+            BASE_VA + 24 * PAGE + 0x10,
+        ]
         data = bytes(d.read_pa(0x8_0000_4000 - 16, 32))
         assert data == page_bytes(0x8_0000_0000)[-16:] + page_bytes(0x8_0000_4000)[:16]
         # The first alias has no data; the second one does.
@@ -464,8 +479,12 @@ def test_pn_xnum_readelf_and_pyelftools_agree(xnum_dump) -> None:
                 assert seg["p_offset"] == int(d.seg_offset[j])
                 assert seg["p_flags"] == int(d.seg_flags[j])
                 assert loads[j][:5] == (
-                    seg["p_offset"], seg["p_vaddr"], seg["p_paddr"], seg["p_filesz"], PAGE
-                )  # fmt: skip
+                    seg["p_offset"],
+                    seg["p_vaddr"],
+                    seg["p_paddr"],
+                    seg["p_filesz"],
+                    PAGE,
+                )
 
 
 # ---- cross-checks against ELF readers ------------------------------------------------------
@@ -506,7 +525,9 @@ def note_lines(out: str) -> list[tuple[str, int]]:
 
 def elf_flag_string(p_flags: int) -> str:
     return (
-        ("R" if p_flags & 4 else " ") + ("W" if p_flags & 2 else " ") + ("E" if p_flags & 1 else " ")
+        ("R" if p_flags & 4 else " ")
+        + ("W" if p_flags & 2 else " ")
+        + ("E" if p_flags & 1 else " ")
     )
 
 
@@ -515,12 +536,16 @@ def test_readelf_sees_the_same_loads_and_notes(dump, dump_path: Path) -> None:
     loads = load_lines(out)
     expected = [
         (
-            int(dump.seg_offset[i]), int(dump.seg_va[i]), int(dump.seg_pa[i]),
-            int(dump.seg_filesz[i]), int(dump.seg_memsz[i]),
-            elf_flag_string(int(dump.seg_flags[i])), 0x4000,
+            int(dump.seg_offset[i]),
+            int(dump.seg_va[i]),
+            int(dump.seg_pa[i]),
+            int(dump.seg_filesz[i]),
+            int(dump.seg_memsz[i]),
+            elf_flag_string(int(dump.seg_flags[i])),
+            0x4000,
         )
         for i in range(dump.segment_count)
-    ]  # fmt: skip
+    ]
     assert loads == expected
     # By hand for the first run: data at the first 16 KiB boundary, 2 pages, RW.
     assert loads[0] == (0x4000, BASE_VA, 0x8_0000_0000, 0x8000, 0x8000, "RW ", 0x4000)
@@ -547,8 +572,9 @@ def test_pyelftools_sees_the_same_segments_and_notes(dump, dump_path: Path) -> N
             if seg["p_filesz"]:
                 assert seg.data()[:16] == bytes(dump.read_va(int(dump.seg_va[i]), 16))
         notes = list(segments[0].iter_notes())
-    assert [(n["n_name"], n["n_descsz"]) for n in notes] == [(n.name, len(n.desc))
-                                                            for n in dump.notes]  # fmt: skip
+    assert [(n["n_name"], n["n_descsz"]) for n in notes] == [
+        (n.name, len(n.desc)) for n in dump.notes
+    ]
     assert notes[0]["n_descdata"] == bytes(dump.notes[0].desc) == factory.agx_note()[2]
     assert notes[1]["n_descdata"] == bytes(dump.notes[1].desc) == factory.crashlog_note()[2]
     info = dump.agx_info
@@ -558,9 +584,21 @@ def test_pyelftools_sees_the_same_segments_and_notes(dump, dump_path: Path) -> N
 @pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed")
 def test_gdb_reads_the_dump(dump_path: Path) -> None:
     proc = subprocess.run(
-        [GDB, "-nx", "-batch", "-ex", "set architecture aarch64", "-ex",
-         f"core-file {dump_path}", "-ex", f"x/16xb {BASE_VA + PAGE:#x}"],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            GDB,
+            "-nx",
+            "-batch",
+            "-ex",
+            "set architecture aarch64",
+            "-ex",
+            f"core-file {dump_path}",
+            "-ex",
+            f"x/16xb {BASE_VA + PAGE:#x}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     values = [int(v, 16) for v in re.findall(r"\t0x([0-9a-f]{2})\b", proc.stdout)]
     assert values == list(page_bytes(0x8_0000_4000)[:16]), proc.stdout + proc.stderr

@@ -920,6 +920,8 @@ def test_map_100k_pages_is_fast(system: System) -> None:
 # --- stateful: random operation sequences --------------------------------------------------
 
 PROT_LIST = [PROTS[name] for name in sorted(PROTS)]
+# Small windows take the entry-by-entry path, larger ones (> 16 entries) the bulk path.
+NPAGES = st.one_of(st.integers(0, 6), st.integers(17, 40))
 
 
 class PageTableMachine(RuleBasedStateMachine):
@@ -959,7 +961,7 @@ class PageTableMachine(RuleBasedStateMachine):
     @rule(
         anchor=st.integers(0, 3),
         delta=st.integers(-4, 4),
-        npages=st.integers(0, 6),
+        npages=NPAGES,
         pa_page=st.integers(0, 8000),
         prot=st.sampled_from(PROT_LIST),
     )
@@ -976,7 +978,7 @@ class PageTableMachine(RuleBasedStateMachine):
         for i, v in enumerate(vas):
             self.model[v] = (pa + i * PAGE_SIZE) | prot.bits | self.ng | 3
 
-    @rule(anchor=st.integers(0, 3), delta=st.integers(-4, 4), npages=st.integers(0, 6))
+    @rule(anchor=st.integers(0, 3), delta=st.integers(-4, 4), npages=NPAGES)
     def unmap(self, anchor: int, delta: int, npages: int) -> None:
         assert self.pt is not None
         va, size = self.va_of(anchor, delta, npages)
@@ -993,7 +995,7 @@ class PageTableMachine(RuleBasedStateMachine):
     @rule(
         anchor=st.integers(0, 3),
         delta=st.integers(-4, 4),
-        npages=st.integers(0, 6),
+        npages=NPAGES,
         prot=st.sampled_from(PROT_LIST),
     )
     def reprot(self, anchor: int, delta: int, npages: int, prot: Prot) -> None:

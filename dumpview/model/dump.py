@@ -18,15 +18,18 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import construct
 import numpy as np
 
 from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
 from dumpview.npstruct import dtype_from_struct
-from formats import agx, clhe, elf, ext, uat
+from formats import agx, elf, ext, uat
 from formats.geometry import Geometry, GeometryRecord
+
+if TYPE_CHECKING:
+    from formats import clhe
 
 PHDR_DTYPE = dtype_from_struct(elf.Elf64_Phdr)
 SHDR_DTYPE = dtype_from_struct(elf.Elf64_Shdr)
@@ -112,6 +115,14 @@ class Extension:
                     f"extension record kind {entry.kind} ({entry.size_bytes} bytes) runs past "
                     f"the end of the .dumpview section",
                 )
+            # Checked here, at open, so a later lazy read of the array cannot fail.
+            record = ext.RECORDS.get(entry.kind)
+            if record is not None and entry.count * record.sizeof() != entry.size_bytes:
+                raise DumpFormatError(
+                    offset + entry.offset,
+                    f"extension record kind {entry.kind}: {entry.count} records of "
+                    f"{record.sizeof()} bytes do not fill {entry.size_bytes} bytes",
+                )
             self._dir[entry.kind] = entry
         self._size = size_bytes
 
@@ -128,14 +139,7 @@ class Extension:
         blob = self._blob(kind)
         if blob is None:
             return np.zeros(0, dtype=dtype)
-        entry = self._dir[kind]
-        if entry.count * dtype.itemsize != len(blob):
-            raise DumpFormatError(
-                self.offset + entry.offset,
-                f"extension record kind {kind}: {entry.count} records of {dtype.itemsize} bytes "
-                f"do not fill {len(blob)} bytes",
-            )
-        return np.frombuffer(blob, dtype=dtype)
+        return np.frombuffer(blob, dtype=dtype)  # sizes checked against counts in __init__
 
     @cached_property
     def geometry_record(self) -> construct.Container | None:
@@ -294,30 +298,62 @@ class Dump:
             )
         self.phdrs = np.frombuffer(mv, dtype=PHDR_DTYPE, count=phnum, offset=h.e_phoff)
         types = self.phdrs["p_type"]
-        load_idx = np.flatnonzero(types == elf.PT_LOAD)
+        is_load = types == elf.PT_LOAD
+        n_load = int(np.count_nonzero(is_load))
         self._note_idx = np.flatnonzero(types == elf.PT_NOTE)
-        loads = self.phdrs[load_idx]  # one copy of the PT_LOAD rows, sorted below
+        first = int(is_load.argmax()) if n_load else 0
+        load_idx: np.ndarray | None
+        if is_load[first : first + n_load].all():
+            # The usual case (PT_NOTE, then every PT_LOAD): a zero-copy view of the rows.
+            loads = self.phdrs[first : first + n_load]
+            load_idx = None
+        else:
+            load_idx = np.flatnonzero(is_load)
+            loads = self.phdrs[load_idx]
+        del is_load, types
         va = loads["p_vaddr"]
-        if len(va) > 1 and not np.all(va[1:] >= va[:-1]):
+        if n_load > 1 and not np.all(va[1:] >= va[:-1]):
             order = np.argsort(va, kind="stable")
             loads = loads[order]
-            load_idx = load_idx[order]
-            va = loads["p_vaddr"]
+            load_idx = (np.arange(first, first + n_load) if load_idx is None else load_idx)[order]
+        self._load_first = first
         self._load_phdr_index = load_idx
-        self.seg_va = np.ascontiguousarray(va)
-        self.seg_memsz = np.ascontiguousarray(loads["p_memsz"])
-        self.seg_filesz = np.ascontiguousarray(loads["p_filesz"])
-        self.seg_offset = np.ascontiguousarray(loads["p_offset"])
-        self.seg_pa = np.ascontiguousarray(loads["p_paddr"])
-        self.seg_flags = np.ascontiguousarray(loads["p_flags"])
-        del loads
+        self._loads = loads
         self._check_segments()
         # Decide on the extension now (its header only), so ``warnings`` is complete after open:
         # an unsupported version must warn even when the caller never asks for the extension.
         _ = self.extension
 
+    # PT_LOAD columns in VA order: contiguous copies made on first use (lookups need them).
+    @cached_property
+    def seg_va(self) -> np.ndarray:
+        return np.ascontiguousarray(self._loads["p_vaddr"])
+
+    @cached_property
+    def seg_memsz(self) -> np.ndarray:
+        return np.ascontiguousarray(self._loads["p_memsz"])
+
+    @cached_property
+    def seg_filesz(self) -> np.ndarray:
+        return np.ascontiguousarray(self._loads["p_filesz"])
+
+    @cached_property
+    def seg_offset(self) -> np.ndarray:
+        return np.ascontiguousarray(self._loads["p_offset"])
+
+    @cached_property
+    def seg_pa(self) -> np.ndarray:
+        return np.ascontiguousarray(self._loads["p_paddr"])
+
+    @cached_property
+    def seg_flags(self) -> np.ndarray:
+        return np.ascontiguousarray(self._loads["p_flags"])
+
     def _phdr_offset(self, seg: int) -> int:
-        return int(self.header.e_phoff + self._load_phdr_index[seg] * elf.PHDR_SIZE)
+        """File offset of the program header of PT_LOAD ``seg`` (VA order)."""
+        index = (self._load_first + seg if self._load_phdr_index is None
+                 else int(self._load_phdr_index[seg]))
+        return int(self.header.e_phoff + index * elf.PHDR_SIZE)
 
     def _check_segments(self) -> None:
         n = len(self.seg_va)
@@ -474,7 +510,7 @@ class Dump:
 
     @property
     def segment_count(self) -> int:
-        return len(self.seg_va)
+        return len(self._loads)
 
     @property
     def table_count(self) -> int:
@@ -543,6 +579,8 @@ class Dump:
     @cached_property
     def crashlogs(self) -> tuple[clhe.CrashLog, ...]:
         """Every RTKIT note's crash log (CLHE parsed, or kept raw)."""
+        from formats import clhe  # only dumps with a crash log pay for its declarations
+
         return tuple(clhe.parse_crashlog(bytes(n.desc)) for n in self.notes if n.name == "RTKIT")
 
     @property

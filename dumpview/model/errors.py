@@ -13,13 +13,16 @@ class DumpError(Exception):
 
 
 class DumpFormatError(DumpError):
-    """The file breaks the layout at ``offset``: ``message`` says what was expected."""
+    """The file breaks the layout at ``offset``: ``message`` says what was expected.
+
+    The message is always one line: multi-line texts (construct's errors) are joined with "; ".
+    """
 
     def __init__(self, offset: int | None, message: str) -> None:
         self.offset = offset
-        self.message = message
+        self.message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
         where = f"offset {offset:#x}: " if offset is not None else ""
-        super().__init__(f"{where}{message}")
+        super().__init__(f"{where}{self.message}")
 
 
 class NotDumpedError(DumpError):

@@ -27,6 +27,7 @@ and never allocate; they do not descend into tables that are not System RAM.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -70,6 +71,32 @@ _PAGE_MASK = PAGE_SIZE - 1
 _TYPE_MASK = _U64(PTE_TYPE_MASK)
 _TYPE_TABLE = _U64(PTE_TABLE)
 _KEEP_ON_REPROT = _U64(~PROT_BITS & ((1 << 64) - 1))
+# Leaf windows up to this many entries are handled entry by entry (numpy's per-call overhead
+# dominates small windows); larger ones in bulk.
+_SMALL_WINDOW = 16
+
+
+class _ArrayWords:
+    """Entry access by index through a numpy array (used on big-endian hosts, where a native
+    ``memoryview.cast("Q")`` would read the little-endian entries byte-swapped)."""
+
+    __slots__ = ("_array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = array
+
+    def __getitem__(self, index: int) -> int:
+        return int(self._array[index])
+
+    def __setitem__(self, index: int, value: int) -> None:
+        self._array[index] = value
+
+
+def _words_of(array: np.ndarray) -> memoryview | _ArrayWords:
+    """Fast scalar access to a table's entries: a native u64 view on little-endian hosts."""
+    if sys.byteorder == "little":
+        return memoryview(array).cast("B").cast("Q")
+    return _ArrayWords(array)
 
 
 @dataclass(frozen=True)
@@ -116,12 +143,20 @@ class UatPageTable:
         self._oa_mask = geometry.oa_mask
         self._leaf_bits = PTE_PAGE | (BIT_NG if ttb_owned else 0)
         self._steps = np.arange(self._leaf_entries, dtype=_U64) << _U64(self._leaf.va_shift)
+        # (VA shift, index mask, entry span - 1) of each upper level, for the hot walk.
+        self._upper_params = tuple(
+            (lv, lv.va_shift, lv.entries - 1, lv.entry_span_bytes - 1) for lv in self._upper
+        )
+        # Borrowed table handles by PA: entries as a numpy array and as scalar words.
         self._views: dict[int, np.ndarray] = {}
+        self._words: dict[int, memoryview | _ArrayWords] = {}
         ttb_page = api.borrow_phys(ttb_pa) if not ttb_owned else api.borrow_phys_unchecked(ttb_pa)
         if ttb_page is None:  # pragma: no cover - new_with_ttb checked it
             raise EIO(f"ttb at 0x{ttb_pa:x} is not mapped (DT using no-map?)")
-        self._views[ttb_pa] = ttb_page.as_u64_array()
-        self._ttb_view = self._views[ttb_pa]
+        self._ttb_view = ttb_page.as_u64_array()
+        self._ttb_words = _words_of(self._ttb_view)
+        self._views[ttb_pa] = self._ttb_view
+        self._words[ttb_pa] = self._ttb_words
 
     # --- construction ----------------------------------------------------------------------
 
@@ -201,7 +236,12 @@ class UatPageTable:
         if view is None:
             view = self.api.borrow_phys_unchecked(table_pa).as_u64_array()
             self._views[table_pa] = view
+            self._words[table_pa] = _words_of(view)
         return view
+
+    def _forget(self, table_pa: int) -> None:
+        self._views.pop(table_pa, None)
+        self._words.pop(table_pa, None)
 
     def _readable(self, table_pa: int) -> np.ndarray | None:
         """An entry view for reading, or None if the table is not System RAM."""
@@ -259,37 +299,41 @@ class UatPageTable:
             )
         return va - self._space_base, va + size_bytes - self._space_base
 
-    def _walk_alloc(
-        self, off_start: int, off_end: int
-    ) -> Iterator[tuple[int, np.ndarray, int, int]]:
-        """Leaf-table windows ``(offset, leaf view, first index, count)`` covering the range,
-        allocating missing tables and skipping (with a report) unexpected upper entries."""
+    def _walk_alloc(self, off_start: int, off_end: int) -> Iterator[tuple[int, int, int, int]]:
+        """Leaf-table windows ``(offset, leaf table pa, first index, count)`` covering the
+        range, allocating missing tables and skipping (with a report) unexpected upper entries.
+        The leaf table's handles are in ``self._views`` / ``self._words``."""
         leaf_shift = self._leaf.va_shift
         leaf_entries = self._leaf_entries
         oa_mask = self._oa_mask
+        words_by_pa = self._words
         off = off_start
         while off < off_end:
-            table = self._ttb_view
+            words = self._ttb_words
             table_pa = self.ttb
             skip_to = 0
-            for lv in self._upper:
-                idx = (off >> lv.va_shift) & (lv.entries - 1)
-                entry = int(table[idx])
+            for lv, shift, index_mask, span_mask in self._upper_params:
+                idx = (off >> shift) & index_mask
+                entry = words[idx]
                 if entry == 0:
                     entry = self._alloc_table() | PTE_TABLE
-                    table[idx] = entry
+                    words[idx] = entry
                 if entry & PTE_TYPE_MASK != PTE_TABLE:
                     self._report_unexpected(lv, off, table_pa, idx)
-                    skip_to = (off | (lv.entry_span_bytes - 1)) + 1
+                    skip_to = (off | span_mask) + 1
                     break
                 table_pa = entry & oa_mask
-                table = self._writable(table_pa)
+                next_words = words_by_pa.get(table_pa)
+                if next_words is None:
+                    self._writable(table_pa)
+                    next_words = words_by_pa[table_pa]
+                words = next_words
             if skip_to:
                 off = skip_to
                 continue
             idx = (off >> leaf_shift) & (leaf_entries - 1)
             count = min(leaf_entries - idx, (off_end - off) >> leaf_shift)
-            yield off, table, idx, count
+            yield off, table_pa, idx, count
             off += count << leaf_shift
 
     def _walk_read(
@@ -355,38 +399,64 @@ class UatPageTable:
                 f"map_pages: pa 0x{pa:x}+0x{size_bytes:x} is beyond the {self.geometry.oas}-bit OAS"
             )
         bits = prot.bits | self._leaf_bits
-        space_base = self._space_base
-        leaf_shift = self._leaf.va_shift
-        for off, table, idx, count in self._walk_alloc(off_start, off_end):
-            window = table[idx : idx + count]
-            for i in np.flatnonzero(window).tolist():
-                leaf_va = space_base + off + (i << leaf_shift)
-                value = int(window[i])
-                self._report(
-                    KIND_ALREADY_MAPPED,
-                    leaf_va,
-                    value,
-                    f"map_pages: page at IOVA 0x{leaf_va:x} is already mapped (PTE 0x{value:x})",
-                )
+        page_bytes = 1 << self._leaf.va_shift
+        for off, table_pa, idx, count in self._walk_alloc(off_start, off_end):
             first = (pa + (off - off_start)) | bits
+            va_first = self._space_base + off
+            if count <= _SMALL_WINDOW:
+                words = self._words[table_pa]
+                value = first
+                for i in range(idx, idx + count):
+                    old = words[i]
+                    if old:
+                        self._report_already_mapped(va_first + (i - idx) * page_bytes, old)
+                    words[i] = value
+                    value += page_bytes
+                continue
+            window = self._views[table_pa][idx : idx + count]
+            for i in np.flatnonzero(window).tolist():
+                self._report_already_mapped(va_first + i * page_bytes, int(window[i]))
             np.add(self._steps[:count], _U64(first), out=window)
+
+    def _report_already_mapped(self, va: int, value: int) -> None:
+        self._report(
+            KIND_ALREADY_MAPPED,
+            va,
+            value,
+            f"map_pages: page at IOVA 0x{va:x} is already mapped (PTE 0x{value:x})",
+        )
+
+    def _report_already_unmapped(self, va: int, value: int) -> None:
+        self._report(
+            KIND_ALREADY_UNMAPPED, va, value, f"unmap_pages: page at IOVA 0x{va:x} already unmapped"
+        )
+
+    def _report_reprot_unmapped(self, va: int, value: int) -> None:
+        self._report(
+            KIND_REPROT_UNMAPPED,
+            va,
+            value,
+            f"reprot_pages: page at IOVA 0x{va:x} is unmapped (PTE 0x{value:x})",
+        )
 
     def unmap_pages(self, va: int, size_bytes: int) -> None:
         """Clear the leaves of ``[va, va + size_bytes)``; leaves with type bits 0 are reported
         "already-unmapped". Tables are never freed here."""
         off_start, off_end = self._op_offsets(va, size_bytes, "unmap_pages")
-        space_base = self._space_base
-        leaf_shift = self._leaf.va_shift
-        for off, table, idx, count in self._walk_alloc(off_start, off_end):
-            window = table[idx : idx + count]
+        page_bytes = 1 << self._leaf.va_shift
+        for off, table_pa, idx, count in self._walk_alloc(off_start, off_end):
+            va_first = self._space_base + off
+            if count <= _SMALL_WINDOW:
+                words = self._words[table_pa]
+                for i in range(idx, idx + count):
+                    old = words[i]
+                    if not old & PTE_TYPE_MASK:
+                        self._report_already_unmapped(va_first + (i - idx) * page_bytes, old)
+                    words[i] = 0
+                continue
+            window = self._views[table_pa][idx : idx + count]
             for i in np.flatnonzero((window & _TYPE_MASK) == 0).tolist():
-                leaf_va = space_base + off + (i << leaf_shift)
-                self._report(
-                    KIND_ALREADY_UNMAPPED,
-                    leaf_va,
-                    int(window[i]),
-                    f"unmap_pages: page at IOVA 0x{leaf_va:x} already unmapped",
-                )
+                self._report_already_unmapped(va_first + i * page_bytes, int(window[i]))
             window[:] = 0
 
     def reprot_pages(self, va: int, size_bytes: int, prot: Prot | str) -> None:
@@ -394,22 +464,25 @@ class UatPageTable:
         are not type 3 are reported "reprot-unmapped" and left alone."""
         prot = self._resolve_prot(prot)
         off_start, off_end = self._op_offsets(va, size_bytes, "reprot_pages")
-        space_base = self._space_base
-        leaf_shift = self._leaf.va_shift
-        new_bits = _U64(prot.bits)
-        for off, table, idx, count in self._walk_alloc(off_start, off_end):
-            window = table[idx : idx + count]
+        page_bytes = 1 << self._leaf.va_shift
+        bits = prot.bits
+        keep = ~PROT_BITS & ((1 << 64) - 1)
+        for off, table_pa, idx, count in self._walk_alloc(off_start, off_end):
+            va_first = self._space_base + off
+            if count <= _SMALL_WINDOW:
+                words = self._words[table_pa]
+                for i in range(idx, idx + count):
+                    old = words[i]
+                    if old & PTE_TYPE_MASK != PTE_PAGE:
+                        self._report_reprot_unmapped(va_first + (i - idx) * page_bytes, old)
+                    else:
+                        words[i] = (old & keep) | bits
+                continue
+            window = self._views[table_pa][idx : idx + count]
             mapped = (window & _TYPE_MASK) == _TYPE_TABLE
             for i in np.flatnonzero(~mapped).tolist():
-                leaf_va = space_base + off + (i << leaf_shift)
-                value = int(window[i])
-                self._report(
-                    KIND_REPROT_UNMAPPED,
-                    leaf_va,
-                    value,
-                    f"reprot_pages: page at IOVA 0x{leaf_va:x} is unmapped (PTE 0x{value:x})",
-                )
-            window[mapped] = (window[mapped] & _KEEP_ON_REPROT) | new_bits
+                self._report_reprot_unmapped(va_first + i * page_bytes, int(window[i]))
+            window[mapped] = (window[mapped] & _KEEP_ON_REPROT) | _U64(bits)
 
     def raw_write_entry(self, level: int, va: int, value: int) -> None:
         """Fault injection: store ``value`` in the level-``level`` entry that covers ``va``.
@@ -464,6 +537,7 @@ class UatPageTable:
         self._drop_table(self.ttb, 0, 0, clear_parent_entries)
         self.dropped = True
         self._views.clear()
+        self._words.clear()
         if self.ttb_owned:
             self.api.from_phys(self.ttb).drop()
 
@@ -489,7 +563,7 @@ class UatPageTable:
                 self._report_leaks(child_pa, child_off)
             else:
                 self._drop_table(child_pa, level_index + 1, child_off, clear)
-            self._views.pop(child_pa, None)
+            self._forget(child_pa)
             self.api.from_phys(child_pa).drop()
             if clear:
                 table[idx] = 0

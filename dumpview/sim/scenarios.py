@@ -53,6 +53,9 @@ RANGES: dict[str, tuple[int, int, str]] = {
     "RTKIT": (0xFFFF_FFAE_0000_0000, 0xFFFF_FFAE_1000_0000, "FW_SHARED_RW"),
     "MMIO": (0xFFFF_FFAF_0000_0000, 0xFFFF_FFB0_0000_0000, "FW_MMIO_RW"),
 }
+RANGES_PROT = {name: prot for name, (_s, _e, prot) in RANGES.items()}
+LARGE_OFFSET = 0x4000_0000  # bulk buffers start 1 GiB into their range
+LARGE_MAX_MIB = sum((RANGES[n][1] - RANGES[n][0] - LARGE_OFFSET) for n in ("GPU", "PRIV")) >> 20
 USER_VA_START = 0x4000
 USER_VA_END = (1 << 39) - 2 * PAGE
 
@@ -181,9 +184,10 @@ class Builder:
         if scenario == "large":
             mib = int(self.knobs["mapped_mib"])
             pct = int(self.knobs["dumped_percent"])
-            if mib <= 0 or mib > 48 * 1024:
+            if mib <= 0 or mib > LARGE_MAX_MIB:
                 raise ScenarioError(
-                    f"--mapped-mib {mib} does not fit the memory map (1..49152 MiB)"
+                    f"--mapped-mib {mib} does not fit the kernel GPU and PRIV ranges "
+                    f"(1..{LARGE_MAX_MIB} MiB)"
                 )
             if not 0 <= pct <= 100:
                 raise ScenarioError(f"--dumped-percent {pct} is not 0..100")
@@ -388,19 +392,30 @@ class Builder:
             self.m.memory.write(pa, f"large page @ pa {pa:#x}\n".encode())
         if scatter:
             np.random.default_rng(self.rng.getrandbits(64)).shuffle(all_pa)
-        va = RANGES["GPU"][0] + 0x4000_0000
-        prot = uat.PROTS["GPU_FW_SHARED_RW"]
+        # GEM buffers go to the GPU range, then spill into PRIV (both past the small objects).
+        windows = [(RANGES[name][0] + LARGE_OFFSET, RANGES[name][1], RANGES_PROT[name])
+                   for name in ("GPU", "PRIV")]
         kernel = self.m.kernel
-        if scatter:
-            for i, pa in enumerate(all_pa.tolist()):
-                kernel.map_pages(va + i * PAGE, pa, PAGE, prot)
-        else:
-            # Runs of contiguous PAs map in one call each.
-            breaks = np.flatnonzero(np.diff(all_pa) != PAGE) + 1
-            starts = np.concatenate(([0], breaks)).tolist()
-            ends = np.concatenate((breaks, [len(all_pa)])).tolist()
-            for s, e in zip(starts, ends, strict=True):
-                kernel.map_pages(va + s * PAGE, int(all_pa[s]), (e - s) * PAGE, prot)
+        first_va = windows[0][0]
+        done = 0
+        for w_start, w_end, prot_name in windows:
+            if done >= len(all_pa):
+                break
+            count = min(len(all_pa) - done, (w_end - w_start) // PAGE)
+            chunk = all_pa[done : done + count]
+            prot = uat.PROTS[prot_name]
+            if scatter:
+                for i, pa in enumerate(chunk.tolist()):
+                    kernel.map_pages(w_start + i * PAGE, pa, PAGE, prot)
+            else:
+                # Runs of contiguous PAs map in one call each.
+                breaks = np.flatnonzero(np.diff(chunk) != PAGE) + 1
+                starts = np.concatenate(([0], breaks)).tolist()
+                ends = np.concatenate((breaks, [len(chunk)])).tolist()
+                for s, e in zip(starts, ends, strict=True):
+                    kernel.map_pages(w_start + s * PAGE, int(chunk[s]), (e - s) * PAGE, prot)
+            done += count
+        va = first_va
         self.map_firmware_pagetables()
         self.default_ccdp()
         self.m.far = va
