@@ -9,6 +9,7 @@ imported inside the commands that need them so ``info`` starts fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -397,6 +398,18 @@ def main() -> None:
         sys.exit(EXIT_NO)
     except KeyboardInterrupt:
         fail("interrupted")
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        from dumpview.model.errors import AddressError, DumpError, NotDumpedError
+
+        if os.environ.get("DUMPVIEW_DEBUG"):
+            raise
+        if isinstance(exc, NotDumpedError | AddressError):
+            fail(str(exc), EXIT_NO)
+        if isinstance(exc, DumpError):
+            fail(str(exc))
+        if isinstance(exc, OSError):
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+        fail(f"internal error: {type(exc).__name__}: {exc} (set DUMPVIEW_DEBUG=1 for a traceback)")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def _tool(name: str) -> str:
 
 
 def test_import_linter_contracts_hold():
-    proc = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "broken" in proc.stdout and " 0 broken" in proc.stdout
 
@@ -43,6 +44,5 @@ def test_formats_import_only_construct_and_the_standard_library():
 
 
 def test_ruff_is_clean():
-    proc = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

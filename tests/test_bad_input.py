@@ -300,11 +300,6 @@ def test_dump_format_error_is_always_one_line() -> None:
 # ---- lazily found errors through the other commands ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CLI bug (dumpview/cli.py, not ours to edit): vtop does not catch DumpError raised "
-    "after open (the geometry reads the AGX note), so a bad note ends in a traceback, exit 1",
-)
 @pytest.mark.parametrize("case", ["agx-note-size", "notes-overrun"])
 def test_vtop_on_a_dump_with_bad_notes_exits_2(
     tmp_path: Path, good_bytes: bytes, case: str

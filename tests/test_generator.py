@@ -24,8 +24,9 @@ SCENARIO_NAMES = [s for s in SCENARIOS if s != "large"]
 
 
 def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dumpview.cli", *args], capture_output=True,
-                          check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "dumpview.cli", *args], capture_output=True, check=check
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,24 +40,30 @@ def dumps(tmp_path_factory) -> dict[str, Path]:
         paths[name + "-driver"] = out / f"{name}-driver.dump"
         generate_file(paths[name + "-driver"], scenario=name, seed=5, driver_layout=True)
     paths["large"] = out / "large.dump"
-    generate_file(paths["large"], scenario="large", seed=1,
-                  knobs={"mapped_mib": 8, "scatter": True, "dumped_percent": 50})
+    generate_file(
+        paths["large"],
+        scenario="large",
+        seed=1,
+        knobs={"mapped_mib": 8, "scatter": True, "dumped_percent": 50},
+    )
     return paths
 
 
 def loads_pyelftools(path: Path) -> list[tuple]:
     with path.open("rb") as f:
         elf = ELFFile(f)
-        return [(s["p_vaddr"], s["p_paddr"], s["p_offset"], s["p_filesz"], s["p_memsz"],
-                 s["p_flags"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        return [
+            (s["p_vaddr"], s["p_paddr"], s["p_offset"], s["p_filesz"], s["p_memsz"], s["p_flags"])
+            for s in elf.iter_segments()
+            if s["p_type"] == "PT_LOAD"
+        ]
 
 
 @pytest.mark.skipif(shutil.which("readelf") is None, reason="readelf not installed")
 @pytest.mark.parametrize("name", [*SCENARIO_NAMES, "large"])
 def test_readelf_reads_every_scenario_without_warnings(dumps, name):
     for key in (name, name + "-driver") if name != "large" else (name,):
-        proc = subprocess.run(["readelf", "-lnW", str(dumps[key])], capture_output=True,
-                              text=True)
+        proc = subprocess.run(["readelf", "-lnW", str(dumps[key])], capture_output=True, text=True)
         assert proc.returncode == 0
         assert proc.stderr == "", proc.stderr
         assert "warning" not in proc.stdout.lower()
@@ -143,11 +150,11 @@ def test_walker_copies_only_cached_or_uncached_ram(dumps):
         seen_reasons = set()
         for page in dump.pages():
             memattr = (page.pte >> 2) & 7
-            region = next((r for r in regions if r.kind != "ram" and r.base <= page.pa < r.end),
-                          None)
+            region = next(
+                (r for r in regions if r.kind != "ram" and r.base <= page.pa < r.end), None
+            )
             in_ram = any(r.kind == "ram" and r.base <= page.pa < r.end for r in regions)
-            ram = in_ram and not (region is not None and (region.kind == "mmio"
-                                                          or region.no_map))
+            ram = in_ram and not (region is not None and (region.kind == "mmio" or region.no_map))
             assert page.pte_exact
             assert page.dumped == (memattr in (0, 2) and ram), hex(page.va)
             if not page.dumped:
@@ -174,8 +181,11 @@ def test_faults_scenario_plants_what_it_says(dumps):
             by_pa.setdefault(page.pa, set()).add((page.pte >> 2) & 7)
         assert any(attrs >= {0, 2} for attrs in by_pa.values())
         # An empty (leaked) leaf table is carried.
-        empty = [n for n in dump.tables_index.nodes if n.level == 3
-                 and not dump.tables_index.entries_at(n.pa).any()]
+        empty = [
+            n
+            for n in dump.tables_index.nodes
+            if n.level == 3 and not dump.tables_index.entries_at(n.pa).any()
+        ]
         assert empty
         # Exactly one Ccdp pair disagrees with the tables.
         log = dump.crashlog
@@ -222,12 +232,15 @@ def test_large_scatter_makes_one_segment_per_page(dumps):
         assert total >= 8 * 64 and 0 < dumped < total
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--scenario", "nope"], "unknown scenario"),
-    (["--scenario", "large", "--mapped-mib", "999999"], "does not fit"),
-    (["--scenario", "large", "--dumped-percent", "101"], "dumped-percent"),
-    (["--scenario", "minimal", "--mapped-mib", "4"], "no knob"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--scenario", "nope"], "unknown scenario"),
+        (["--scenario", "large", "--mapped-mib", "999999"], "does not fit"),
+        (["--scenario", "large", "--dumped-percent", "101"], "dumped-percent"),
+        (["--scenario", "minimal", "--mapped-mib", "4"], "no knob"),
+    ],
+)
 def test_bad_generate_arguments_are_one_line_exit_2(tmp_path, argv, needle):
     out = tmp_path / "x.dump"
     proc = cli("generate", *argv, "-o", str(out))
@@ -246,9 +259,20 @@ def test_gdb_reads_the_same_bytes_as_dumpview_read_raw(dumps):
     for va in vas:
         raw = cli("read", "--raw", str(path), hex(va + 0x10), "32", check=True).stdout
         proc = subprocess.run(
-            ["gdb-multiarch", "-nx", "-batch", "-ex", "set architecture aarch64",
-             "-ex", f"core-file {path}", "-ex", f"x/32xb {va + 0x10:#x}"],
-            capture_output=True, text=True, timeout=120,
+            [
+                "gdb-multiarch",
+                "-nx",
+                "-batch",
+                "-ex",
+                "set architecture aarch64",
+                "-ex",
+                f"core-file {path}",
+                "-ex",
+                f"x/32xb {va + 0x10:#x}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         values = [int(b, 16) for b in re.findall(r"\t0x([0-9a-f]{2})", proc.stdout)]
         assert bytes(values) == raw, proc.stdout + proc.stderr

@@ -351,8 +351,11 @@ class Dump:
 
     def _phdr_offset(self, seg: int) -> int:
         """File offset of the program header of PT_LOAD ``seg`` (VA order)."""
-        index = (self._load_first + seg if self._load_phdr_index is None
-                 else int(self._load_phdr_index[seg]))
+        index = (
+            self._load_first + seg
+            if self._load_phdr_index is None
+            else int(self._load_phdr_index[seg])
+        )
         return int(self.header.e_phoff + index * elf.PHDR_SIZE)
 
     def _check_segments(self) -> None:

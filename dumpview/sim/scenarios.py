@@ -393,8 +393,10 @@ class Builder:
         if scatter:
             np.random.default_rng(self.rng.getrandbits(64)).shuffle(all_pa)
         # GEM buffers go to the GPU range, then spill into PRIV (both past the small objects).
-        windows = [(RANGES[name][0] + LARGE_OFFSET, RANGES[name][1], RANGES_PROT[name])
-                   for name in ("GPU", "PRIV")]
+        windows = [
+            (RANGES[name][0] + LARGE_OFFSET, RANGES[name][1], RANGES_PROT[name])
+            for name in ("GPU", "PRIV")
+        ]
         kernel = self.m.kernel
         first_va = windows[0][0]
         done = 0
@@ -568,12 +570,26 @@ class Builder:
         # carried so their translations can be inspected.
         for slot, vm in enumerate(self.m.users, start=1):
             spaces.append(
-                SpaceInfo(slot, vm.ttb, 0, 1 << g.ias, USER_VA_START,
-                          USER_VA_END - USER_VA_START, ext.SPACE_TTB_OWNED)
+                SpaceInfo(
+                    slot,
+                    vm.ttb,
+                    0,
+                    1 << g.ias,
+                    USER_VA_START,
+                    USER_VA_END - USER_VA_START,
+                    ext.SPACE_TTB_OWNED,
+                )
             )
             user_walk = walk_space(
-                self.m.api, self.m.memory, g, vm.ttb, 0, 1 << g.ias, self.region_list(),
-                context=slot, managed=(USER_VA_START, USER_VA_END),
+                self.m.api,
+                self.m.memory,
+                g,
+                vm.ttb,
+                0,
+                1 << g.ias,
+                self.region_list(),
+                context=slot,
+                managed=(USER_VA_START, USER_VA_END),
             )
             tables.extend(user_walk.tables)
         return Extension(
