@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from formats import clhe
 
 PHDR_DTYPE = dtype_from_struct(elf.Elf64_Phdr)
+CHECK_CHUNK = 1 << 15  # PT_LOADs validated per step (fits in cache)
 SHDR_DTYPE = dtype_from_struct(elf.Elf64_Shdr)
 LAYOUT_AGX = "agx-devcoredump"
 
@@ -359,53 +360,78 @@ class Dump:
         return int(self.header.e_phoff + index * elf.PHDR_SIZE)
 
     def _check_segments(self) -> None:
-        n = len(self.seg_va)
-        if not n:
-            return
-        end_va = self.seg_va + self.seg_memsz
-        wrapped = np.flatnonzero(end_va < self.seg_va)
-        if len(wrapped):
-            i = int(wrapped[0])
-            raise DumpFormatError(
-                self._phdr_offset(i),
-                f"PT_LOAD at VA {int(self.seg_va[i]):#x} wraps past the top of the address space",
-            )
-        if n > 1:
-            overlap = np.flatnonzero(end_va[:-1] > self.seg_va[1:])
-            if len(overlap):
-                i = int(overlap[0])
+        """Validate every PT_LOAD (wrap, overlap, data past EOF, filesz > memsz, alignment) and
+        count pages, in cache-sized chunks straight off the mapped program headers."""
+        loads = self._loads
+        n = len(loads)
+        page = np.uint64(self.page_size_bytes)
+        mask = np.uint64(self.page_size_bytes - 1)
+        size = np.uint64(self.size_bytes)
+        total = dumped = unaligned = 0
+        first_unaligned: int | None = None
+        prev_end: int | None = None
+        for start in range(0, n, CHECK_CHUNK):
+            block = loads[start : start + CHECK_CHUNK]
+            va, memsz = block["p_vaddr"], block["p_memsz"]
+            filesz, offset = block["p_filesz"], block["p_offset"]
+            end = va + memsz
+            hit = end < va
+            if hit.any():
+                i = start + int(hit.argmax())
                 raise DumpFormatError(
-                    self._phdr_offset(i + 1),
-                    f"PT_LOAD VA {int(self.seg_va[i + 1]):#x} overlaps the PT_LOAD at "
-                    f"{int(self.seg_va[i]):#x}..{int(end_va[i]):#x}",
+                    self._phdr_offset(i),
+                    f"PT_LOAD at VA {self._va(i):#x} wraps past the top of the address space",
                 )
-        file_end = self.seg_offset + self.seg_filesz
-        past = np.flatnonzero(
-            (self.seg_filesz > 0) & ((file_end > self.size_bytes) | (file_end < self.seg_offset))
-        )
-        if len(past):
-            i = int(past[0])
-            raise DumpFormatError(
-                self._phdr_offset(i),
-                f"PT_LOAD VA {int(self.seg_va[i]):#x}: data at {int(self.seg_offset[i]):#x}+"
-                f"{int(self.seg_filesz[i]):#x} runs past the end of the file "
-                f"({self.size_bytes:#x})",
-            )
-        bad = np.flatnonzero(self.seg_filesz > self.seg_memsz)
-        if len(bad):
-            i = int(bad[0])
-            raise DumpFormatError(
-                self._phdr_offset(i),
-                f"PT_LOAD VA {int(self.seg_va[i]):#x}: p_filesz is larger than p_memsz",
-            )
-        page = self.page_size_bytes
-        unaligned = np.flatnonzero(((self.seg_va | self.seg_memsz) & np.uint64(page - 1)) != 0)
-        if len(unaligned):
-            i = int(unaligned[0])
+            if prev_end is not None and prev_end > int(va[0]):
+                self._raise_overlap(start - 1)
+            hit = end[:-1] > va[1:]
+            if hit.any():
+                self._raise_overlap(start + int(hit.argmax()))
+            prev_end = int(end[-1])
+            file_end = offset + filesz
+            hit = (filesz > 0) & ((file_end > size) | (file_end < offset))
+            if hit.any():
+                i = start + int(hit.argmax())
+                raise DumpFormatError(
+                    self._phdr_offset(i),
+                    f"PT_LOAD VA {self._va(i):#x}: data at {int(loads[i]['p_offset']):#x}+"
+                    f"{int(loads[i]['p_filesz']):#x} runs past the end of the file "
+                    f"({self.size_bytes:#x})",
+                )
+            hit = filesz > memsz
+            if hit.any():
+                i = start + int(hit.argmax())
+                raise DumpFormatError(
+                    self._phdr_offset(i),
+                    f"PT_LOAD VA {self._va(i):#x}: p_filesz is larger than p_memsz",
+                )
+            hit = ((va | memsz) & mask) != 0
+            count = int(np.count_nonzero(hit))
+            if count and first_unaligned is None:
+                first_unaligned = start + int(hit.argmax())
+            unaligned += count
+            total += int((memsz // page).sum())
+            dumped += int((filesz // page).sum())
+        self._page_totals = (total, dumped)
+        if first_unaligned is not None:
+            i = first_unaligned
             self.warnings.append(
-                f"PT_LOAD VA {int(self.seg_va[i]):#x} size {int(self.seg_memsz[i]):#x} is not "
-                f"16 KiB page aligned ({len(unaligned)} such segments)"
+                f"PT_LOAD VA {self._va(i):#x} size {int(loads[i]['p_memsz']):#x} is not 16 KiB "
+                f"page aligned ({unaligned} such segments)"
             )
+
+    def _va(self, seg: int) -> int:
+        return int(self._loads[seg]["p_vaddr"])
+
+    def _raise_overlap(self, i: int) -> None:
+        """PT_LOAD ``i + 1`` starts before PT_LOAD ``i`` ends."""
+        row = self._loads[i]
+        end = int(row["p_vaddr"]) + int(row["p_memsz"])
+        raise DumpFormatError(
+            self._phdr_offset(i + 1),
+            f"PT_LOAD VA {self._va(i + 1):#x} overlaps the PT_LOAD at "
+            f"{int(row['p_vaddr']):#x}..{end:#x}",
+        )
 
     def _read_sections(self) -> np.ndarray:
         h = self.header
@@ -593,13 +619,10 @@ class Dump:
 
     # ---- pages ---------------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def page_totals(self) -> tuple[int, int]:
-        """(total pages, dumped pages) over every PT_LOAD, vectorised."""
-        page = np.uint64(self.page_size_bytes)
-        total = int((self.seg_memsz // page).sum())
-        dumped = int((np.minimum(self.seg_filesz, self.seg_memsz) // page).sum())
-        return total, dumped
+        """(total pages, dumped pages) over every PT_LOAD, counted while validating at open."""
+        return self._page_totals
 
     def segment_at(self, va: int) -> int | None:
         """Index (in VA order) of the PT_LOAD covering ``va``, or None."""
