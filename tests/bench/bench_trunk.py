@@ -32,7 +32,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 PY = sys.executable
-DUMPVIEW = [PY, "-m", "dumpview.cli"]
+_SCRIPT = Path(PY).parent / "dumpview"  # the console script a user runs
+DUMPVIEW = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "dumpview.cli"]
 
 
 def run_timed(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int]:
