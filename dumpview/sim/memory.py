@@ -50,9 +50,8 @@ def _check_region(kind: str, name: str, base: int, size_bytes: int) -> None:
         raise EINVAL(f"{label} 0x{base:x}+0x{size_bytes:x} is not {PAGE_SIZE // 1024} KiB aligned")
 
 
-@dataclass(frozen=True)
-class RamBank:
-    """One ``/memory`` range: System RAM, ``[base, base + size_bytes)``."""
+class _Span:
+    """``[base, base + size_bytes)`` arithmetic shared by the memory-map records."""
 
     base: int
     size_bytes: int
@@ -66,7 +65,15 @@ class RamBank:
 
 
 @dataclass(frozen=True)
-class ReservedRegion:
+class RamBank(_Span):
+    """One ``/memory`` range: System RAM, ``[base, base + size_bytes)``."""
+
+    base: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ReservedRegion(_Span):
     """A ``/reserved-memory`` child. Without ``no_map`` it is still System RAM."""
 
     name: str
@@ -75,28 +82,14 @@ class ReservedRegion:
     no_map: bool = False
     reusable: bool = False
 
-    @property
-    def end(self) -> int:
-        return self.base + self.size_bytes
-
-    def contains(self, pa: int) -> bool:
-        return self.base <= pa < self.end
-
 
 @dataclass(frozen=True)
-class MmioWindow:
+class MmioWindow(_Span):
     """A device register window: never RAM, never dumped."""
 
     name: str
     base: int
     size_bytes: int
-
-    @property
-    def end(self) -> int:
-        return self.base + self.size_bytes
-
-    def contains(self, pa: int) -> bool:
-        return self.base <= pa < self.end
 
 
 Region = RamBank | ReservedRegion | MmioWindow
