@@ -279,6 +279,26 @@ def vtop(dump_path: str, va: int) -> None:
         )
 
 
+class _LazyProgress:
+    """A stderr progress bar that appears only once a job turns out to be long (>= 64 MiB)."""
+
+    def __init__(self, label: str, min_total: int = 64 << 20) -> None:
+        self.label = label
+        self.min_total = min_total
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None and total >= self.min_total:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
 # ---- generate -----------------------------------------------------------------------------------
 
 
@@ -340,21 +360,7 @@ def generate(
         )
         if v is not None
     }
-    bar = None
-    progress = None
-    if sys.stderr.isatty():
-        state = {"bar": None}
-
-        def progress(done: int, total: int) -> None:
-            if state["bar"] is None and total >= 64 << 20:
-                state["bar"] = click.progressbar(
-                    length=total, label="writing pages", file=sys.stderr
-                )
-                state["bar"].__enter__()
-            if state["bar"] is not None:
-                state["bar"].update(done - state["bar"].pos)
-
-        bar = state
+    progress = _LazyProgress("writing pages") if sys.stderr.isatty() else None
     try:
         summary = generate_file(
             output,
@@ -371,8 +377,8 @@ def generate(
     except OSError as exc:
         fail(f"generate: {output}: {exc.strerror or exc}")
     finally:
-        if bar is not None and bar["bar"] is not None:
-            bar["bar"].__exit__(None, None, None)
+        if progress is not None:
+            progress.close()
     click.echo(
         f"{output}: {summary['scenario']} seed {summary['seed']}: "
         f"{summary['segments']:,} PT_LOAD, {summary['tables']:,} tables, "

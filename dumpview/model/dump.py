@@ -238,8 +238,7 @@ class Dump:
 
     def close(self) -> None:
         """Release the map and the file. Views handed out before must not be used after."""
-        for name in ("tables_index",):
-            self.__dict__.pop(name, None)
+        self.__dict__.pop("tables_index", None)
         buffer = self.__dict__.pop("buffer", None)
         if buffer is not None:
             with contextlib.suppress(BufferError):  # numpy views alive: freed when they go
@@ -375,36 +374,23 @@ class Dump:
             va, memsz = block["p_vaddr"], block["p_memsz"]
             filesz, offset = block["p_filesz"], block["p_offset"]
             end = va + memsz
-            hit = end < va
-            if hit.any():
-                i = start + int(hit.argmax())
-                raise DumpFormatError(
-                    self._phdr_offset(i),
-                    f"PT_LOAD at VA {self._va(i):#x} wraps past the top of the address space",
-                )
+            file_end = offset + filesz
+            for hit, problem in (
+                (end < va, "wraps past the top of the address space"),
+                (
+                    (filesz > 0) & ((file_end > size) | (file_end < offset)),
+                    "data at {off:#x}+{filesz:#x} runs past the end of the file ({eof:#x})",
+                ),
+                (filesz > memsz, "p_filesz is larger than p_memsz"),
+            ):
+                if hit.any():
+                    self._raise_bad_segment(start + int(hit.argmax()), problem)
             if prev_end is not None and prev_end > int(va[0]):
                 self._raise_overlap(start - 1)
             hit = end[:-1] > va[1:]
             if hit.any():
                 self._raise_overlap(start + int(hit.argmax()))
             prev_end = int(end[-1])
-            file_end = offset + filesz
-            hit = (filesz > 0) & ((file_end > size) | (file_end < offset))
-            if hit.any():
-                i = start + int(hit.argmax())
-                raise DumpFormatError(
-                    self._phdr_offset(i),
-                    f"PT_LOAD VA {self._va(i):#x}: data at {int(loads[i]['p_offset']):#x}+"
-                    f"{int(loads[i]['p_filesz']):#x} runs past the end of the file "
-                    f"({self.size_bytes:#x})",
-                )
-            hit = filesz > memsz
-            if hit.any():
-                i = start + int(hit.argmax())
-                raise DumpFormatError(
-                    self._phdr_offset(i),
-                    f"PT_LOAD VA {self._va(i):#x}: p_filesz is larger than p_memsz",
-                )
             hit = ((va | memsz) & mask) != 0
             count = int(np.count_nonzero(hit))
             if count and first_unaligned is None:
@@ -422,6 +408,14 @@ class Dump:
 
     def _va(self, seg: int) -> int:
         return int(self._loads[seg]["p_vaddr"])
+
+    def _raise_bad_segment(self, i: int, problem: str) -> None:
+        """DumpFormatError at PT_LOAD ``i``'s program header; ``problem`` may name its fields."""
+        row = self._loads[i]
+        detail = problem.format(
+            off=int(row["p_offset"]), filesz=int(row["p_filesz"]), eof=self.size_bytes
+        )
+        raise DumpFormatError(self._phdr_offset(i), f"PT_LOAD VA {self._va(i):#x}: {detail}")
 
     def _raise_overlap(self, i: int) -> None:
         """PT_LOAD ``i + 1`` starts before PT_LOAD ``i`` ends."""
@@ -648,7 +642,7 @@ class Dump:
                     region = extension.regions[region_index]
                     detail = f"{detail}: {region.name}" if detail else region.name
                 return reason, detail
-        memattr = (flags >> 10) & 7  # p_flags bits 8-19 carry PTE bits 0-11
+        memattr = (uat.unpack_p_flags(flags, 0) >> uat.FIELDS["memattr"][0]) & 7
         if memattr not in uat.DUMPABLE_MEMATTRS:
             return REASON_DEVICE, f"memattr {memattr} ({uat.MEMATTR_NAMES[memattr]})"
         return REASON_BORROW, None

@@ -143,8 +143,3 @@ def bulk_fields(entries: np.ndarray) -> dict[str, np.ndarray]:
     for name, (shift, width) in uat.FIELDS.items():
         out[name] = (values >> np.uint64(shift)) & np.uint64((1 << width) - 1)
     return out
-
-
-def bulk_output_address(entries: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Output addresses (OAS-masked) of every entry."""
-    return entries & np.uint64(geometry.oa_mask)

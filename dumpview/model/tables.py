@@ -134,14 +134,6 @@ class TablesIndex:
                 stack.extend(reversed(children))
         return tuple(out)
 
-    @cached_property
-    def nodes_by_pa(self) -> dict[int, TableNode]:
-        return {n.pa: n for n in self.nodes}
-
-    def children_of(self, node: TableNode) -> list[TableNode]:
-        """The tables ``node``'s entries point to, in index order."""
-        return [n for n in self.nodes if n.parent_pa == node.pa]
-
     def leaf_map(self) -> tuple[np.ndarray, np.ndarray]:
         """(VAs, entries) of every type-3 leaf in the walked leaf tables, sorted by VA."""
         return self._leaves
@@ -165,11 +157,3 @@ class TablesIndex:
         pte = np.concatenate(ptes)
         order = np.argsort(va, kind="stable")
         return va[order], pte[order]
-
-    def leaf_pte(self, va: int) -> int | None:
-        """The exact leaf entry for ``va`` from the tables, or None."""
-        vas, ptes = self._leaves
-        i = int(np.searchsorted(vas, np.uint64(va)))
-        if i < len(vas) and int(vas[i]) == va:
-            return int(ptes[i])
-        return None

@@ -636,7 +636,6 @@ def generate(
     def read_table(pa: int) -> bytes:
         return memory.read(pa, PAGE)
 
-    start = fp.tell()
     size = write_core(
         fp,
         walk.segments,
@@ -655,7 +654,7 @@ def generate(
         "tables": len(walk.tables),
         "leaves": walk.leaf_count,
         "dumped_pages": walk.dumped_pages,
-        "size_bytes": size - start if start else size,
+        "size_bytes": size,
         "reports": reports,
         "walk_problems": walk.problems,
     }

@@ -136,7 +136,8 @@ def _classify_pages(
     """
     n = len(leaf_pte)
     pa = leaf_pte & np.uint64(geometry.oa_mask)
-    memattr = (leaf_pte >> np.uint64(2)) & np.uint64(7)
+    shift, width = uat.FIELDS["memattr"]
+    memattr = (leaf_pte >> np.uint64(shift)) & np.uint64((1 << width) - 1)
     attr_ok = np.isin(memattr, list(uat.DUMPABLE_MEMATTRS))
     borrowed = memory.page_is_ram_many(pa >> np.uint64(uat.PAGE_SHIFT))
     has_data = attr_ok & borrowed
@@ -178,11 +179,7 @@ def _coalesce(
 ) -> WalkResult:
     page = np.uint64(geometry.page_size_bytes)
     pa = leaf_pte & np.uint64(geometry.oa_mask)
-    flags = (
-        np.array([uat.pack_p_flags(int(p)) for p in leaf_pte.tolist()], dtype=np.uint32)
-        if len(leaf_pte) < 4096
-        else _pack_flags_bulk(leaf_pte)
-    )
+    flags = _pack_flags_bulk(leaf_pte)
     has_data, reason, detail, region_idx = _classify_pages(api, memory, geometry, leaf_pte, regions)
     n = len(leaf_va)
     if n:
