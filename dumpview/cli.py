@@ -15,6 +15,7 @@ import sys
 import click
 
 from dumpview import __version__
+from dumpview.model.text import hexdump_lines, info_dict, walk_lines
 
 EXIT_NO = 1
 EXIT_BAD_INPUT = 2
@@ -80,56 +81,6 @@ def cli(ctx: click.Context) -> None:
 # ---- info ---------------------------------------------------------------------------------------
 
 
-def info_dict(dump) -> dict:
-    """The ``info --json`` document (keys are a stable interface for scripts)."""
-    from formats import agx
-
-    total, dumped = dump.page_totals
-    gpu = None
-    info = dump.agx_info
-    if info is not None:
-        gpu = {
-            "chip_id": f"{info.chip_id:#x}",
-            "generation": agx.gpu_gen_name(info.gpu_gen) or info.gpu_gen,
-            "variant": agx.gpu_variant_name(info.gpu_variant) or info.gpu_variant,
-            "revision": agx.gpu_rev_name(info.gpu_rev) or info.gpu_rev,
-            "cores": info.total_active_cores,
-            "firmware_version": agx.firmware_version_string(info.firmware_version),
-            "initdata_address": f"{info.initdata_address:#x}",
-        }
-    log = dump.crashlog
-    crashlog = None if log is None else {"size": len(log.raw), "format": log.format}
-    extension = dump.extension
-    geometry = dump.geometry
-    out = {
-        "layout": dump.layout,
-        "extension": extension is not None,
-        "entry_format": dump.entry_format,
-        "segments": dump.segment_count,
-        "tables": dump.table_count,
-        "pages": {"total": total, "dumped": dumped, "not_dumped": total - dumped},
-        "gpu": gpu,
-        "crashlog": crashlog,
-        "geometry": {
-            "page_size": geometry.page_size_bytes,
-            "levels": [f"L{lg.level}" for lg in geometry.levels],
-            "ias": geometry.ias,
-            "oas": geometry.oas,
-            "va_base": f"{geometry.va_base & ~geometry.ias_mask:#x}",
-        },
-        "size_bytes": dump.size_bytes,
-        "warnings": list(dump.warnings),
-    }
-    if extension is not None and extension.scenario is not None:
-        s = extension.scenario
-        out["scenario"] = {
-            "name": s.name,
-            "seed": s.seed,
-            "knobs": json.loads(s.knobs_json or "{}"),
-        }
-    return out
-
-
 @cli.command()
 @click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
@@ -181,17 +132,6 @@ def info(dump_path: str, as_json: bool) -> None:
 # ---- read ---------------------------------------------------------------------------------------
 
 
-def hexdump_lines(va: int, data: bytes, width: int = 16) -> list[str]:
-    """VA column, bytes as two lowercase hex digits separated by spaces, ASCII column."""
-    out = []
-    for off in range(0, len(data), width):
-        chunk = data[off : off + width]
-        hexes = " ".join(f"{b:02x}" for b in chunk).ljust(width * 3 - 1)
-        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
-        out.append(f"{va + off:016x}  {hexes}  |{text}|")
-    return out
-
-
 @cli.command()
 @click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
 @click.argument("va", type=ADDRESS)
@@ -216,33 +156,6 @@ def read(dump_path: str, va: int, size: int, raw: bool) -> None:
 
 
 # ---- vtop ---------------------------------------------------------------------------------------
-
-
-def describe_entry(decoded, note: str = "") -> str:
-    """One-line summary of a decoded entry (``note`` for rebuilt steps without a value)."""
-    if decoded is None:
-        return note or "not recorded"
-    if decoded.type_name == "table":
-        return f"table -> {decoded.output_address:#x}"
-    if decoded.type_name != "page" and not decoded.is_leaf_level:
-        return decoded.type_name
-    ng = "nG:not recorded" if decoded.ng is None else f"nG:{int(decoded.ng)}"
-    return (
-        f"{decoded.type_name} -> {decoded.output_address:#x} {decoded.memattr_name} "
-        f"fw:{decoded.firmware} gpu:{decoded.gpu} AF:{int(decoded.af)} {ng}"
-    )
-
-
-def walk_lines(translation) -> list[str]:
-    out = []
-    for step in translation.steps:
-        table = f"{step.table_pa:#014x}" if step.table_pa is not None else "(rebuilt)     "
-        value = f"{step.entry:#018x}" if step.entry is not None else "-" * 18
-        out.append(
-            f"L{step.level}  table {table}  [{step.index:4d}]  {value}  "
-            f"{describe_entry(step.decoded, step.note)}"
-        )
-    return out
 
 
 @cli.command()

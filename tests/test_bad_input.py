@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from dumpview.cli import info_dict
 from dumpview.model import DumpFormatError, open_dump
+from dumpview.model.text import info_dict
 from dumpview.sim.writer import HoleInfo
 from formats import ext
 from tests import factory
