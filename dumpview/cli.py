@@ -70,12 +70,37 @@ def _hex(value: int | None) -> str | None:
 @click.version_option(__version__, "--version", prog_name="dumpview")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Inspect GPU crash dumps: page tables, pages, firmware memory, crash logs."""
+    """Inspect GPU crash dumps: page tables, pages, firmware memory, crash logs.
+
+    `dumpview DUMP` opens the inspector on DUMP; `dumpview` alone opens a bundled sample.
+    """
     if ctx.invoked_subcommand is None:
+        ctx.invoke(open_, dump_path=None)
+
+
+# ---- open (the TUI) -----------------------------------------------------------------------------
+
+
+@cli.command("open")
+@click.argument("dump_path", metavar="[DUMP]", required=False, type=click.Path(dir_okay=False))
+def open_(dump_path: str | None) -> None:
+    """Open the inspector on DUMP (default: the bundled sample). Without a terminal on stdout
+    it prints `info` instead."""
+    if dump_path is None:
         from dumpview.samples import default_sample
 
-        sample = default_sample()
-        ctx.invoke(info, dump_path=str(sample), as_json=False)
+        dump_path = str(default_sample())
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        click.echo("dumpview: not a terminal: printing info instead of opening the app", err=True)
+        ctx = click.get_current_context()
+        ctx.invoke(info, dump_path=dump_path, as_json=False)
+        return
+    from dumpview.tui.app import DumpviewApp
+
+    app = DumpviewApp(dump_path)
+    app.run()
+    if app.return_code:
+        sys.exit(app.return_code)
 
 
 # ---- info ---------------------------------------------------------------------------------------
@@ -301,10 +326,18 @@ def generate(
     )
 
 
+def _route(argv: list[str]) -> list[str]:
+    """``dumpview DUMP`` means ``dumpview open DUMP``: insert ``open`` when the first argument
+    is neither an option nor a command."""
+    if argv and not argv[0].startswith("-") and argv[0] not in cli.commands:
+        return ["open", *argv]
+    return argv
+
+
 def main() -> None:
     """Console entry point: click, with usage errors turned into one line + exit 2."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=_route(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.Abort:
         fail("aborted", EXIT_BAD_INPUT)
     except click.UsageError as exc:

@@ -647,6 +647,10 @@ class Dump:
             return REASON_DEVICE, f"memattr {memattr} ({uat.MEMATTR_NAMES[memattr]})"
         return REASON_BORROW, None
 
+    def hole_reason(self, va: int, flags: int) -> tuple[str, str | None]:
+        """Why the page at ``va`` (its PT_LOAD's ``flags``) has no data: (reason, detail)."""
+        return self._hole_reason(va, flags)
+
     def pte_from_segment(self, seg: int, va: int) -> int:
         """The entry a driver dump lets us rebuild for ``va`` in segment ``seg``."""
         pa = int(self.seg_pa[seg]) + (va - int(self.seg_va[seg]))
@@ -785,11 +789,12 @@ class Dump:
             return None
         return TablesIndex(self)
 
-    def translate(self, va: int):  # -> Translation
-        """The walk for ``va``: see ``dumpview.model.translate``."""
+    def translate(self, va: int, context: int | None = None):  # -> Translation
+        """The walk for ``va`` (in ``context``'s space, default the dumped one): see
+        ``dumpview.model.translate``."""
         from dumpview.model.translate import translate
 
-        return translate(self, va)
+        return translate(self, va, context)
 
 
 def open_dump(path: str | os.PathLike[str]) -> Dump:

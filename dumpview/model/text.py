@@ -61,14 +61,31 @@ def info_dict(dump) -> dict:
     return out
 
 
-def hexdump_lines(va: int, data: bytes, width: int = 16) -> list[str]:
-    """VA column, bytes as two lowercase hex digits separated by spaces, ASCII column."""
+HEX_UNITS = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
+
+
+def hex_row(chunk: bytes | memoryview, unit: str = "u8", width: int = 16) -> tuple[str, str]:
+    """(hex column, ASCII column) of one row: units little-endian, lowercase, space separated;
+    a short last row is padded so columns line up. ``KeyError`` for an unknown unit."""
+    size = HEX_UNITS[unit]
+    data = bytes(chunk)
+    groups = [
+        data[i : i + size][::-1].hex() if i + size <= len(data) else data[i:][::-1].hex()
+        for i in range(0, len(data), size)
+    ]
+    full = (width // size) * (2 * size + 1) - 1
+    text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data)
+    return " ".join(groups).ljust(full), text.ljust(width)
+
+
+def hexdump_lines(va: int, data: bytes, width: int = 16, unit: str = "u8") -> list[str]:
+    """VA column, bytes as two lowercase hex digits separated by spaces (or u16/u32/u64 units),
+    ASCII column."""
     out = []
     for off in range(0, len(data), width):
         chunk = data[off : off + width]
-        hexes = " ".join(f"{b:02x}" for b in chunk).ljust(width * 3 - 1)
-        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
-        out.append(f"{va + off:016x}  {hexes}  |{text}|")
+        hexes, text = hex_row(chunk, unit, width)
+        out.append(f"{va + off:016x}  {hexes}  |{text[: len(chunk)]}|")
     return out
 
 

@@ -37,23 +37,26 @@ class WalkStep:
 @dataclass
 class Translation:
     va: int
+    context: int | None = None  # None: the dumped address space
     steps: list[WalkStep] = field(default_factory=list)
     pa: int | None = None
     leaf: DecodedEntry | None = None
     stopped_level: int | None = None  # the level whose entry ended the walk (None: mapped)
     stopped_reason: str | None = None
     rebuilt: bool = False
-    page: PageRecord | None = None
+    page: PageRecord | None = None  # only for the dumped space: other contexts have no pages
 
     @property
     def mapped(self) -> bool:
         return self.pa is not None
 
 
-def translate(dump: Dump, va: int) -> Translation:
-    """Walk ``va`` through the dump's tables (real or rebuilt)."""
+def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
+    """Walk ``va`` through the dump's tables (real or rebuilt). ``context`` picks the address
+    space (its TTB) when the dump carries several; None is the dumped space. A context the dump
+    does not carry is a stopped walk, not an error."""
     geometry = dump.geometry
-    result = Translation(va=va)
+    result = Translation(va=va, context=context)
     if not 0 <= va < 1 << 64 or not geometry.in_space(va):
         result.stopped_level = geometry.levels[0].level
         result.stopped_reason = (
@@ -62,18 +65,27 @@ def translate(dump: Dump, va: int) -> Translation:
         )
         return result
     if dump.tables_index is not None and dump.extension.spaces:
-        _walk_tables(dump, va, result)
+        spaces = dump.extension.spaces
+        space = spaces[0]
+        if context is not None:
+            space = next((s for s in spaces if s.context == context), None)
+            if space is None:
+                result.stopped_level = geometry.levels[0].level
+                result.stopped_reason = f"the dump carries no address space for context {context}"
+                return result
+        _walk_tables(dump, va, result, space.ttb_pa)
+        dumped_space = space is spaces[0]
     else:
         _walk_rebuilt(dump, va, result)
-    if result.pa is not None:
+        dumped_space = True
+    if result.pa is not None and dumped_space:
         result.page = dump.page(va)
     return result
 
 
-def _walk_tables(dump: Dump, va: int, result: Translation) -> None:
+def _walk_tables(dump: Dump, va: int, result: Translation, table_pa: int) -> None:
     geometry = dump.geometry
     index_ = dump.tables_index
-    table_pa = dump.extension.spaces[0].ttb_pa
     seen: set[int] = set()
     for depth, lg in enumerate(geometry.levels):
         if table_pa in seen:

@@ -1,0 +1,371 @@
+"""The level tree and the rows of one table, for browsing: real tables or rebuilt ones.
+
+Owns what a person navigates: address spaces (one root per context the dump carries), the
+tables under each entry (loaded one table at a time, never the whole tree), and the entries of
+one table as rows with every column a driver developer reads (index, VA span, raw value, type,
+PA, memattr, firmware and GPU views, nG/AF, dumped or why not, kind). Runs of empty entries fold
+into one row.
+
+Two sources, one interface. Dumps with the extension give real tables: entries are the table
+page's bytes. Driver dumps give none: upper levels are rebuilt (an entry is "present" when any
+PT_LOAD lies in its span; its value was not recorded) and leaf tables are rebuilt from the
+PT_LOADs (``p_paddr``/``p_flags``), each row marked inexact. Everything is computed with numpy
+per table (2048 entries), so opening a table costs the same on a 1M-segment dump.
+
+Nothing here raises for a hostile dump beyond what the model already raises at open: a table
+the dump does not carry is a row that says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from dumpview.model import kinds
+from dumpview.model.dump import Dump
+from dumpview.model.entries import TYPE_NAMES_LEAF, TYPE_NAMES_UPPER, DecodedEntry, decode_entry
+from formats import uat
+from formats.geometry import LevelGeometry
+
+NOT_WALKED = "not walked"  # leaves of a context the dump's walker did not dump
+FOLD_MIN = 2  # runs of at least this many empty entries become one row
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table at some level: where it sits in VA space and, when carried, its PA."""
+
+    context: int
+    depth: int  # 0 = the top table (TTB)
+    level: int  # ARM lookup level (UAT: 1, 2, 3)
+    va_start: int
+    va_size_bytes: int
+    pa: int | None  # None: rebuilt (a driver dump does not record table PAs)
+    carried: bool  # False: referenced by an entry but the dump has no copy of it
+
+    @property
+    def rebuilt(self) -> bool:
+        return self.pa is None
+
+    @property
+    def va_end(self) -> int:
+        return self.va_start + self.va_size_bytes
+
+    @property
+    def label(self) -> str:
+        where = "rebuilt" if self.pa is None else f"PA {self.pa:#x}"
+        if not self.carried:
+            where += ", not in the dump"
+        return f"L{self.level} {self.va_start:#x} ({where})"
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """One entry of a table, every column resolved (``value`` None: not recorded)."""
+
+    index: int
+    va: int
+    span_bytes: int
+    value: int | None
+    exact: bool
+    type_name: str
+    pa: int | None
+    memattr_name: str
+    firmware: str
+    gpu: str
+    ng: bool | None
+    af: bool | None
+    dumped: bool | None  # leaves only; None for tables and undumped contexts
+    state: str  # "dumped", the reason it is not, "table", "empty", ...
+    kind: str  # a dumpview.model.kinds name
+
+    @property
+    def va_end(self) -> int:
+        return self.va + self.span_bytes
+
+
+@dataclass(frozen=True)
+class FoldRow:
+    """A run of empty entries shown as one row."""
+
+    first_index: int
+    count: int
+    va: int
+    span_bytes: int  # of the whole run
+
+
+class TableRows:
+    """The entries of one table as display rows: entries, with empty runs folded."""
+
+    def __init__(self, tree: LevelTree, table: TableRef) -> None:
+        self.tree = tree
+        self.table = table
+        dump = tree.dump
+        geometry = dump.geometry
+        self.level_geometry: LevelGeometry = geometry.levels[table.depth]
+        self.is_leaf_level = table.depth == len(geometry.levels) - 1
+        count = self.level_geometry.entries
+        span = self.level_geometry.entry_span_bytes
+        self.entry_vas = np.uint64(table.va_start) + np.arange(count, dtype=np.uint64) * np.uint64(
+            span
+        )
+        self.values: np.ndarray | None = None  # real entries
+        self.present = np.zeros(count, dtype=bool)
+        self.segment = np.full(count, -1, dtype=np.int64)  # PT_LOAD of each leaf (VA order)
+        self.dumped = np.zeros(count, dtype=bool)
+        if table.carried and table.pa is not None:
+            entries = dump.tables_index.entries_at(table.pa)
+            self.values = np.array(entries[:count], dtype=np.uint64)
+            self.present = (self.values & np.uint64(uat.PTE_TYPE_MASK)) != 0
+        elif table.pa is None:
+            self.present = _spans_with_segments(dump, self.entry_vas, span)
+        if self.is_leaf_level and tree.is_dumped_context(table.context):
+            segs = np.searchsorted(dump.seg_va, self.entry_vas, side="right").astype(np.int64) - 1
+            ok = segs >= 0
+            offs = np.zeros(count, dtype=np.uint64)
+            offs[ok] = self.entry_vas[ok] - dump.seg_va[segs[ok]]
+            inside = ok.copy()
+            inside[ok] = offs[ok] < dump.seg_memsz[segs[ok]]
+            self.segment = np.where(inside, segs, -1)
+            self.dumped[inside] = (
+                offs[inside] + np.uint64(span) <= dump.seg_filesz[self.segment[inside]]
+            )
+            if table.pa is None:
+                self.present = inside
+        self.rows = _fold(self.present)
+        self._row_firsts = np.array([first for first, _ in self.rows], dtype=np.int64)
+        self._cache: dict[int, EntryRow] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row(self, i: int) -> EntryRow | FoldRow:
+        """Display row ``i``: an entry, or a fold of empty entries."""
+        first, count = self.rows[i]
+        span = self.level_geometry.entry_span_bytes
+        if count:
+            return FoldRow(first, count, int(self.entry_vas[first]), count * span)
+        return self.entry(first)
+
+    def row_of_index(self, index: int) -> int:
+        """The display row holding entry ``index``."""
+        return int(np.searchsorted(self._row_firsts, index, side="right")) - 1
+
+    def entry(self, index: int) -> EntryRow:
+        """Entry ``index`` with every column (cached: rendering asks often)."""
+        cached = self._cache.get(index)
+        if cached is None:
+            cached = self._cache[index] = self._entry(index)
+        return cached
+
+    def decoded(self, index: int) -> DecodedEntry | None:
+        """The entry decoded bit by bit; None for a rebuilt upper-level entry (no value)."""
+        dump = self.tree.dump
+        lg = self.level_geometry
+        if self.values is not None:
+            return decode_entry(int(self.values[index]), lg.level, dump.geometry)
+        if self.is_leaf_level and self.segment[index] >= 0:
+            pte = dump.pte_from_segment(int(self.segment[index]), int(self.entry_vas[index]))
+            return decode_entry(pte, lg.level, dump.geometry, exact=False)
+        return None
+
+    def child(self, index: int) -> TableRef | None:
+        """The table entry ``index`` points to (None for leaves and empty entries)."""
+        if self.is_leaf_level or not self.present[index]:
+            return None
+        return self.tree.child(self.table, index, self.values)
+
+    def _entry(self, index: int) -> EntryRow:
+        dump = self.tree.dump
+        lg = self.level_geometry
+        va = int(self.entry_vas[index])
+        span = lg.entry_span_bytes
+        decoded = self.decoded(index)
+        if decoded is None:
+            if not self.present[index]:
+                return EntryRow(
+                    index, va, span, 0 if self.values is not None else None, self.values
+                    is not None, "empty", None, "-", "-", "-", None, None, None, "empty",
+                    kinds.EMPTY,
+                )  # fmt: skip
+            child = self.child(index)
+            state = "table (rebuilt: value not recorded)"
+            return EntryRow(
+                index, va, span, None, False, "table", None, "-", "-", "-", None, None, None,
+                state if child is None or child.carried else "table not in the dump",
+                kinds.TABLE,
+            )  # fmt: skip
+        value = decoded.value
+        type_value = value & uat.PTE_TYPE_MASK
+        if self.values is None:
+            type_name = decoded.type_name
+        else:
+            type_name = (TYPE_NAMES_LEAF if self.is_leaf_level else TYPE_NAMES_UPPER)[type_value]
+        dumped: bool | None = None
+        if type_name == "empty":
+            state = "empty"
+        elif not self.is_leaf_level:
+            child = self.child(index) if type_name == "table" else None
+            state = (
+                "table" if child is not None and child.carried else
+                "table not in the dump" if child is not None else "invalid at this level"
+            )  # fmt: skip
+        elif not self.tree.is_dumped_context(self.table.context):
+            state = f"{NOT_WALKED} (context {self.table.context} is not dumped)"
+        elif self.segment[index] < 0:
+            state = "no PT_LOAD for this page"
+        else:
+            dumped = bool(self.dumped[index])
+            if dumped:
+                state = "dumped"
+            else:
+                flags = int(dump.seg_flags[int(self.segment[index])])
+                reason, detail = dump._hole_reason(va, flags)
+                state = f"not dumped: {reason}" + (f" ({detail})" if detail else "")
+        if type_name == "empty":
+            kind = kinds.EMPTY
+        elif not self.is_leaf_level:
+            kind = kinds.TABLE if type_name == "table" else kinds.INVALID
+        elif type_name != "page":
+            kind = kinds.INVALID
+        else:
+            kind = kinds.leaf_kind(value, dumped is not False)  # unknown: colour by attributes
+        return EntryRow(
+            index=index,
+            va=va,
+            span_bytes=span,
+            value=value,
+            exact=decoded.exact,
+            type_name=type_name,
+            pa=decoded.output_address if type_name in ("table", "page") else None,
+            memattr_name=decoded.memattr_name,
+            firmware=decoded.firmware,
+            gpu=decoded.gpu,
+            ng=decoded.ng,
+            af=decoded.af,
+            dumped=dumped,
+            state=state,
+            kind=kind,
+        )
+
+
+class LevelTree:
+    """Roots (one per address space) and children, resolved one table at a time."""
+
+    def __init__(self, dump: Dump) -> None:
+        self.dump = dump
+        geometry = dump.geometry
+        self.geometry = geometry
+        top = geometry.levels[0]
+        top_span = top.entry_span_bytes << top.index_bits
+        index = dump.tables_index
+        roots: list[TableRef] = []
+        if index is not None and dump.extension.spaces:
+            for space in dump.extension.spaces:
+                va_start = space.va_start & ~geometry.ias_mask
+                carried = index.offset_of(space.ttb_pa) is not None
+                roots.append(
+                    TableRef(space.context, 0, top.level, va_start, top_span, space.ttb_pa, carried)
+                )
+            self.dumped_context = dump.extension.spaces[0].context
+        else:
+            va_start = geometry.va_base & ~geometry.ias_mask
+            roots.append(TableRef(0, 0, top.level, va_start, top_span, None, True))
+            self.dumped_context = 0
+        self.roots = tuple(roots)
+        self._rows: dict[TableRef, TableRows] = {}
+
+    def is_dumped_context(self, context: int) -> bool:
+        return context == self.dumped_context
+
+    def rows(self, table: TableRef) -> TableRows:
+        """The rows of ``table`` (cached)."""
+        rows = self._rows.get(table)
+        if rows is None:
+            rows = self._rows[table] = TableRows(self, table)
+        return rows
+
+    def child(self, table: TableRef, index: int, values: np.ndarray | None = None) -> TableRef:
+        """The table that entry ``index`` of ``table`` points to."""
+        geometry = self.geometry
+        lg = geometry.levels[table.depth]
+        below = geometry.levels[table.depth + 1]
+        va = table.va_start + index * lg.entry_span_bytes
+        span = below.entry_span_bytes << below.index_bits
+        if values is None and table.pa is not None:
+            values = self.rows(table).values
+        if values is None:
+            return TableRef(table.context, table.depth + 1, below.level, va, span, None, True)
+        pa = int(values[index]) & geometry.oa_mask
+        carried = self.dump.tables_index.offset_of(pa) is not None
+        return TableRef(table.context, table.depth + 1, below.level, va, span, pa, carried)
+
+    def children(self, table: TableRef) -> list[tuple[int, TableRef]]:
+        """(entry index, child table) for every table entry of ``table``, in index order."""
+        if table.depth + 1 >= len(self.geometry.levels) or not table.carried:
+            return []
+        rows = self.rows(table)
+        out = []
+        for index in np.flatnonzero(rows.present).tolist():
+            if rows.values is not None and (
+                int(rows.values[index]) & uat.PTE_TYPE_MASK != uat.PTE_TABLE
+            ):
+                continue
+            out.append((index, self.child(table, index, rows.values)))
+        return out
+
+    def path_to(self, va: int, context: int | None = None) -> list[tuple[TableRef, int]]:
+        """(table, entry index) from the root down to the deepest table covering ``va``."""
+        root = self.roots[0]
+        if context is not None:
+            root = next((r for r in self.roots if r.context == context), root)
+        if not root.va_start <= va < root.va_end:
+            return []
+        out = []
+        table: TableRef | None = root
+        while table is not None:
+            lg = self.geometry.levels[table.depth]
+            index = lg.index_of(va)
+            out.append((table, index))
+            if not table.carried:
+                break
+            table = self.rows(table).child(index)
+        return out
+
+    @cached_property
+    def contexts(self) -> tuple[int, ...]:
+        return tuple(root.context for root in self.roots)
+
+
+def _spans_with_segments(dump: Dump, starts: np.ndarray, span: int) -> np.ndarray:
+    """For each [start, start + span): does any PT_LOAD overlap it?"""
+    seg_va = dump.seg_va
+    if not len(seg_va):
+        return np.zeros(len(starts), dtype=bool)
+    ends = starts + np.uint64(span)
+    last = np.searchsorted(seg_va, ends, side="left").astype(np.int64) - 1  # last seg below end
+    ok = last >= 0
+    out = np.zeros(len(starts), dtype=bool)
+    idx = last[ok]
+    out[ok] = seg_va[idx] + dump.seg_memsz[idx] > starts[ok]
+    return out
+
+
+def _fold(present: np.ndarray) -> list[tuple[int, int]]:
+    """Display rows as (first entry, fold count): count 0 is a single entry row."""
+    rows: list[tuple[int, int]] = []
+    n = len(present)
+    i = 0
+    present_idx = np.flatnonzero(present).tolist()
+    for j in [*present_idx, n]:
+        gap = j - i
+        if gap >= FOLD_MIN:
+            rows.append((i, gap))
+        else:
+            rows.extend((k, 0) for k in range(i, j))
+        if j < n:
+            rows.append((j, 0))
+        i = j + 1
+    return rows

@@ -1,0 +1,234 @@
+"""Line-API widgets over lazy sources: one row list with a cursor, and the views built on it.
+
+Owns how rows reach the screen. ``RowList`` is a ``ScrollView`` that renders only the visible
+rows (``render_line``), asking its ``RowSource`` for each one, so a table of 2048 entries, a
+16 KiB page or a million ranges cost the same per frame. Rows are lists of (text, style name)
+pieces; style names are the widget's component classes, so colours come from the stylesheet.
+
+Nothing here reads files or the dump directly: sources wrap the model's objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+Piece = tuple[str, str | None]  # (text, component class or None)
+Row = list[Piece]
+
+KIND_CLASSES = (
+    "kind--empty",
+    "kind--table",
+    "kind--invalid",
+    "kind--device",
+    "kind--not-dumped",
+    "kind--firmware",
+    "kind--gpu",
+)
+
+
+class RowSource:
+    """What a RowList shows: a row count and one row at a time (override both)."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def row(self, index: int) -> Row:
+        raise IndexError(index)
+
+    def width(self) -> int:
+        """Widest row in cells (for horizontal scrolling)."""
+        return 80
+
+
+@dataclass
+class LinesSource(RowSource):
+    """A fixed list of rows (crash log, memory map, help text)."""
+
+    rows: Sequence[Row]
+    cells: int = 80
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row(self, index: int) -> Row:
+        return list(self.rows[index])
+
+    def width(self) -> int:
+        return self.cells
+
+
+def plain_rows(lines: Sequence[str], style: str | None = None) -> LinesSource:
+    """A LinesSource of plain text lines."""
+    return LinesSource([[(line, style)] for line in lines], max((len(x) for x in lines), default=0))
+
+
+class RowList(ScrollView, can_focus=True):
+    """A scrollable list of rows with a cursor, rendered line by line from a RowSource."""
+
+    COMPONENT_CLASSES = {
+        "rowlist--cursor",
+        "rowlist--dim",
+        "rowlist--title",
+        "rowlist--hit",
+        "rowlist--warn",
+        *KIND_CLASSES,
+    }
+    DEFAULT_CSS = """
+    RowList { background: $surface; }
+    RowList > .rowlist--cursor { background: $accent 30%; }
+    RowList:focus > .rowlist--cursor { background: $accent 60%; text-style: bold; }
+    RowList > .rowlist--dim { color: $text-muted; }
+    RowList > .rowlist--title { text-style: bold; color: $primary; }
+    RowList > .rowlist--hit { background: $warning 70%; color: $background; }
+    RowList > .rowlist--warn { color: $warning; }
+    RowList > .kind--empty { color: $text-disabled; }
+    RowList > .kind--table { color: $secondary; }
+    RowList > .kind--invalid { color: $error; text-style: bold; }
+    RowList > .kind--device { color: magenta; }
+    RowList > .kind--not-dumped { color: $error; }
+    RowList > .kind--firmware { color: $warning; }
+    RowList > .kind--gpu { color: $success; }
+    """
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "Top", show=False),
+        Binding("end", "jump(-1)", "Bottom", show=False),
+        Binding("enter", "activate", "Open", show=False),
+    ]
+
+    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+
+    class Highlighted(Message):
+        """The cursor moved to ``row``."""
+
+        def __init__(self, rowlist: RowList, row: int) -> None:
+            super().__init__()
+            self.rowlist = rowlist
+            self.row = row
+
+        @property
+        def control(self) -> RowList:
+            return self.rowlist
+
+    class Activated(Message):
+        """Enter (or a double click) on ``row``."""
+
+        def __init__(self, rowlist: RowList, row: int) -> None:
+            super().__init__()
+            self.rowlist = rowlist
+            self.row = row
+
+        @property
+        def control(self) -> RowList:
+            return self.rowlist
+
+    def __init__(self, source: RowSource | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.source: RowSource = source or RowSource()
+        self._styles: dict[str | None, Style] = {}
+
+    def set_source(self, source: RowSource, cursor: int = 0) -> None:
+        """Show ``source``, cursor on row ``cursor`` (clamped)."""
+        self.source = source
+        self.virtual_size = Size(source.width(), len(source))
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.cursor = self._clamp(cursor)
+        self.refresh()
+
+    def _clamp(self, row: int) -> int:
+        return max(0, min(row, len(self.source) - 1))
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.source.width(), len(self.source))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+
+    def _style(self, name: str | None) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self.get_component_rich_style(name) if name else Style()
+            self._styles[name] = style
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        base = self.rich_style
+        if index >= len(self.source):
+            return Strip.blank(width, base)
+        segments = [
+            Segment(text, base + self._style(name)) for text, name in self.source.row(index)
+        ]
+        strip = Strip(segments)
+        if index == self.cursor:
+            cursor = self._style("rowlist--cursor")
+            strip = strip.extend_cell_length(scroll_x + width, base).apply_style(cursor)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.scroll_to_cursor()
+        self.refresh()
+        if len(self.source):
+            self.post_message(self.Highlighted(self, new))
+
+    def scroll_to_cursor(self, center: bool = False) -> None:
+        region = Region(0, self.cursor, 1, 1)
+        self.scroll_to_region(region, animate=False, center=center, immediate=True, force=True)
+
+    def validate_cursor(self, value: int) -> int:
+        return self._clamp(value)
+
+    def action_cursor(self, delta: int) -> None:
+        self.cursor += delta
+
+    def action_page(self, direction: int) -> None:
+        self.cursor += direction * max(1, self.size.height - 1)
+
+    def action_jump(self, row: int) -> None:
+        self.cursor = row if row >= 0 else len(self.source) - 1
+
+    def action_activate(self) -> None:
+        if len(self.source):
+            self.post_message(self.Activated(self, self.cursor))
+
+    def on_click(self, event: events.Click) -> None:
+        row = int(self.scroll_offset.y) + event.y
+        if 0 <= row < len(self.source):
+            self.cursor = row
+            if event.chain >= 2:
+                self.post_message(self.Activated(self, row))
+
+
+class CallbackSource(RowSource):
+    """Rows produced on demand by a function (the lazy sources: entries, ranges, hex)."""
+
+    def __init__(self, count: int, make_row: Callable[[int], Row], cells: int) -> None:
+        self.count = count
+        self.make_row = make_row
+        self.cells = cells
+
+    def __len__(self) -> int:
+        return self.count
+
+    def row(self, index: int) -> Row:
+        return self.make_row(index)
+
+    def width(self) -> int:
+        return self.cells
