@@ -175,6 +175,10 @@ class TableRows:
         """The table entry ``index`` points to (None for leaves and empty entries)."""
         if self.is_leaf_level or not self.present[index]:
             return None
+        if self.values is not None and (
+            int(self.values[index]) & uat.PTE_TYPE_MASK != uat.PTE_TABLE
+        ):
+            return None  # a block/invalid entry: the walk stops here, nothing below
         return self.tree.child(self.table, index, self.values)
 
     def _entry(self, index: int) -> EntryRow:

@@ -10,6 +10,7 @@ bookmarks sidecar, through ``dumpview.model.bookmarks``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -92,7 +93,7 @@ class LoadingScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="loading"):
-            yield Label(f"opening {self.path}", id="loading-label")
+            yield Label(f"opening {self.path}", id="loading-label", markup=False)
             yield ProgressBar(total=4, show_eta=False, id="loading-bar")
 
     def stage(self, step: int, text: str) -> None:
@@ -112,8 +113,8 @@ class ErrorScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error"):
-            yield Label(f"dumpview cannot open {self.path}", id="error-title")
-            yield Static(self.message, id="error-message")
+            yield Label(f"dumpview cannot open {self.path}", id="error-title", markup=False)
+            yield Static(self.message, id="error-message", markup=False)
             yield Label("press q to quit", id="error-hint")
         yield Footer()
 
@@ -186,7 +187,7 @@ class BookmarksScreen(ModalScreen[int | None]):
     def on_mount(self) -> None:
         self._fill()
 
-    def _fill(self) -> None:
+    def _fill(self, highlight: int = 0) -> None:
         options = self.query_one(OptionList)
         options.clear_options()
         items = self.bookmarks.items
@@ -194,8 +195,11 @@ class BookmarksScreen(ModalScreen[int | None]):
             options.add_option(Option("no bookmarks yet: press b on an entry", disabled=True))
         for bookmark in items:
             options.add_option(
-                Option(f"{bookmark.va:#018x}  {bookmark.label}", id=str(bookmark.va))
+                # Text: a label (hand-edited sidecar) is not markup; "[/b]" would crash the list
+                Option(Text(f"{bookmark.va:#018x}  {bookmark.label}"), id=str(bookmark.va))
             )
+        if items:  # Enter and d act on the highlighted one: start on one
+            options.highlighted = min(highlight, len(items) - 1)
         options.focus()
 
     @on(OptionList.OptionSelected)
@@ -215,7 +219,7 @@ class BookmarksScreen(ModalScreen[int | None]):
             self.bookmarks.save()
         except OSError as exc:
             self.notify(f"bookmarks not saved: {exc}", severity="error")
-        self._fill()
+        self._fill(options.highlighted)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -250,6 +254,7 @@ class MainScreen(Screen):
         self.unit = "u8"
         self.page_va: int | None = None
         self.highlight: tuple[int, int] | None = None
+        self.page_target: int | None = None  # a VA go-to asked for: the page cursor's row
         self.search_result: SearchResult | None = None
         self.search_len = 0
         self.search_last: tuple[str, str] = ("hex", "")
@@ -321,10 +326,11 @@ class MainScreen(Screen):
             f"{self.dump.segment_count:,} PT_LOAD, {total:,} pages ({total - dumped:,} not "
             f"dumped)" + (f"; {len(warnings)} warning(s): {warnings[0]}" if warnings else "")
         )
+        self.call_after_refresh(self.app.first_screen_drawn)
         self._coalesce()
 
     def status(self, text: str) -> None:
-        self.query_one("#status", Static).update(Text(text))
+        self.query_one("#status", Static).update(Text(text), layout=False)
 
     # -- tree --
 
@@ -334,9 +340,7 @@ class MainScreen(Screen):
         self._loaded.add(table)
         node = self._tree_nodes[table]
         for index, child in self.levels.children(table):
-            label = f"[{index}] L{child.level} {child.va_start:#x}" + (
-                "" if child.carried else " missing"
-            )
+            label = f"[{index}] {child.va_start:#x}" + ("" if child.carried else " missing")
             has_kids = child.carried and child.depth + 1 < len(self.dump.geometry.levels)
             self._tree_nodes[child] = node.add(label, data=child, allow_expand=has_kids)
 
@@ -365,6 +369,7 @@ class MainScreen(Screen):
         node = self._tree_nodes.get(current)
         if node is not None:
             tree = self.query_one("#levels", Tree)
+            _ = tree.last_line  # nodes just added have no line yet: this numbers them
             tree.move_cursor(node)
             tree.scroll_to_node(node, animate=False)
 
@@ -381,7 +386,8 @@ class MainScreen(Screen):
             where += ": not carried in the dump"
         self.query_one("#entries-title", Static).update(
             f"ctx {table.context}  L{table.level} table {where}  VA {table.va_start:#x} + {span}"
-            f"  ({len(self.rows)} rows)"
+            f"  ({len(self.rows)} rows)",
+            layout=False,
         )
         entries = self.query_one("#entries", RowList)
         row = self.rows.row_of_index(index) if index is not None else self._first_entry_row()
@@ -399,6 +405,9 @@ class MainScreen(Screen):
         self.show_entry(event.row)
 
     def show_entry(self, row: int) -> None:
+        wanted, self.page_target = self.page_target, None
+        if wanted is None and self.highlight is not None:
+            wanted = self.highlight[0]
         rows = self.rows
         entry = rows.row(row)
         table = self.table
@@ -416,7 +425,7 @@ class MainScreen(Screen):
         title = self.query_one("#page-title", Static)
         if isinstance(entry, FoldRow) or not rows.is_leaf_level or entry.type_name != "page":
             self.page_va = None
-            title.update("page")
+            title.update("page", layout=False)
             page.set_source(
                 plain_rows(["select a leaf (page) entry to see its contents"], "rowlist--dim")
             )
@@ -428,11 +437,11 @@ class MainScreen(Screen):
                 f"context {table.context} is not dumped: the walker dumps context "
                 f"{self.levels.dumped_context}"
             )
-        title.update(f"page {va:#x} -> PA {entry.pa:#x}  [{self.unit}]")
+        title.update(Text(f"page {va:#x} -> PA {entry.pa:#x}  [{self.unit}]"), layout=False)
         source = sources.PageSource(self.dump, va, entry.pa, self.unit, self.highlight, note)
         target = 0
-        if self.highlight is not None and va <= self.highlight[0] < va + self.dump.page_size_bytes:
-            target = source.row_of_va(self.highlight[0])
+        if wanted is not None and va <= wanted < va + self.dump.page_size_bytes:
+            target = source.row_of_va(wanted)
         page.set_source(source, target)
         page.scroll_to_cursor(center=True)
 
@@ -484,6 +493,9 @@ class MainScreen(Screen):
             self.status(f"VA {va:#x}: {walk.stopped_reason}")
             return
         table, index = path[-1]
+        # show_table moves the entries cursor; its Highlighted message then rebuilds the page
+        # view, which puts its cursor on this VA's row
+        self.page_target = va if walk.mapped else None
         self.show_table(table, index)
         self._reveal(table)
         self.query_one("#entries", RowList).focus()
@@ -497,12 +509,6 @@ class MainScreen(Screen):
                 f"VA {va:#x} is not mapped: the walk stopped at L{walk.stopped_level}: "
                 f"{walk.stopped_reason}"
             )
-        if walk.mapped and self.page_va is not None:
-            page = self.query_one("#page", RowList)
-            source = page.source
-            if isinstance(source, sources.PageSource) and source.data is not None:
-                page.cursor = source.row_of_va(va)
-                page.scroll_to_cursor(center=True)
 
     # -- search --
 
@@ -763,7 +769,11 @@ def _info_lines(info: dict, dump: Dump) -> list[str]:
     ]
     if "scenario" in info:
         s = info["scenario"]
-        lines.append(f"  generated          scenario {s['name']}, seed {s['seed']}, {s['knobs']}")
+        knobs = ", ".join(f"{k}={v}" for k, v in s["knobs"].items())
+        lines.append(
+            f"  generated          scenario {s['name']}, seed {s['seed']}"
+            + (f" ({knobs})" if knobs else "")
+        )
     for warning in info["warnings"]:
         lines.append(f"  warning            {warning}")
     return lines
@@ -780,9 +790,13 @@ class DumpviewApp(App[None]):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
+        self.animation_level = "none"  # a key press redraws once: no tab-underline animation
         self.path = str(path)
         self.dump: Dump | None = None
         self.error: str | None = None
+        # Seconds: "index" (the loader thread), "first_screen" (main screen built and drawn).
+        self.timings: dict[str, float] = {}
+        self._loaded_at = 0.0
 
     def on_mount(self) -> None:
         self.push_screen(LoadingScreen(self.path))
@@ -791,6 +805,7 @@ class DumpviewApp(App[None]):
     @work(thread=True, exclusive=True, group="load")
     def _load(self) -> None:
         stage = partial(self.call_from_thread, self._stage)
+        started = time.perf_counter()
         try:
             stage(1, f"opening {self.path}: validating program headers")
             dump = open_dump(self.path)
@@ -811,6 +826,7 @@ class DumpviewApp(App[None]):
         except OSError as exc:
             self.call_from_thread(self._failed, exc.strerror or str(exc))
             return
+        self.timings["index"] = time.perf_counter() - started
         stage(4, "drawing")
         self.call_from_thread(self._loaded, dump, tree)
 
@@ -824,7 +840,12 @@ class DumpviewApp(App[None]):
 
     def _loaded(self, dump: Dump, tree: LevelTree) -> None:
         self.dump = dump
+        self._loaded_at = time.perf_counter()
         self.switch_screen(MainScreen(dump, tree))
+
+    def first_screen_drawn(self) -> None:
+        """Called by the main screen after its first refresh."""
+        self.timings.setdefault("first_screen", time.perf_counter() - self._loaded_at)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -80,20 +80,18 @@ def details_source(
     where = "rebuilt table" if table.pa is None else f"table PA {table.pa:#x}"
     rows.append([(f"L{table.level}[{entry.index}] of {where}, VA {entry.va:#x}", "rowlist--title")])
     if decoded is None:
-        rows.append([("value not recorded: a driver dump keeps leaves only; ", "rowlist--dim")])
+        rows.append([("value not recorded: a driver dump keeps only leaf entries", "rowlist--dim")])
         rows.append([(f"  {entry.state}", _kind_class(entry.kind))])
     else:
         exact = "exact" if decoded.exact else "rebuilt from p_paddr/p_flags"
         rows.append([(f"value {decoded.value:#018x}  ({exact})", None)])
-        rows.append([("bits   field          value  meaning", "rowlist--dim")])
+        rows.append([("bits  field       value  meaning", "rowlist--dim")])
         for field in decoded.fields:
             if field.name.startswith(("ignored", "bits_", "bit5", "bit52")) and field.value == 0:
                 continue
             value = "-" if field.value is None else f"{field.value:#x}"
             style = "rowlist--warn" if not field.recorded else None
-            rows.append(
-                [(f"{field.bits:>5}  {field.name:<13}  {value:>5}  {field.meaning}", style)]
-            )
+            rows.append([(f"{field.bits:>5} {field.name:<10} {value:>6}  {field.meaning}", style)])
         rows.append([(f"state: {entry.state}", _kind_class(entry.kind))])
     rows.append([("", None)])
     rows.append([("walk", "rowlist--title")])

@@ -144,16 +144,23 @@ class RowList(ScrollView, can_focus=True):
     def set_source(self, source: RowSource, cursor: int = 0) -> None:
         """Show ``source``, cursor on row ``cursor`` (clamped)."""
         self.source = source
-        self.virtual_size = Size(source.width(), len(source))
+        self._set_virtual_size(Size(source.width(), len(source)))
         self.scroll_to(0, 0, animate=False, immediate=True)
         self.cursor = self._clamp(cursor)
         self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Resize the scrollable area without a layout of the whole screen (a key press would
+        pay ~50 ms for it); scrollbars appearing or going still lay out, as they must."""
+        if size != self.virtual_size:
+            self.set_reactive(RowList.virtual_size, size)
+            self._scroll_update(size)  # Textual's own path for a size change without layout
 
     def _clamp(self, row: int) -> int:
         return max(0, min(row, len(self.source) - 1))
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.source.width(), len(self.source))
+        self._set_virtual_size(Size(self.source.width(), len(self.source)))
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -166,11 +173,18 @@ class RowList(ScrollView, can_focus=True):
             self._styles[name] = style
         return style
 
+    @property
+    def _base_style(self) -> Style:
+        style = self._styles.get("")  # the widget's own style, cached like the components
+        if style is None:
+            style = self._styles[""] = self.rich_style
+        return style
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
-        base = self.rich_style
+        base = self._base_style
         if index >= len(self.source):
             return Strip.blank(width, base)
         segments = [
@@ -183,8 +197,13 @@ class RowList(ScrollView, can_focus=True):
         return strip.crop_extend(scroll_x, scroll_x + width, base)
 
     def watch_cursor(self, old: int, new: int) -> None:
+        before = self.scroll_offset.y
         self.scroll_to_cursor()
-        self.refresh()
+        if self.scroll_offset.y == before:
+            self.refresh_line(old)  # only the two rows that changed look
+            self.refresh_line(new)
+        else:
+            self.refresh()
         if len(self.source):
             self.post_message(self.Highlighted(self, new))
 
