@@ -309,6 +309,7 @@ class MainScreen(Screen):
             node = tree.root.add(label, data=root, allow_expand=root.carried)
             self._tree_nodes[root] = node
         tree.root.expand()
+        self.query_one("#entries", RowList).on_cursor = self.show_entry
         first = self.levels.roots[0]
         self._load_children(first)
         self._tree_nodes[first].expand()
@@ -399,10 +400,6 @@ class MainScreen(Screen):
             if not isinstance(self.rows.row(i), FoldRow):
                 return i
         return 0
-
-    @on(RowList.Highlighted, "#entries")
-    def entry_highlighted(self, event: RowList.Highlighted) -> None:
-        self.show_entry(event.row)
 
     def show_entry(self, row: int) -> None:
         wanted, self.page_target = self.page_target, None

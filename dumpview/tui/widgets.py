@@ -73,6 +73,19 @@ def plain_rows(lines: Sequence[str], style: str | None = None) -> LinesSource:
     return LinesSource([[(line, style)] for line in lines], max((len(x) for x in lines), default=0))
 
 
+class RowMessage(Message):
+    """Something happened on ``row`` of ``rowlist`` (``control`` for ``@on`` selectors)."""
+
+    def __init__(self, rowlist: RowList, row: int) -> None:
+        super().__init__()
+        self.rowlist = rowlist
+        self.row = row
+
+    @property
+    def control(self) -> RowList:
+        return self.rowlist
+
+
 class RowList(ScrollView, can_focus=True):
     """A scrollable list of rows with a cursor, rendered line by line from a RowSource."""
 
@@ -112,34 +125,19 @@ class RowList(ScrollView, can_focus=True):
 
     cursor: reactive[int] = reactive(0, always_update=True, init=False)
 
-    class Highlighted(Message):
+    class Highlighted(RowMessage):
         """The cursor moved to ``row``."""
 
-        def __init__(self, rowlist: RowList, row: int) -> None:
-            super().__init__()
-            self.rowlist = rowlist
-            self.row = row
-
-        @property
-        def control(self) -> RowList:
-            return self.rowlist
-
-    class Activated(Message):
+    class Activated(RowMessage):
         """Enter (or a double click) on ``row``."""
-
-        def __init__(self, rowlist: RowList, row: int) -> None:
-            super().__init__()
-            self.rowlist = rowlist
-            self.row = row
-
-        @property
-        def control(self) -> RowList:
-            return self.rowlist
 
     def __init__(self, source: RowSource | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.source: RowSource = source or RowSource()
         self._styles: dict[str | None, Style] = {}
+        # Called synchronously when the cursor moves, for panes that must follow it in the
+        # same frame (a Highlighted message is also posted, for everyone else).
+        self.on_cursor: Callable[[int], None] | None = None
 
     def set_source(self, source: RowSource, cursor: int = 0) -> None:
         """Show ``source``, cursor on row ``cursor`` (clamped)."""
@@ -205,6 +203,8 @@ class RowList(ScrollView, can_focus=True):
         else:
             self.refresh()
         if len(self.source):
+            if self.on_cursor is not None:
+                self.on_cursor(new)  # same frame as the cursor itself
             self.post_message(self.Highlighted(self, new))
 
     def scroll_to_cursor(self, center: bool = False) -> None:
