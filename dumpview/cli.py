@@ -15,7 +15,7 @@ import sys
 import click
 
 from dumpview import __version__
-from dumpview.model.text import hexdump_lines, info_dict, walk_lines
+from dumpview.model.text import hexdump_lines, info_dict, parse_address, walk_lines
 
 EXIT_NO = 1
 EXIT_BAD_INPUT = 2
@@ -29,14 +29,10 @@ class Address(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
-        text = str(value).strip()
         try:
-            number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
-        except ValueError:
-            self.fail(f"{text!r} is not an address: use 0x… hex or decimal", param, ctx)
-        if number < 0 or number >= 1 << 64:
-            self.fail(f"{text!r} is outside 0..2^64-1", param, ctx)
-        return number
+            return parse_address(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 ADDRESS = Address()

@@ -186,7 +186,10 @@ PROTS: dict[str, Prot] = {
 # bits 0-11 as rebuilt from the protection (AF, AP, memattr: type, SH, nG and bit 5 are lost),
 # bits 20-31 the PTE's bits 52-63.
 PFLAGS_LOW_RECORDED = BIT_AF | (3 << 6) | (7 << 2)
-PFLAGS_HIGH_SHIFT = 52
+PFLAGS_HIGH_SHIFT = 52  # PTE bits 52-63 ...
+PFLAGS_LOW_POS = 8  # ... and 0-11 sit in p_flags at these bit positions, 12 bits each
+PFLAGS_HIGH_POS = 20
+PFLAGS_FIELD_MASK = 0xFFF
 # The PTE bits a driver dump records; the rest of bits 0-11 are "not recorded".
 RECORDED_PTE_BITS_DRIVER = PFLAGS_LOW_RECORDED | (0xFFF << 52) | OA_MASK_FULL
 NOT_RECORDED_FIELDS_DRIVER = ("type", "sh", "ng", "bit5", "bits_13_12")
@@ -202,8 +205,8 @@ def elf_rwx(perm: str) -> int:
 def pack_p_flags(pte: int) -> int:
     """The driver's p_flags for a leaf entry."""
     low = pte & PFLAGS_LOW_RECORDED
-    high = (pte >> PFLAGS_HIGH_SHIFT) & 0xFFF
-    return elf_rwx(firmware_view(pte)) | (low << 8) | (high << 20)
+    high = (pte >> PFLAGS_HIGH_SHIFT) & PFLAGS_FIELD_MASK
+    return elf_rwx(firmware_view(pte)) | (low << PFLAGS_LOW_POS) | (high << PFLAGS_HIGH_POS)
 
 
 def unpack_p_flags(p_flags: int, p_paddr: int) -> int:
@@ -212,8 +215,8 @@ def unpack_p_flags(p_flags: int, p_paddr: int) -> int:
     Only ``RECORDED_PTE_BITS_DRIVER`` are known; type, SH, nG read as zero here and must be
     shown as "not recorded".
     """
-    low = (p_flags >> 8) & 0xFFF
-    high = (p_flags >> 20) & 0xFFF
+    low = (p_flags >> PFLAGS_LOW_POS) & PFLAGS_FIELD_MASK
+    high = (p_flags >> PFLAGS_HIGH_POS) & PFLAGS_FIELD_MASK
     return (p_paddr & OA_MASK_FULL) | low | (high << PFLAGS_HIGH_SHIFT)
 
 

@@ -627,7 +627,20 @@ class Dump:
             return i
         return None
 
-    def _hole_reason(self, va: int, flags: int) -> tuple[str, str | None]:
+    def spans_with_segments(self, starts: np.ndarray, span_bytes: int) -> np.ndarray:
+        """For each VA window [start, start + span_bytes): does any PT_LOAD overlap it?"""
+        starts = np.asarray(starts, dtype=np.uint64)
+        out = np.zeros(len(starts), dtype=bool)
+        if not len(self.seg_va):
+            return out
+        last_va = starts + np.uint64(span_bytes - 1)  # inclusive: a window may end at 2^64
+        last = np.searchsorted(self.seg_va, last_va, side="right") - 1
+        ok = last >= 0
+        idx = last[ok]
+        out[ok] = self.seg_va[idx] + self.seg_memsz[idx] > starts[ok]
+        return out
+
+    def hole_reason(self, va: int, flags: int) -> tuple[str, str | None]:
         """Why a page has no data: the extension's record, else inferred from memattr."""
         extension = self.extension
         if extension is not None and len(extension.holes):
@@ -647,10 +660,6 @@ class Dump:
             return REASON_DEVICE, f"memattr {memattr} ({uat.MEMATTR_NAMES[memattr]})"
         return REASON_BORROW, None
 
-    def hole_reason(self, va: int, flags: int) -> tuple[str, str | None]:
-        """Why the page at ``va`` (its PT_LOAD's ``flags``) has no data: (reason, detail)."""
-        return self._hole_reason(va, flags)
-
     def pte_from_segment(self, seg: int, va: int) -> int:
         """The entry a driver dump lets us rebuild for ``va`` in segment ``seg``."""
         pa = int(self.seg_pa[seg]) + (va - int(self.seg_va[seg]))
@@ -664,7 +673,10 @@ class Dump:
         if self.tables_index is not None:
             lv, lp = self.tables_index.leaf_map()
             j0 = int(np.searchsorted(lv, np.uint64(min(va_start, (1 << 64) - 1))))
-            leaf_va, leaf_pte = lv[j0:].tolist(), lp[j0:].tolist()
+            j1 = int(np.searchsorted(lv, np.uint64(min(va_end, (1 << 64) - 1))))
+            if va_end >= 1 << 64:
+                j1 = len(lv)
+            leaf_va, leaf_pte = lv[j0:j1].tolist(), lp[j0:j1].tolist()
         j = 0
         first = self.segment_at(va_start)
         if first is None:
@@ -686,7 +698,7 @@ class Dump:
                     j += 1
                 exact = j < len(leaf_va) and leaf_va[j] == va
                 pte = leaf_pte[j] if exact else uat.unpack_p_flags(flags, pa0 + off)
-                reason, detail = (None, None) if dumped else self._hole_reason(va, flags)
+                reason, detail = (None, None) if dumped else self.hole_reason(va, flags)
                 yield PageRecord(va, pa0 + off, pte, exact, flags, dumped, reason, detail)
 
     def page(self, va: int) -> PageRecord | None:
@@ -712,7 +724,7 @@ class Dump:
             off = cur - int(self.seg_va[seg])
             filesz = int(self.seg_filesz[seg])
             if off >= filesz:
-                reason, detail = self._hole_reason(cur, int(self.seg_flags[seg]))
+                reason, detail = self.hole_reason(cur, int(self.seg_flags[seg]))
                 raise NotDumpedError(cur, reason, detail)
             take = min(end - cur, filesz - off)
             start = int(self.seg_offset[seg]) + off

@@ -9,7 +9,8 @@ Owns the classification every view shares (entries table, ranges, memory map, mi
 - ``firmware``: a dumped leaf the GPU cannot reach (GPU view ``--``: firmware only);
 - ``gpu``: a dumped leaf the GPU can access (bit 55 set and a GPU view other than ``--``).
 
-``entry_kind`` classifies one entry; ``leaf_kinds`` classifies arrays of leaf entries with numpy.
+``entry_kind`` classifies one entry by its decoded type (so rebuilt leaves, whose type bits a
+driver dump lost, classify too); ``leaf_kinds`` classifies arrays of leaf entries with numpy.
 Both are total: no value raises.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dumpview.model.entries import bulk_fields, field_value
 from formats import uat
 
 EMPTY = "empty"
@@ -46,44 +48,34 @@ DESCRIPTIONS: dict[str, str] = {
 _GPU_REACHES = np.array([[perm != "--" for perm in row] for row in uat.GPU_VIEW], dtype=bool)
 
 
-def _memattr(pte: int) -> int:
-    shift, width = uat.FIELDS["memattr"]
-    return (pte >> shift) & ((1 << width) - 1)
-
-
 def leaf_kind(pte: int, dumped: bool) -> str:
     """The kind of a leaf (page) entry whose page is ``dumped`` or not."""
-    if _memattr(pte) in uat.DEVICE_MEMATTRS:
+    if field_value(pte, "memattr") in uat.DEVICE_MEMATTRS:
         return DEVICE
     if not dumped:
         return NOT_DUMPED
     return GPU if uat.gpu_view(pte) != "--" else FIRMWARE
 
 
-def entry_kind(pte: int, is_leaf_level: bool, dumped: bool | None) -> str:
-    """The kind of any entry; ``dumped`` is the page's state for leaves (None: unknown)."""
-    entry_type = pte & uat.PTE_TYPE_MASK
-    if entry_type == uat.PTE_EMPTY:
+def entry_kind(type_name: str, is_leaf_level: bool, pte: int, dumped: bool | None) -> str:
+    """The kind of any entry from its decoded type name ("empty", "table", "page", ...);
+    ``dumped`` is the page's state for leaves (None: unknown, coloured by attributes)."""
+    if type_name == "empty":
         return EMPTY
     if not is_leaf_level:
-        return TABLE if entry_type == uat.PTE_TABLE else INVALID
-    if entry_type != uat.PTE_PAGE:
+        return TABLE if type_name == "table" else INVALID
+    if type_name != "page":
         return INVALID
-    return leaf_kind(pte, bool(dumped))
+    return leaf_kind(pte, dumped is not False)
 
 
 def leaf_kinds(ptes: np.ndarray, dumped: np.ndarray) -> np.ndarray:
     """``leaf_kind`` over arrays: a uint8 code per entry (indices into ``KIND_CODES``)."""
-    ptes = ptes.astype(np.uint64, copy=False)
-    shift, width = uat.FIELDS["memattr"]
-    memattr = (ptes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
-    device = np.isin(memattr, np.array(sorted(uat.DEVICE_MEMATTRS), dtype=np.uint64))
-    ap = ((ptes >> np.uint64(6)) & np.uint64(3)).astype(np.intp)
-    col = (
-        (((ptes >> np.uint64(54)) & np.uint64(1)) << np.uint64(1))
-        | ((ptes >> np.uint64(53)) & np.uint64(1))
-    ).astype(np.intp)
-    gpu = ((ptes & np.uint64(uat.BIT_GPU)) != 0) & _GPU_REACHES[ap, col]
+    fields = bulk_fields(ptes)
+    device = np.isin(fields["memattr"], np.array(sorted(uat.DEVICE_MEMATTRS), dtype=np.uint64))
+    ap = fields["ap"].astype(np.intp)
+    col = ((fields["uxn"] << np.uint64(1)) | fields["pxn"]).astype(np.intp)  # as perm_index
+    gpu = (fields["gpu_access"] != 0) & _GPU_REACHES[ap, col]
     out = np.where(gpu, CODE[GPU], CODE[FIRMWARE]).astype(np.uint8)
     out[~dumped.astype(bool)] = CODE[NOT_DUMPED]
     out[device] = CODE[DEVICE]

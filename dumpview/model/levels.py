@@ -25,7 +25,7 @@ import numpy as np
 
 from dumpview.model import kinds
 from dumpview.model.dump import Dump
-from dumpview.model.entries import TYPE_NAMES_LEAF, TYPE_NAMES_UPPER, DecodedEntry, decode_entry
+from dumpview.model.entries import DecodedEntry, decode_entry
 from formats import uat
 from formats.geometry import LevelGeometry
 
@@ -120,7 +120,7 @@ class TableRows:
             self.values = np.array(entries[:count], dtype=np.uint64)
             self.present = (self.values & np.uint64(uat.PTE_TYPE_MASK)) != 0
         elif table.pa is None:
-            self.present = _spans_with_segments(dump, self.entry_vas, span)
+            self.present = dump.spans_with_segments(self.entry_vas, span)
         if self.is_leaf_level and tree.is_dumped_context(table.context):
             segs = np.searchsorted(dump.seg_va, self.entry_vas, side="right").astype(np.int64) - 1
             ok = segs >= 0
@@ -187,26 +187,27 @@ class TableRows:
         va = int(self.entry_vas[index])
         span = lg.entry_span_bytes
         decoded = self.decoded(index)
-        if decoded is None:
-            if not self.present[index]:
-                return EntryRow(
-                    index, va, span, 0 if self.values is not None else None, self.values
-                    is not None, "empty", None, "-", "-", "-", None, None, None, "empty",
-                    kinds.EMPTY,
-                )  # fmt: skip
-            child = self.child(index)
-            state = "table (rebuilt: value not recorded)"
+        if decoded is None:  # rebuilt table: an empty entry, or one whose value was not recorded
+            present = bool(self.present[index])
             return EntryRow(
-                index, va, span, None, False, "table", None, "-", "-", "-", None, None, None,
-                state if child is None or child.carried else "table not in the dump",
-                kinds.TABLE,
-            )  # fmt: skip
+                index=index,
+                va=va,
+                span_bytes=span,
+                value=None,
+                exact=False,
+                type_name="table" if present else "empty",
+                pa=None,
+                memattr_name="-",
+                firmware="-",
+                gpu="-",
+                ng=None,
+                af=None,
+                dumped=None,
+                state="table (rebuilt: value not recorded)" if present else "empty",
+                kind=kinds.TABLE if present else kinds.EMPTY,
+            )
         value = decoded.value
-        type_value = value & uat.PTE_TYPE_MASK
-        if self.values is None:
-            type_name = decoded.type_name
-        else:
-            type_name = (TYPE_NAMES_LEAF if self.is_leaf_level else TYPE_NAMES_UPPER)[type_value]
+        type_name = decoded.type_name
         dumped: bool | None = None
         if type_name == "empty":
             state = "empty"
@@ -226,16 +227,9 @@ class TableRows:
                 state = "dumped"
             else:
                 flags = int(dump.seg_flags[int(self.segment[index])])
-                reason, detail = dump._hole_reason(va, flags)
+                reason, detail = dump.hole_reason(va, flags)
                 state = f"not dumped: {reason}" + (f" ({detail})" if detail else "")
-        if type_name == "empty":
-            kind = kinds.EMPTY
-        elif not self.is_leaf_level:
-            kind = kinds.TABLE if type_name == "table" else kinds.INVALID
-        elif type_name != "page":
-            kind = kinds.INVALID
-        else:
-            kind = kinds.leaf_kind(value, dumped is not False)  # unknown: colour by attributes
+        kind = kinds.entry_kind(type_name, self.is_leaf_level, value, dumped)
         return EntryRow(
             index=index,
             va=va,
@@ -341,20 +335,6 @@ class LevelTree:
     @cached_property
     def contexts(self) -> tuple[int, ...]:
         return tuple(root.context for root in self.roots)
-
-
-def _spans_with_segments(dump: Dump, starts: np.ndarray, span: int) -> np.ndarray:
-    """For each [start, start + span): does any PT_LOAD overlap it?"""
-    seg_va = dump.seg_va
-    if not len(seg_va):
-        return np.zeros(len(starts), dtype=bool)
-    ends = starts + np.uint64(span)
-    last = np.searchsorted(seg_va, ends, side="left").astype(np.int64) - 1  # last seg below end
-    ok = last >= 0
-    out = np.zeros(len(starts), dtype=bool)
-    idx = last[ok]
-    out[ok] = seg_va[idx] + dump.seg_memsz[idx] > starts[ok]
-    return out
 
 
 def _fold(present: np.ndarray) -> list[tuple[int, int]]:

@@ -45,8 +45,9 @@ def unpack_p_flags_bulk(flags: np.ndarray) -> np.ndarray:
     driver dump records (PTE bits 0-11 from p_flags bits 8-19, bits 52-63 from bits 20-31),
     as uint64, output address zero."""
     flags = flags.astype(np.uint64)
-    low = (flags >> np.uint64(8)) & np.uint64(0xFFF)
-    high = (flags >> np.uint64(20)) & np.uint64(0xFFF)
+    mask = np.uint64(uat.PFLAGS_FIELD_MASK)
+    low = (flags >> np.uint64(uat.PFLAGS_LOW_POS)) & mask
+    high = (flags >> np.uint64(uat.PFLAGS_HIGH_POS)) & mask
     return low | (high << np.uint64(uat.PFLAGS_HIGH_SHIFT))
 
 

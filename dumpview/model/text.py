@@ -64,6 +64,19 @@ def info_dict(dump) -> dict:
 HEX_UNITS = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
 
 
+def parse_address(text: str) -> int:
+    """An address or size as people type it: ``0x…`` hex (underscores allowed) or decimal.
+    ``ValueError`` with a one-line reason for anything else or outside 0..2^64-1."""
+    text = text.strip()
+    try:
+        number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an address: use 0x… hex or decimal") from None
+    if not 0 <= number < 1 << 64:
+        raise ValueError(f"{text!r} is outside 0..2^64-1")
+    return number
+
+
 def hex_row(chunk: bytes | memoryview, unit: str = "u8", width: int = 16) -> tuple[str, str]:
     """(hex column, ASCII column) of one row: units little-endian, lowercase, space separated;
     a short last row is padded so columns line up. ``KeyError`` for an unknown unit."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from dumpview.model.dump import Dump, PageRecord
 from dumpview.model.entries import DecodedEntry, decode_entry
 from formats import uat
@@ -140,7 +138,7 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
             parent = levels[depth - 1]
             span = parent.entry_span_bytes
             window = va & ~(span - 1)
-            if _any_segment_in(dump, window, window + span):
+            if dump.spans_with_segments([window], span)[0]:
                 for lg in levels[:depth]:
                     result.steps.append(
                         WalkStep(lg.level, None, lg.index_of(va), None, None, True, PRESENT)
@@ -173,12 +171,3 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
     )
     result.leaf = decoded
     result.pa = (pte & uat.OA_MASK_FULL) | (va & (geometry.page_size_bytes - 1))
-
-
-def _any_segment_in(dump: Dump, start: int, end: int) -> bool:
-    """Whether any PT_LOAD overlaps [start, end)."""
-    i = int(np.searchsorted(dump.seg_va, np.uint64(min(end, (1 << 64) - 1))))
-    if i == 0:
-        return False
-    prev = i - 1
-    return int(dump.seg_va[prev]) + int(dump.seg_memsz[prev]) > start

@@ -44,7 +44,7 @@ from dumpview.model.levels import FoldRow, LevelTree, TableRef
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
-from dumpview.model.text import HEX_UNITS, info_dict
+from dumpview.model.text import HEX_UNITS, info_dict, parse_address
 from dumpview.tui import sources
 from dumpview.tui.keys import KEYS, NAVIGATION
 from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
@@ -67,18 +67,6 @@ def approx_size(size_bytes: int) -> str:
         if size_bytes >= 1 << shift:
             return f"{size_bytes / (1 << shift):.1f}".removesuffix(".0") + unit
     return f"{size_bytes}B"
-
-
-def parse_address(text: str) -> int:
-    """``0x…`` hex (underscores allowed) or decimal; ``ValueError`` with a one-line reason."""
-    text = text.strip().replace("_", "")
-    try:
-        value = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an address: use 0x… hex or decimal") from None
-    if not 0 <= value < 1 << 64:
-        raise ValueError(f"{text!r} is outside 0..2^64-1")
-    return value
 
 
 # ---- loading and errors ------------------------------------------------------------------------
@@ -359,7 +347,6 @@ class MainScreen(Screen):
     def _reveal(self, table: TableRef) -> None:
         """Expand the tree down to ``table`` and put the tree cursor on it."""
         path = []
-        current: TableRef | None = table
         for t, _ in self.levels.path_to(table.va_start, table.context):
             path.append(t)
             if t == table:
@@ -367,7 +354,7 @@ class MainScreen(Screen):
         for t in path[:-1]:
             self._load_children(t)
             self._tree_nodes[t].expand()
-        node = self._tree_nodes.get(current)
+        node = self._tree_nodes.get(table)
         if node is not None:
             tree = self.query_one("#levels", Tree)
             _ = tree.last_line  # nodes just added have no line yet: this numbers them

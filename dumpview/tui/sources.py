@@ -7,7 +7,7 @@ ranges cost the same per frame.
 
 from __future__ import annotations
 
-from dumpview.model import Dump, NotDumpedError
+from dumpview.model import AddressError, Dump, NotDumpedError
 from dumpview.model.entries import DecodedEntry
 from dumpview.model.levels import EntryRow, FoldRow, TableRef, TableRows
 from dumpview.model.ranges import RangeTable, human_size
@@ -138,7 +138,7 @@ class PageSource(RowSource):
                 [(f"reason: {exc.reason}" + (f" ({exc.detail})" if exc.detail else ""), None)],
                 [("the walker recorded no data for this page: it is not zeros", "rowlist--dim")],
             ]
-        except Exception as exc:  # AddressError: no PT_LOAD for this VA
+        except AddressError as exc:  # no PT_LOAD for this VA
             self.message = [[(f"page VA {va:#x}: {exc}", "kind--invalid")]]
 
     def __len__(self) -> int:
