@@ -23,10 +23,10 @@ from dumpview.model.memmap import (
     memory_map,
     minimap,
     render_bar,
-    unpack_p_flags_bulk,
     used_extent,
     walked_space,
 )
+from dumpview.model.pagearrays import unpack_p_flags_bulk
 from dumpview.sim.scenarios import (
     FW_CARVEOUT_VA,
     FW_MMIO_VA,

@@ -25,7 +25,7 @@ import numpy as np
 
 from dumpview.model import kinds
 from dumpview.model.dump import Dump
-from formats import uat
+from dumpview.model.pagearrays import unpack_p_flags_bulk
 
 ADDRESS_LIMIT = 1 << 64  # VA and PA ranges end at most here
 NO_MEMORY_MAP = "the dump does not record the memory map (driver layout: no dumpview extension)"
@@ -38,17 +38,6 @@ DEFAULT_GLYPHS: dict[str, str] = {
     kinds.NOT_DUMPED: "░",
 }
 _EMPTY = np.uint8(kinds.CODE[kinds.EMPTY])
-
-
-def unpack_p_flags_bulk(flags: np.ndarray) -> np.ndarray:
-    """``formats.uat.unpack_p_flags(f, 0)`` for every ``f`` in ``flags``: the entry bits a
-    driver dump records (PTE bits 0-11 from p_flags bits 8-19, bits 52-63 from bits 20-31),
-    as uint64, output address zero."""
-    flags = flags.astype(np.uint64)
-    mask = np.uint64(uat.PFLAGS_FIELD_MASK)
-    low = (flags >> np.uint64(uat.PFLAGS_LOW_POS)) & mask
-    high = (flags >> np.uint64(uat.PFLAGS_HIGH_POS)) & mask
-    return low | (high << np.uint64(uat.PFLAGS_HIGH_SHIFT))
 
 
 def _flag_runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
