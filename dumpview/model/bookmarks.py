@@ -14,18 +14,16 @@ the sidecar would be the dump file itself. ``add`` raises ``ValueError`` for a V
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from dumpview.model.atomic import write_text_atomically
 
 SCHEMA = "dumpview-bookmarks/1"
 SIDECAR_SUFFIX = ".bookmarks.json"
 U64_MAX = (1 << 64) - 1
-NEW_FILE_MODE = 0o644
 
 
 def sidecar_path(dump_path: str | os.PathLike[str]) -> Path:
@@ -123,25 +121,8 @@ class Bookmarks:
         """Write the sidecar atomically. Raises OSError (never touches the dump)."""
         if self._is_dump(self.path):
             raise OSError(f"refusing to write bookmarks over the dump itself ({self.path})")
-        try:
-            mode = stat.S_IMODE(os.stat(self.path).st_mode)
-        except FileNotFoundError:
-            mode = NEW_FILE_MODE
-        data = json.dumps(self._document(), indent=2).encode("utf-8") + b"\n"
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(fd, "wb") as fp:
-                fp.write(data)
-                fp.flush()
-                os.fsync(fp.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        text = json.dumps(self._document(), indent=2) + "\n"
+        write_text_atomically(self.path, text)
 
     def _is_dump(self, path: Path) -> bool:
         """Whether ``path`` names the dump file (same path, or a link to the same file)."""
