@@ -24,6 +24,12 @@ PAGE_SIZE = 1 << PAGE_SHIFT  # 16 KiB
 ENTRIES_PER_TABLE = PAGE_SIZE // 8  # 2048
 
 UAT_VA_BASE_UPPER = 0xFFFF_FF80_0000_0000  # kernel/firmware half
+# The driver's kernel context (context 0, upper half): firmware owns TTB entries 0 and 1 (its
+# part), the driver manages the next 64 GiB (PRIV .. MMIO); neither maps above that.
+UAT_KERNEL_FW_VA_START = UAT_VA_BASE_UPPER
+UAT_KERNEL_FW_VA_END = 0xFFFF_FFA0_0000_0000
+UAT_KERNEL_VA_START = UAT_KERNEL_FW_VA_END  # the driver's managed range
+UAT_KERNEL_VA_END = 0xFFFF_FFB0_0000_0000
 UAT_IAS = 39
 OAS_T8103 = 40  # t8103, t8112
 OAS_T600X = 42  # t600x

@@ -20,9 +20,11 @@ This module owns the driver's page-table semantics (reference sheet sections 2 a
 Failure modes: ``EINVAL`` for misaligned addresses or sizes, VAs outside the managed range, a PA
 beyond the output address size, a bad geometry or range; ``EIO`` when ``new_with_ttb``'s TTB is
 not System RAM ("not mapped (DT using no-map?)") or a table is not RAM; ``ENOMEM`` from table
-allocation; ``ENOENT`` from ``raw_write_entry`` when no table covers the VA at that level;
-``SimBug`` for any use after ``drop``. Queries (``tables``, ``leaves``, ``lookup``) never report
-and never allocate; they do not descend into tables that are not System RAM.
+allocation; ``ENOENT`` from ``raw_write_entry`` when no table covers the VA at that level and
+from ``raw_write_leaf`` when an unexpected upper entry covers it; ``SimBug`` for any use after
+``drop``. ``raw_write_entry`` and ``raw_write_leaf`` are fault injection: they skip the managed
+range and output-address checks on purpose. Queries (``tables``, ``leaves``, ``lookup``) never
+report and never allocate; they do not descend into tables that are not System RAM.
 """
 
 from __future__ import annotations
@@ -498,6 +500,30 @@ class UatPageTable:
             raise ENOENT(f"raw_write_entry: no L{level} table covers IOVA 0x{va:x}")
         table_pa, idx = found
         self._writable(table_pa)[idx] = value
+
+    def raw_write_leaf(self, va: int, value: int) -> None:
+        """Fault injection: store ``value`` in the leaf entry of ``va``, allocating missing
+        tables on the way as ``map_pages`` does, but without its checks: ``va`` may lie outside
+        the managed range and ``value`` may hold any bits (an output address beyond the OAS, a
+        type other than 3). Nothing is reported, not even a live leaf being overwritten.
+
+        EINVAL for a VA that is not 16 KiB aligned or outside the address space, or a value
+        wider than 64 bits; ENOENT when an upper entry on the way is neither empty nor a table
+        (it is reported "unexpected-table-pte", as every walk that allocates does).
+        """
+        self._check_live()
+        if not 0 <= value < 1 << 64:
+            raise EINVAL(f"raw_write_leaf: value {value:#x} does not fit 64 bits")
+        if va & _PAGE_MASK or not self._space_base <= va < self._space_end:
+            raise EINVAL(
+                f"raw_write_leaf: IOVA 0x{va:x} is not a 16 KiB page of the "
+                f"{self.geometry.ias}-bit space"
+            )
+        off = va - self._space_base
+        for _off, table_pa, idx, _count in self._walk_alloc(off, off + PAGE_SIZE):
+            self._words[table_pa][idx] = value
+            return
+        raise ENOENT(f"raw_write_leaf: an unexpected upper-level entry covers IOVA 0x{va:x}")
 
     def _table_at(self, level: int, va: int) -> tuple[int, int] | None:
         """(table pa, entry index) of the level-``level`` entry covering ``va``, or None."""

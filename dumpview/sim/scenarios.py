@@ -55,6 +55,8 @@ RANGES: dict[str, tuple[int, int, str]] = {
 }
 RANGES_PROT = {name: prot for name, (_s, _e, prot) in RANGES.items()}
 LARGE_OFFSET = 0x4000_0000  # bulk buffers start 1 GiB into their range
+FW_CARVEOUT_PAGES = 2  # the firmware maps the start of its no-map carveout
+LARGE_CARVEOUT_SKIP_PAGES = 16  # large: refused pages start past those (and faults' plant)
 LARGE_MAX_MIB = sum((RANGES[n][1] - RANGES[n][0] - LARGE_OFFSET) for n in ("GPU", "PRIV")) >> 20
 USER_VA_START = 0x4000
 USER_VA_END = (1 << 39) - 2 * PAGE
@@ -67,6 +69,11 @@ FW_TTBS_VA = FW_VA_START + 0x2100_0000
 FW_HANDOFF_VA = FW_VA_START + 0x2200_0000
 FW_CARVEOUT_VA = FW_VA_START + 0x3000_0000  # a no-map carveout firmware uses
 FW_MMIO_VA = 0xFFFF_FF90_0000_0000
+
+# Where the faults scenario plants the mappings it adds with fixed VAs (tests read these).
+FAULT_DEVICE_ON_RAM_VA = RANGES["MMIO"][0] + 0x80_0000  # a GEM page mapped FW_MMIO_RW
+FAULT_OA_BEYOND_OAS_VA = RANGES["SHARED"][0] + 0x80_0000  # a leaf with a bit at the OAS
+FAULT_OUTSIDE_RANGE_VA = KERNEL_VA_END  # a kernel leaf past the driver's managed range
 
 RAM_BASE = 0x100_0000_0000  # t600x DRAM
 AGX_MMIO_BASE = 0x4_0400_0000
@@ -103,8 +110,9 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         ScenarioSpec(
             "faults",
             "planted faults: double mapping, cached+uncached alias, no-map "
-            "and MMIO mapped cached, leaked tables, an unexpected table entry, a "
-            "disagreeing Ccdp pair",
+            "and MMIO mapped cached, RAM mapped as device memory, leaked tables, an "
+            "unexpected table entry, a leaf past the managed range, a leaf whose output "
+            "address is beyond the OAS, a disagreeing Ccdp pair",
         ),
         ScenarioSpec(
             "large",
@@ -266,7 +274,7 @@ class Builder:
         )
         self.fw_map(FW_TTBS_VA, r["uat-ttbs"].base, 1, FW_DATA_RW)
         self.fw_map(FW_HANDOFF_VA, r["uat-handoff"].base, 1, FW_DATA_RW, "handoff")
-        self.fw_map(FW_CARVEOUT_VA, r["fw-carveout"].base, 2, FW_DATA_RW)
+        self.fw_map(FW_CARVEOUT_VA, r["fw-carveout"].base, FW_CARVEOUT_PAGES, FW_DATA_RW)
         self.fw_map(FW_MMIO_VA, AGX_MMIO_BASE, 2, FW_DEVICE_RW)
 
     def map_firmware_pagetables(self) -> None:
@@ -363,6 +371,27 @@ class Builder:
         # One Ccdp pair that disagrees with the tables.
         wrong_va = RANGES["PRIV"][0]
         self.m.ccdp.append((wrong_va, (k.translate(wrong_va) or 0) + 0x10_0000))
+
+        # Added after the plants above so their VAs, PAs, Ccdp picks and the crash log (the
+        # scenario's random stream) stay as they were: these pages stamp from their own stream.
+        def late_page(kind: str) -> int:
+            pa = self.gem(1, kind, fill=False)
+            rng = random.Random(f"dumpview:faults:{self.seed}:{kind}")
+            self.m.memory.write(pa, _stamp(kind, pa, rng))
+            return pa
+
+        # RAM mapped as device memory: a GEM page in the MMIO range with FW_MMIO_RW.
+        k.map_pages(FAULT_DEVICE_ON_RAM_VA, late_page("device-ram"), PAGE, "FW_MMIO_RW")
+        # A leaf whose output address has a bit at the OAS (map_pages refuses such a PA).
+        oa_bits = (1 << self.geometry.oas) | late_page("beyond-oas")
+        k.raw_write_leaf(
+            FAULT_OA_BEYOND_OAS_VA, oa_bits | uat.PROTS["FW_SHARED_RW"].bits | uat.PTE_PAGE
+        )
+        # A kernel leaf past the driver's managed range (new L2 and L3 tables under TTB entry 3).
+        outside_pa = late_page("outside-range")
+        k.raw_write_leaf(
+            FAULT_OUTSIDE_RANGE_VA, outside_pa | uat.PROTS["FW_PRIV_RW"].bits | uat.PTE_PAGE
+        )
         self.m.far = bad_va + 0x20  # the fault is under the bad table entry
 
     def _build_large(self) -> None:
@@ -384,7 +413,9 @@ class Builder:
             base = pfn << uat.PAGE_SHIFT
             pas.append(np.uint64(base) + np.arange(take, dtype=np.uint64) * np.uint64(PAGE))
             left -= take
-        carve = self.regions["fw-carveout"].base
+        # Refused pages: carveout pages past the firmware's own (which it maps cached), so the
+        # driver's uncached mappings of them are no aliases.
+        carve = self.regions["fw-carveout"].base + LARGE_CARVEOUT_SKIP_PAGES * PAGE
         pas.append(np.uint64(carve) + np.arange(refused_pages, dtype=np.uint64) * np.uint64(PAGE))
         all_pa = np.concatenate(pas) if pas else np.zeros(0, np.uint64)
         # Stamp one page in 64 so reads have something to find, cheaply.

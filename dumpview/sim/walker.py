@@ -135,7 +135,7 @@ def _classify_pages(
     is not RAM (MMIO first, then no-map, as ``MemoryMap.classify``).
     """
     n = len(leaf_pte)
-    pa = leaf_pte & np.uint64(geometry.oa_mask)
+    pa = leaf_pte & np.uint64(uat.OA_MASK_FULL)  # crashdump.rs keeps bits 51:14, not the OAS
     shift, width = uat.FIELDS["memattr"]
     memattr = (leaf_pte >> np.uint64(shift)) & np.uint64((1 << width) - 1)
     attr_ok = np.isin(memattr, list(uat.DUMPABLE_MEMATTRS))
@@ -178,7 +178,7 @@ def _coalesce(
     regions: list,
 ) -> WalkResult:
     page = np.uint64(geometry.page_size_bytes)
-    pa = leaf_pte & np.uint64(geometry.oa_mask)
+    pa = leaf_pte & np.uint64(uat.OA_MASK_FULL)  # p_paddr: bits 51:14, as crashdump.rs writes
     flags = _pack_flags_bulk(leaf_pte)
     has_data, reason, detail, region_idx = _classify_pages(api, memory, geometry, leaf_pte, regions)
     n = len(leaf_va)
