@@ -1,8 +1,11 @@
-"""The ``dumpview`` command line (click): info, read, vtop, generate, and the TUI entry.
+"""The ``dumpview`` command line (click): the TUI entry (open), info, read, vtop, ptov, ranges,
+search, check, diff, export, schema and generate.
 
-Owns argument parsing and rendering to the terminal or JSON. Every error a user can cause (bad
-file, bad address syntax, missing data) ends as one line on stderr with exit code 2 (exit 1
-where a command's answer is "no": not dumped, not mapped); never a traceback. Heavy modules are
+Owns argument parsing and rendering to the terminal or JSON (every ``--json`` document and
+every export follows the schema ``dumpview-export/1`` that ``dumpview schema`` prints). Every
+error a user can cause (bad file, bad address syntax, pattern, range or kind, missing data)
+ends as one line on stderr with exit code 2 (exit 1 where a command's answer is "no": not
+dumped, not mapped, no hits, anomalies found, dumps differ); never a traceback. Heavy modules are
 imported inside the commands that need them so ``info`` starts fast.
 """
 
@@ -213,10 +216,386 @@ def vtop(dump_path: str, va: int) -> None:
         )
 
 
+def _va_range(text: str | None) -> tuple[int, int]:
+    """``--range START-END`` (END exclusive; ``START+SIZE`` also accepted) as (start, end)."""
+    if text is None:
+        return 0, 1 << 64
+    for sep in ("-", "+", ".."):
+        if sep in text.strip()[1:]:
+            left, right = text.strip().split(sep, 1)
+            break
+    else:
+        raise click.BadParameter(
+            f"{text!r} is not START-END (e.g. 0xffffffa000000000-0xffffffb000000000)"
+        )
+    try:
+        start = parse_address(left)
+        end = parse_address(right)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: {exc}") from None
+    if sep == "+":
+        end = start + end
+    if not start < end <= 1 << 64:
+        raise click.BadParameter(f"{text!r}: the end must be above the start (and at most 2**64)")
+    return start, end
+
+
+def _json_document(dump, **sections) -> str:
+    """A --json document of the export schema: the dump it describes and the sections."""
+    from dumpview.model.export import SCHEMA_ID, header
+
+    head = header(dump, (), False)
+    return json.dumps({"schema": SCHEMA_ID, "dump": head["dump"], **sections}, indent=2)
+
+
+# ---- export and schema --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="File to write (atomically: a temporary file renamed over it); - is stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "json"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (a header, one record per line, an end line) or one JSON document.",
+)
+@click.option(
+    "--include",
+    default="all",
+    show_default=True,
+    metavar="KINDS",
+    help="Comma-separated: info, memory-map, ranges, tables, pages, anomalies, crashlog, all.",
+)
+@click.option("--with-data", is_flag=True, help="Add each dumped page's bytes (base64).")
+def export(dump_path: str, output: str, fmt: str, include: str, with_data: bool) -> None:
+    """Export DUMP as JSON (schema dumpview-export/1, printed by `dumpview schema`)."""
+    from dumpview.model.export import export as export_stream
+    from dumpview.model.export import export_file, parse_kinds
+
+    try:
+        kinds = parse_kinds(include)
+    except ValueError as exc:
+        fail(f"export: --include: {exc}")
+    with _open(dump_path) as dump:
+        progress = (
+            _LazyProgress("exporting pages", min_total=1 << 16) if sys.stderr.isatty() else None
+        )
+        options = {"fmt": fmt, "include": kinds, "with_data": with_data, "progress": progress}
+        try:
+            if output == "-":
+                stats = export_stream(dump, sys.stdout, **options)
+                sys.stdout.flush()
+            else:
+                stats = export_file(dump, output, **options)
+        except ValueError as exc:
+            fail(f"export: {exc}")
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            fail(f"export: {exc.filename or output}: {exc.strerror or exc}")
+        finally:
+            if progress is not None:
+                progress.close()
+    if output != "-":
+        counts = ", ".join(f"{n:,} {name}" for name, n in stats.counts.items())
+        click.echo(f"{output}: {counts}; {stats.size_bytes:,} bytes", err=True)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema every JSON output of dumpview follows (dumpview-export/1)."""
+    from dumpview.model.export import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+# ---- ranges -------------------------------------------------------------------------------------
+
+
+@cli.command("ranges")
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.option("--range", "va_range", metavar="VA-VA", help="Only ranges inside START-END.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def ranges_(dump_path: str, va_range: str | None, as_json: bool) -> None:
+    """Coalesced mappings, like Linux's ptdump: VA start-end, size, PA, permissions, memattr,
+    dumped. Pages merge only when VA, PA, attributes and the dumped state all continue."""
+    from dumpview.model.export import range_chunks, range_records
+
+    try:
+        start, end = _va_range(va_range)
+    except click.BadParameter as exc:
+        fail(f"ranges: --range: {exc.message}")
+    with _open(dump_path) as dump:
+        table = dump.ranges(start, end)
+        if as_json:
+            records = [json.loads(line) for lines in range_records(dump, table) for line in lines]
+            click.echo(_json_document(dump, ranges=records))
+            return
+        out = sys.stdout
+        for chunk in range_chunks(dump, table):
+            texts = []
+            for g in chunk.groups:
+                state = (
+                    "dumped"
+                    if g["dumped"]
+                    else f"not dumped: {g['reason']}"
+                    + (f" ({g['reason_detail']})" if g["reason_detail"] else "")
+                )
+                texts.append(
+                    f"{g['firmware']} {g['gpu']}  {g['memattr_name']:<9} {g['kind']:<10} {state}"
+                )
+            out.write(
+                "".join(
+                    f"{a:#018x}-{b:#018x} {size:>7}  PA {pa:<#14x}  {texts[g]}\n"
+                    for a, b, size, pa, g in zip(
+                        chunk.va_start,
+                        chunk.va_end,
+                        chunk.size,
+                        chunk.pa_start,
+                        chunk.group,
+                        strict=True,
+                    )
+                )
+            )
+        out.flush()
+
+
+# ---- ptov ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.argument("pa", type=ADDRESS)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def ptov(dump_path: str, pa: int, as_json: bool) -> None:
+    """Every VA that maps PA (aliases), from the dump's own entries; exit 1 when none does."""
+    with _open(dump_path) as dump:
+        mappings = dump.ptov(pa)
+        if as_json:
+            doc = {"pa": f"{pa:#x}", "mappings": [m.to_dict() for m in mappings]}
+            click.echo(_json_document(dump, ptov=doc))
+        else:
+            for m in mappings:
+                state = {True: "dumped", False: "not dumped", None: "context not dumped"}[m.dumped]
+                exact = "" if m.pte_exact else " (rebuilt from the PT_LOAD)"
+                click.echo(
+                    f"PA {pa:#x} <- VA {m.va:#x}  context {m.context}  entry {m.pte:#x}{exact}  "
+                    f"{m.memattr_name}, firmware {m.firmware}, GPU {m.gpu}, {state}"
+                )
+    if not mappings:
+        fail(f"PA {pa:#x} is not mapped by any entry of the dump", EXIT_NO)
+
+
+# ---- search -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.argument("pattern")
+@click.option(
+    "--hex", "kind", flag_value="hex", default=True, help="PATTERN is hex bytes (default)."
+)
+@click.option("--string", "kind", flag_value="string", help="PATTERN is text (UTF-8).")
+@click.option("--u32", "kind", flag_value="u32", help="PATTERN is a little-endian u32.")
+@click.option("--u64", "kind", flag_value="u64", help="PATTERN is a little-endian u64.")
+@click.option("--range", "va_range", metavar="VA-VA", help="Only search inside START-END.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Stop after this many hits.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def search(
+    dump_path: str, pattern: str, kind: str, va_range: str | None, limit: int, as_json: bool
+) -> None:
+    """Find PATTERN in the dumped pages (holes are skipped and counted; a match may cross a
+    page boundary when both pages are dumped and VA-contiguous); exit 1 when nothing matches."""
+    from dumpview.model.search import parse_pattern
+
+    try:
+        needle = parse_pattern(pattern, kind)
+        if not needle:
+            raise ValueError("the pattern is empty")
+    except ValueError as exc:
+        fail(f"search: {exc}")
+    try:
+        start, end = _va_range(va_range)
+    except click.BadParameter as exc:
+        fail(f"search: --range: {exc.message}")
+    with _open(dump_path) as dump:
+        result = dump.search(needle, va_start=start, va_end=end, limit=limit)
+        if as_json:
+            doc = {
+                "pattern_hex": needle.hex(),
+                "va_start": f"{start:#x}",
+                "va_end": f"{end:#x}",
+                "hits": [{"va": f"{h.va:#x}", "pa": f"{h.pa:#x}"} for h in result.hits],
+                "pages_searched": result.pages_searched,
+                "holes_skipped": result.holes_skipped,
+                "bytes_searched": result.bytes_searched,
+                "truncated": result.truncated,
+            }
+            click.echo(_json_document(dump, search=doc))
+        else:
+            for hit in result.hits:
+                click.echo(f"VA {hit.va:#x}  PA {hit.pa:#x}")
+            more = f" (stopped at --limit {limit})" if result.truncated else ""
+            click.echo(
+                f"{len(result.hits):,} hit(s){more} in {result.bytes_searched:,} bytes of "
+                f"{result.pages_searched:,} dumped page(s); {result.holes_skipped:,} page(s) "
+                "without data skipped",
+                err=True,
+            )
+    if not result.hits:
+        sys.exit(EXIT_NO)
+
+
+# ---- check --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
+@click.option("--kind", "only", multiple=True, metavar="KIND", help="Only this kind (repeatable).")
+@click.option("--ignore", multiple=True, metavar="KIND", help="Skip this kind (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def check(dump_path: str, only: tuple[str, ...], ignore: tuple[str, ...], as_json: bool) -> None:
+    """Find anomalies: aliases with different memattr, normal memory on MMIO, device memory on
+    RAM, RAM not dumped, bad or empty tables, mappings outside the managed range, output
+    addresses beyond the OAS, crash-log pairs that disagree, W+X. Exit 0 clean, 1 found."""
+    from dumpview.model.check import KINDS
+
+    for name in (*only, *ignore):
+        if name not in KINDS:
+            fail(f"check: unknown kind {name!r} (known: {', '.join(KINDS)})")
+    wanted = [k for k in (only or KINDS) if k not in ignore]
+    with _open(dump_path) as dump:
+        result = dump.check(wanted)
+        if as_json:
+            doc = {
+                "clean": result.clean,
+                "counts": {k: n for k, n in result.counts().items() if k in wanted},
+                "skipped": [{"kind": k, "reason": why} for k, why in result.skipped],
+            }
+            anomalies = [a.to_dict() for a in result.anomalies]
+            click.echo(_json_document(dump, check=doc, anomalies=anomalies))
+        else:
+            for a in result.anomalies:
+                where = (
+                    f"VA {a.va:#x}"
+                    if a.va is not None
+                    else (f"PA {a.pa:#x}" if a.pa is not None else "-")
+                )
+                click.echo(f"{a.kind:<24} {where:<24} {a.message}")
+            for kind, why in result.skipped:
+                click.echo(f"dumpview: not checked: {kind}: {why}", err=True)
+            found = {k: n for k, n in result.counts().items() if n}
+            summary = ", ".join(f"{n} {k}" for k, n in found.items()) or "no anomalies"
+            click.echo(f"{dump_path}: {summary}", err=True)
+    if not result.clean:
+        sys.exit(EXIT_NO)
+
+
+# ---- diff ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("a_path", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("b_path", metavar="B", type=click.Path(dir_okay=False))
+@click.option("--no-contents", is_flag=True, help="Compare mappings only, not page bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def diff(a_path: str, b_path: str, no_contents: bool, as_json: bool) -> None:
+    """Compare two dumps by VA: mappings added, removed or changed (PA, attributes, dumped),
+    pages whose bytes changed, tables added or removed. Exit 0 identical, 1 different."""
+    from dumpview.model.diff import DiffError
+    from dumpview.model.diff import diff as diff_dumps
+    from dumpview.model.export import SCHEMA_ID, header
+
+    with _open(a_path) as a, _open(b_path) as b:
+        try:
+            result = diff_dumps(a, b, compare_contents=not no_contents)
+        except DiffError as exc:
+            fail(f"diff: {exc}")
+        if as_json:
+            doc = {
+                "schema": SCHEMA_ID,
+                "dumps": {"a": header(a, (), False)["dump"], "b": header(b, (), False)["dump"]},
+                "diff": result.to_dict(),
+            }
+            click.echo(json.dumps(doc, indent=2))
+        else:
+            click.echo("\n".join(_diff_lines(result)))
+    if not result.identical:
+        sys.exit(EXIT_NO)
+
+
+def _diff_lines(result) -> list[str]:
+    from dumpview.model.ranges import human_size
+
+    lines = []
+    for title, runs, sign in (
+        ("added", result.added, "+"),
+        ("removed", result.removed, "-"),
+        ("changed", result.changed, "~"),
+    ):
+        for r in runs:
+            pa = r.pa_b if r.pa_b is not None else r.pa_a
+            what = f"  ({', '.join(r.changes)})" if r.changes else ""
+            detail = ""
+            if r.changes:
+                detail = (
+                    f"  PA {r.pa_a:#x} -> {r.pa_b:#x}" if "pa" in r.changes else f"  PA {pa:#x}"
+                )
+                if "attributes" in r.changes:
+                    detail += f", p_flags {r.flags_a:#x} -> {r.flags_b:#x}"
+                if "dumped" in r.changes:
+                    detail += f", dumped {r.dumped_a} -> {r.dumped_b}"
+            else:
+                detail = f"  PA {pa:#x}"
+            lines.append(
+                f"{sign} {title:<8} {r.va_start:#018x}-{r.va_end:#018x} "
+                f"{human_size(r.va_end - r.va_start):>7}{detail}{what}"
+            )
+    for c in result.contents:
+        lines.append(
+            f"~ contents {c.va_start:#018x}-{c.va_end:#018x} {c.pages:,} page(s), "
+            f"{c.bytes_changed:,} byte(s) differ"
+        )
+    for title, tables, sign in (
+        ("table added", result.tables_added, "+"),
+        ("table removed", result.tables_removed, "-"),
+    ):
+        for t in tables:
+            where = "rebuilt" if t.pa is None else f"PA {t.pa:#x}"
+            lines.append(
+                f"{sign} {title} L{t.level} context {t.context} "
+                f"{t.va_start:#018x}-{t.va_end:#018x} ({where})"
+            )
+    summary = result.summary()
+    lines.append(
+        "identical"
+        if result.identical
+        else "; ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary.items() if v)
+    )
+    return lines
+
+
 class _LazyProgress:
     """A stderr progress bar that appears only once a job turns out to be long (>= 64 MiB)."""
 
     def __init__(self, label: str, min_total: int = 64 << 20) -> None:
+        """``min_total``: the smallest job (in the caller's units) worth a bar."""
         self.label = label
         self.min_total = min_total
         self.bar = None

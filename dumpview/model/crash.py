@@ -237,6 +237,31 @@ def check_ccdp(dump: Dump, log: clhe.CrashLog) -> list[CcdpCheck]:
     return out
 
 
+# ---- the fault ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    """What the firmware faulted on: the FAR, the ESR decoded, and the FAR's walk in the dump."""
+
+    far: int
+    esr: EsrInfo
+    walk: Any  # dumpview.model.translate.Translation
+
+
+def fault(dump: Dump, log: clhe.CrashLog | None = None) -> Fault | None:
+    """The fault of ``log`` (default: the dump's first crash log) from its first decoded Crg8
+    entry; None when there is no crash log or no decoded register entry."""
+    log = dump.crashlog if log is None else log
+    if log is None:
+        return None
+    for entry in _entries(log, "Crg8"):
+        if entry.fields is not None:
+            far = int(entry.fields.far)
+            return Fault(far, decode_esr(int(entry.fields.esr)), dump.translate(far))
+    return None
+
+
 # ---- sections -----------------------------------------------------------------------------------
 
 

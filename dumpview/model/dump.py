@@ -808,6 +808,60 @@ class Dump:
 
         return translate(self, va, context)
 
+    # ---- queries (the scripted surface; each lives in its own module) --------------------------
+
+    def ranges(self, va_start: int = 0, va_end: int = 1 << 64):  # -> RangeTable
+        """Coalesced ranges, ptdump style, clipped to [va_start, va_end): see
+        ``dumpview.model.ranges``. ``len()`` and ``.row(i)`` give each ``Range``."""
+        from dumpview.model.ranges import ranges
+
+        return ranges(self, va_start, va_end)
+
+    def search(
+        self,
+        pattern: bytes | str,
+        kind: str = "hex",
+        va_start: int = 0,
+        va_end: int = 1 << 64,
+        limit: int | None = None,
+    ):  # -> SearchResult
+        """Find ``pattern`` in the dumped data: bytes as given, or text parsed as ``kind``
+        ("hex", "string", "u32", "u64"). ValueError for a pattern that does not parse."""
+        from dumpview.model.search import DEFAULT_HIT_LIMIT, parse_pattern, search
+
+        needle = bytes(pattern) if isinstance(pattern, bytes | bytearray) else None
+        if needle is None:
+            needle = parse_pattern(str(pattern), kind)
+        return search(self, needle, va_start, va_end, limit or DEFAULT_HIT_LIMIT)
+
+    def check(self, kinds=None):  # -> CheckResult
+        """Anomalies of the dump (``dumpview.model.check``); ``kinds`` limits the checks."""
+        from dumpview.model.check import check
+
+        return check(self, kinds)
+
+    def fault(self):  # -> Fault | None
+        """The crash log's fault: FAR, decoded ESR and the FAR's walk (``model.crash``)."""
+        from dumpview.model.crash import fault
+
+        return fault(self)
+
+    def ptov(self, pa: int):  # -> list[Mapping]
+        """Every VA mapping ``pa`` in the dump's entries (``dumpview.model.ptov``)."""
+        from dumpview.model.ptov import ptov
+
+        return ptov(self, pa)
+
+    def export(self, target, fmt: str = "jsonl", include=None, with_data: bool = False):
+        """Export to ``target`` (a path, written atomically, or a text stream) as "jsonl" or
+        "json"; ``include`` picks kinds (default all). Returns ``ExportStats``."""
+        from dumpview.model.export import export, export_file
+
+        options = {"fmt": fmt, "include": include, "with_data": with_data}
+        if hasattr(target, "write"):
+            return export(self, target, **options)
+        return export_file(self, target, **options)
+
 
 def open_dump(path: str | os.PathLike[str]) -> Dump:
     """Open a dump read-only. Raises DumpFormatError (offset + expectation) or OSError."""
