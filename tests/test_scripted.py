@@ -572,3 +572,96 @@ def test_api_parity_with_the_cli() -> None:
         assert dump.search(b"\x00" * 8).hits == dump.search("00" * 8).hits
     assert callable(dumpview.diff)
     assert os.path.exists(path)
+
+
+# ---- check and diff on the command line ---------------------------------------------------------
+
+
+def test_check_cli_exit_codes_json_and_kinds(tmp_path: Path) -> None:
+    faults = SAMPLES / "faults.dump"
+    with open_dump(faults) as dump:
+        expected = dump.check()
+    assert not expected.clean
+    proc = run("check", str(faults), "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    validate(doc)
+    assert doc["anomalies"] == [a.to_dict() for a in expected.anomalies]
+    assert doc["check"]["counts"] == expected.counts()
+    proc = run("check", str(faults))
+    assert proc.returncode == 1
+    assert len(proc.stdout.decode().splitlines()) == len(expected.anomalies)
+    assert proc.stderr.decode().splitlines()[-1].startswith(f"{faults}: ")
+    # Only one kind, or everything but the kinds found: exit 1, then 0.
+    proc = run("check", str(faults), "--kind", "oa-beyond-oas", "--json")
+    assert proc.returncode == 1
+    assert {a["kind"] for a in json.loads(proc.stdout)["anomalies"]} == {"oa-beyond-oas"}
+    ignore = [arg for kind in expected.counts() if expected.counts()[kind]
+              for arg in ("--ignore", kind)]  # fmt: skip
+    proc = run("check", str(faults), *ignore)
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout == b""
+    assert proc.stderr.decode().splitlines()[-1] == f"{faults}: no anomalies"
+    proc = run("check", str(faults), "--kind", "nonsense")
+    assert proc.returncode == 2
+    assert proc.stderr.decode().startswith("dumpview: check: unknown kind 'nonsense' (known: ")
+    assert len(proc.stderr.decode().splitlines()) == 1
+
+
+def test_check_cli_on_a_driver_dump_says_what_it_could_not_check() -> None:
+    proc = run("check", str(SAMPLES / "minimal-driver.dump"), "--json")
+    doc = json.loads(proc.stdout)
+    validate(doc)
+    skipped = {s["kind"] for s in doc["check"]["skipped"]}
+    assert {"unexpected-table-entry", "empty-table", "device-on-ram"} <= skipped
+    proc = run("check", str(SAMPLES / "minimal-driver.dump"))
+    assert "dumpview: not checked: empty-table:" in proc.stderr.decode()
+
+
+def test_diff_cli_exit_codes_and_json(tmp_path: Path) -> None:
+    minimal, faults = SAMPLES / "minimal.dump", SAMPLES / "faults.dump"
+    proc = run("diff", str(minimal), str(minimal))
+    assert proc.returncode == 0 and proc.stdout.decode().strip() == "identical"
+    proc = run("diff", str(minimal), str(faults), "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    validate(doc)
+    expected = dumpview.diff(minimal, faults)
+    assert doc["diff"] == expected.to_dict()
+    assert doc["dumps"]["a"]["path"] == str(minimal.resolve())
+    added = {int(r["va_start"], 16) for r in doc["diff"]["added"]}
+    assert 0xFFFF_FFB0_0000_0000 in added  # the planted leaf past the driver's range
+    proc = run("diff", str(minimal), str(faults))
+    text = proc.stdout.decode().splitlines()
+    assert sum(line.startswith("+ added") for line in text) == len(expected.added)
+    assert sum(line.startswith("~ contents") for line in text) == len(expected.contents)
+    proc = run("diff", str(minimal), str(tmp_path / "missing.dump"))
+    assert proc.returncode == 2 and len(proc.stderr.decode().splitlines()) == 1
+
+
+# ---- the README's triage script -----------------------------------------------------------------
+
+
+def test_readme_triage_script_runs_on_the_samples(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("```python\nimport collections, pathlib, sys")
+    script = readme[start + len("```python\n") : readme.index("```", start + 10)]
+    assert len(script.strip().splitlines()) <= 10
+    (tmp_path / "triage.py").write_text(script)
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "triage.py"), str(SAMPLES)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [p.name for p in SAMPLE_DUMPS]
+    faults = next(line for line in lines if line.startswith("faults.dump"))
+    with open_dump(SAMPLES / "faults.dump") as dump:
+        fault = dump.fault()
+        total, dumped = dump.page_totals
+        for kind, count in dump.check().counts().items():
+            if count:
+                assert f"'{kind}': {count}" in faults
+    assert f"FAR {fault.far:#x}" in faults and f"{total - dumped}/{total} pages" in faults

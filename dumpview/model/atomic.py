@@ -1,5 +1,6 @@
 """Atomic file writes: a temporary file in the target's directory, renamed over the target
-only once everything was written and flushed to disk; removed if anything fails. A reader never
+only once everything was written (and, when durable, flushed to disk); removed if anything
+fails. A reader never
 sees a half-written file, and a failed write leaves the old file (or none) in place.
 
 ``atomic_text_writer`` raises whatever the file system raises (``OSError``); an exception in
@@ -29,8 +30,12 @@ def _mode_for(path: str) -> int:
 
 
 @contextlib.contextmanager
-def atomic_text_writer(path: str | os.PathLike[str], encoding: str = "utf-8") -> Iterator[TextIO]:
-    """A text stream whose content replaces ``path`` atomically when the block ends cleanly."""
+def atomic_text_writer(
+    path: str | os.PathLike[str], encoding: str = "utf-8", durable: bool = True
+) -> Iterator[TextIO]:
+    """A text stream whose content replaces ``path`` atomically when the block ends cleanly.
+    ``durable`` also fsyncs before the rename (small files that must survive a power cut);
+    without it a reader still never sees a partial file, only the rename may be lost."""
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     mode = _mode_for(target)
@@ -39,7 +44,8 @@ def atomic_text_writer(path: str | os.PathLike[str], encoding: str = "utf-8") ->
         with os.fdopen(fd, "w", encoding=encoding, newline="\n", buffering=1 << 20) as fp:
             yield fp
             fp.flush()
-            os.fsync(fp.fileno())
+            if durable:
+                os.fsync(fp.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
