@@ -18,10 +18,11 @@ def open_dump(path):
 def diff(a, b, compare_contents: bool = True):
     """What changed from dump ``a`` to dump ``b`` (open dumps or paths), by VA:
     ``dumpview.model.diff.diff``. Raises ``DiffError`` when they cannot be compared."""
+    from dumpview.model import Dump
     from dumpview.model import open_dump as _open
     from dumpview.model.diff import diff as _diff
 
-    opened = [_open(x) if not hasattr(x, "seg_va") else None for x in (a, b)]
+    opened = [None if isinstance(x, Dump) else _open(x) for x in (a, b)]
     try:
         return _diff(opened[0] or a, opened[1] or b, compare_contents=compare_contents)
     finally:

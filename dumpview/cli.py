@@ -14,11 +14,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import NoReturn
 
 import click
 
 from dumpview import __version__
-from dumpview.model.text import hexdump_lines, info_dict, parse_address, walk_lines
+from dumpview.model.text import (
+    data_state,
+    hexdump_lines,
+    info_dict,
+    parse_address,
+    parse_va_range,
+    walk_lines,
+)
 
 EXIT_NO = 1
 EXIT_BAD_INPUT = 2
@@ -41,7 +49,7 @@ class Address(click.ParamType):
 ADDRESS = Address()
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print one line to stderr and exit with ``code``."""
     click.echo(f"dumpview: {message}", err=True)
     sys.exit(code)
@@ -59,10 +67,6 @@ def _open(path: str):
     for warning in dump.warnings:
         click.echo(f"dumpview: warning: {path}: {warning}", err=True)
     return dump
-
-
-def _hex(value: int | None) -> str | None:
-    return None if value is None else f"{value:#x}"
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,14 +198,9 @@ def vtop(dump_path: str, va: int) -> None:
             leaf = t.leaf
             page = t.page
             state = (
-                "dumped"
-                if page is not None and page.dumped
-                else (
-                    f"not dumped: {page.reason}"
-                    + (f" ({page.reason_detail})" if page and page.reason_detail else "")
-                    if page is not None
-                    else "not in any PT_LOAD"
-                )
+                data_state(page.dumped, page.reason, page.reason_detail)
+                if page is not None
+                else "not in any PT_LOAD"
             )
             lines.append(
                 f"VA {va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, firmware "
@@ -216,28 +215,14 @@ def vtop(dump_path: str, va: int) -> None:
         )
 
 
-def _va_range(text: str | None) -> tuple[int, int]:
-    """``--range START-END`` (END exclusive; ``START+SIZE`` also accepted) as (start, end)."""
+def _va_range(command: str, text: str | None) -> tuple[int, int]:
+    """``--range`` as (start, end); the whole space without it; one line + exit 2 if bad."""
     if text is None:
         return 0, 1 << 64
-    for sep in ("-", "+", ".."):
-        if sep in text.strip()[1:]:
-            left, right = text.strip().split(sep, 1)
-            break
-    else:
-        raise click.BadParameter(
-            f"{text!r} is not START-END (e.g. 0xffffffa000000000-0xffffffb000000000)"
-        )
     try:
-        start = parse_address(left)
-        end = parse_address(right)
+        return parse_va_range(text)
     except ValueError as exc:
-        raise click.BadParameter(f"{text!r}: {exc}") from None
-    if sep == "+":
-        end = start + end
-    if not start < end <= 1 << 64:
-        raise click.BadParameter(f"{text!r}: the end must be above the start (and at most 2**64)")
-    return start, end
+        fail(f"{command}: --range: {exc}")
 
 
 def _json_document(dump, **sections) -> str:
@@ -331,10 +316,7 @@ def ranges_(dump_path: str, va_range: str | None, as_json: bool) -> None:
     dumped. Pages merge only when VA, PA, attributes and the dumped state all continue."""
     from dumpview.model.export import range_chunks, range_records
 
-    try:
-        start, end = _va_range(va_range)
-    except click.BadParameter as exc:
-        fail(f"ranges: --range: {exc.message}")
+    start, end = _va_range("ranges", va_range)
     with _open(dump_path) as dump:
         table = dump.ranges(start, end)
         if as_json:
@@ -430,10 +412,7 @@ def search(
             raise ValueError("the pattern is empty")
     except ValueError as exc:
         fail(f"search: {exc}")
-    try:
-        start, end = _va_range(va_range)
-    except click.BadParameter as exc:
-        fail(f"search: --range: {exc.message}")
+    start, end = _va_range("search", va_range)
     with _open(dump_path) as dump:
         result = dump.search(needle, va_start=start, va_end=end, limit=limit)
         if as_json:

@@ -81,6 +81,7 @@ import numpy as np
 from dumpview.model.crash import check_ccdp
 from dumpview.model.memmap import NO_MEMORY_MAP
 from dumpview.model.pagearrays import hole_reasons, page_chunks
+from dumpview.model.text import hex_or_none
 from formats import clhe, uat
 
 if TYPE_CHECKING:
@@ -171,17 +172,13 @@ class Anomaly:
         return {
             "kind": self.kind,
             "message": self.message,
-            "va": _hex(self.va),
-            "va_end": _hex(self.va_end),
-            "pa": _hex(self.pa),
+            "va": hex_or_none(self.va),
+            "va_end": hex_or_none(self.va_end),
+            "pa": hex_or_none(self.pa),
             "context": self.context,
             "vas": [f"{va:#x}" for va in self.vas],
             "pages": self.pages,
         }
-
-
-def _hex(value: int | None) -> str | None:
-    return None if value is None else f"{value:#x}"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dumpview.model.text import hexdump_lines, walk_lines
+from dumpview.model.text import data_state, hexdump_lines, walk_lines
 from formats import clhe
 
 if TYPE_CHECKING:
@@ -335,8 +335,7 @@ def _fault_address_lines(dump: Dump, far: int) -> list[str]:
         ]
         page = walk.page
         if page is not None and not page.dumped:
-            detail = f" ({page.reason_detail})" if page.reason_detail else ""
-            head.append(f"page not dumped: {page.reason}{detail}")
+            head.append("page " + data_state(False, page.reason, page.reason_detail))
     return head + walk_lines(walk)
 
 

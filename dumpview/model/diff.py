@@ -44,6 +44,7 @@ import numpy as np
 
 from dumpview.model.pagearrays import PageArrays, all_pages
 from dumpview.model.ranges import human_size
+from dumpview.model.text import hex_or_none
 from formats import uat
 
 if TYPE_CHECKING:
@@ -67,10 +68,6 @@ CHANGE_NAMES: tuple[tuple[int, str], ...] = (
 
 class DiffError(ValueError):
     """The two dumps cannot be compared (page size, entry format or address-space geometry)."""
-
-
-def _hex(value: int | None) -> str | None:
-    return None if value is None else f"{value:#x}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -125,14 +122,14 @@ class MappingRun:
         """JSON-ready: addresses and p_flags as lowercase "0x…" strings, null for an absent
         side; "size" as ptdump writes it; memattr/firmware/gpu per side (null when absent)."""
         out: dict = {
-            "va_start": _hex(self.va_start),
-            "va_end": _hex(self.va_end),
+            "va_start": hex_or_none(self.va_start),
+            "va_end": hex_or_none(self.va_end),
             "pages": self.pages,
             "size": human_size(self.size_bytes),
-            "pa_a": _hex(self.pa_a),
-            "pa_b": _hex(self.pa_b),
-            "flags_a": _hex(self.flags_a),
-            "flags_b": _hex(self.flags_b),
+            "pa_a": hex_or_none(self.pa_a),
+            "pa_b": hex_or_none(self.pa_b),
+            "flags_a": hex_or_none(self.flags_a),
+            "flags_b": hex_or_none(self.flags_b),
             "dumped_a": self.dumped_a,
             "dumped_b": self.dumped_b,
             "changes": list(self.changes),
@@ -157,8 +154,8 @@ class ContentRun:
 
     def to_dict(self) -> dict:
         return {
-            "va_start": _hex(self.va_start),
-            "va_end": _hex(self.va_end),
+            "va_start": hex_or_none(self.va_start),
+            "va_end": hex_or_none(self.va_end),
             "pages": self.pages,
             "size": human_size(self.size_bytes),
             "bytes_changed": self.bytes_changed,
@@ -181,10 +178,10 @@ class TableChange:
         return {
             "context": self.context,
             "level": self.level,
-            "va_start": _hex(self.va_start),
-            "va_end": _hex(self.va_end),
+            "va_start": hex_or_none(self.va_start),
+            "va_end": hex_or_none(self.va_end),
             "size": human_size(self.va_end - self.va_start),
-            "pa": _hex(self.pa),
+            "pa": hex_or_none(self.pa),
             "rebuilt": self.rebuilt,
         }
 

@@ -829,9 +829,10 @@ class Dump:
         ("hex", "string", "u32", "u64"). ValueError for a pattern that does not parse."""
         from dumpview.model.search import DEFAULT_HIT_LIMIT, parse_pattern, search
 
-        needle = bytes(pattern) if isinstance(pattern, bytes | bytearray) else None
-        if needle is None:
-            needle = parse_pattern(str(pattern), kind)
+        if isinstance(pattern, bytes | bytearray):
+            needle = bytes(pattern)
+        else:
+            needle = parse_pattern(pattern, kind)
         return search(self, needle, va_start, va_end, limit or DEFAULT_HIT_LIMIT)
 
     def check(self, kinds=None):  # -> CheckResult

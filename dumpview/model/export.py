@@ -47,6 +47,7 @@ from dumpview.model.pagearrays import (
     unpack_p_flags_bulk,
 )
 from dumpview.model.ranges import RangeTable, human_size, ranges
+from dumpview.model.text import hex_or_none, info_dict
 from formats import uat
 
 if TYPE_CHECKING:
@@ -79,11 +80,6 @@ OA_MASK = np.uint64(uat.OA_MASK_FULL)
 ATTR_MASK = np.uint64(((1 << 64) - 1) & ~uat.OA_MASK_FULL)
 
 Progress = Callable[[int, int], None]
-
-
-def hex_or_none(value: int | None) -> str | None:
-    """``"0x…"`` (lowercase) or None."""
-    return None if value is None else f"{value:#x}"
 
 
 def parse_kinds(text: str | Iterable[str]) -> tuple[str, ...]:
@@ -155,7 +151,7 @@ def _groups(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(first row of each distinct combination, group id per row) of integer columns,
     folded one column at a time (1-D sorts: a 2-D ``np.unique`` is ten times slower)."""
     group = np.zeros(len(columns[0]), dtype=np.uint64)
-    first = np.zeros(1, dtype=np.int64)
+    first = np.zeros(0, dtype=np.int64)
     for column in columns:
         _first, values = _factorize(column.astype(np.uint64))
         first, group = _factorize(group * np.uint64(len(_first)) + values)
@@ -372,7 +368,6 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> dict:
     rows = tree.rows(table) if table.carried else None
     entries: list[dict] = []
     if rows is not None:
-        lg = rows.level_geometry
         names = TYPE_NAMES_LEAF if rows.is_leaf_level else TYPE_NAMES_UPPER
         present = np.flatnonzero(rows.present)
         vas = rows.entry_vas[present].tolist()
@@ -398,7 +393,6 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> dict:
                 {"index": i, "va": f"{v:#x}", "value": None, "exact": False, "type": "table"}
                 for i, v in zip(present.tolist(), vas, strict=True)
             ]
-        del lg
     return {
         "record": "table",
         "context": table.context,
@@ -508,8 +502,6 @@ def anomaly_records(dump: Dump) -> list[dict]:
 
 
 def info_record(dump: Dump) -> dict:
-    from dumpview.model.text import info_dict
-
     return {"record": "info", **info_dict(dump)}
 
 

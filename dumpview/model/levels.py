@@ -26,6 +26,7 @@ import numpy as np
 from dumpview.model import kinds
 from dumpview.model.dump import Dump
 from dumpview.model.entries import DecodedEntry, decode_entry
+from dumpview.model.text import data_state
 from formats import uat
 from formats.geometry import LevelGeometry
 
@@ -227,8 +228,7 @@ class TableRows:
                 state = "dumped"
             else:
                 flags = int(dump.seg_flags[int(self.segment[index])])
-                reason, detail = dump.hole_reason(va, flags)
-                state = f"not dumped: {reason}" + (f" ({detail})" if detail else "")
+                state = data_state(False, *dump.hole_reason(va, flags))
         kind = kinds.entry_kind(type_name, self.is_leaf_level, value, dumped)
         return EntryRow(
             index=index,

@@ -77,6 +77,36 @@ def parse_address(text: str) -> int:
     return number
 
 
+def parse_va_range(text: str) -> tuple[int, int]:
+    """``START-END`` (END exclusive; ``START+SIZE`` and ``START..END`` too) as (start, end).
+    ``ValueError`` with a one-line reason for bad syntax, bad addresses or an empty range."""
+    body = text.strip()
+    for sep in ("..", "-", "+"):
+        if sep in body[1:]:
+            left, right = body.split(sep, 1)
+            break
+    else:
+        raise ValueError(f"{text!r} is not START-END (e.g. 0xffffffa000000000-0xffffffb000000000)")
+    start, end = parse_address(left), parse_address(right)
+    if sep == "+":
+        end += start
+    if not start < end <= 1 << 64:
+        raise ValueError(f"{text!r}: the end must be above the start (and at most 2**64)")
+    return start, end
+
+
+def hex_or_none(value: int | None) -> str | None:
+    """``"0x…"`` (lowercase), or None: how JSON outputs write addresses and entry values."""
+    return None if value is None else f"{value:#x}"
+
+
+def data_state(dumped: bool, reason: str | None, detail: str | None) -> str:
+    """ "dumped", or "not dumped: REASON (DETAIL)": how every view says whether a page has data."""
+    if dumped:
+        return "dumped"
+    return f"not dumped: {reason}" + (f" ({detail})" if detail else "")
+
+
 def hex_row(chunk: bytes | memoryview, unit: str = "u8", width: int = 16) -> tuple[str, str]:
     """(hex column, ASCII column) of one row: units little-endian, lowercase, space separated;
     a short last row is padded so columns line up. ``KeyError`` for an unknown unit."""

@@ -11,7 +11,7 @@ from dumpview.model import AddressError, Dump, NotDumpedError
 from dumpview.model.entries import DecodedEntry
 from dumpview.model.levels import EntryRow, FoldRow, TableRef, TableRows
 from dumpview.model.ranges import RangeTable, human_size
-from dumpview.model.text import hex_row
+from dumpview.model.text import data_state, hex_row
 from dumpview.model.translate import Translation
 from dumpview.tui.widgets import CallbackSource, LinesSource, Row, RowSource, plain_rows
 
@@ -180,11 +180,7 @@ class PageSource(RowSource):
 
 def range_row(table: RangeTable, index: int) -> Row:
     r = table.row(index)
-    state = (
-        "dumped"
-        if r.dumped
-        else f"not dumped: {r.reason}" + (f" ({r.reason_detail})" if r.reason_detail else "")
-    )
+    state = data_state(r.dumped, r.reason, r.reason_detail)
     text = (
         f" {r.va_start:016x}-{r.va_end:016x} {human_size(r.size_bytes):>6}  {r.pa_start:#014x}  "
         f"{r.memattr_name:<9}  {r.firmware:<2} {r.gpu:<3}  {state}"
