@@ -687,10 +687,11 @@ class Dump:
                 break
             memsz, filesz = int(self.seg_memsz[seg]), int(self.seg_filesz[seg])
             pa0, flags = int(self.seg_pa[seg]), int(self.seg_flags[seg])
-            for off in range(0, memsz, page):
+            # Start at the first page at or after va_start: a large segment is not walked from
+            # its beginning (``page()`` on a 1 GiB segment was O(segment)).
+            skip = max(0, va_start - seg_va + page - 1) // page * page
+            for off in range(min(skip, memsz), memsz, page):
                 va = seg_va + off
-                if va < va_start:
-                    continue
                 if va >= va_end:
                     break
                 dumped = off + page <= filesz
@@ -807,6 +808,22 @@ class Dump:
         from dumpview.model.translate import translate
 
         return translate(self, va, context)
+
+    @cached_property
+    def _translator(self):  # -> Translator
+        from dumpview.model.vtop import Translator
+
+        return Translator(self)
+
+    def va_to_pa(self, va: int, context: int | None = None) -> int | None:
+        """The PA ``va`` maps to, or None: the walk's answer without building the walk (a few
+        µs; see ``dumpview.model.vtop``)."""
+        return self._translator.va_to_pa(va, context)
+
+    def translate_many(self, vas, context: int | None = None):  # -> BulkTranslation
+        """Translate a whole array of VAs with numpy: PAs, mapped, dumped and the level each
+        unmapped walk stopped at (see ``dumpview.model.vtop``)."""
+        return self._translator.translate_many(vas, context)
 
     # ---- queries (the scripted surface; each lives in its own module) --------------------------
 
