@@ -46,6 +46,7 @@ from dumpview.model.pagearrays import (
     hole_reasons,
     unpack_p_flags_bulk,
 )
+from dumpview.model.parallel import parallel_jobs, write_in_parallel
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.text import hex_or_none, info_dict
 from formats import uat
@@ -77,6 +78,10 @@ RECORD_NAMES = {
 JSON_KEYS = {kind: kind.replace("-", "_") for kind in EXPORT_KINDS}
 FORMATS = ("jsonl", "json")
 OA_MASK = np.uint64(uat.OA_MASK_FULL)
+# Below this many pages one process formats them (forking costs more than it saves).
+PARALLEL_MIN_PAGES = 1 << 18
+PARALLEL_CHUNK_PAGES = 1 << 14
+TABLE_BATCH_CHARS = 1 << 22
 ATTR_MASK = np.uint64(((1 << 64) - 1) & ~uat.OA_MASK_FULL)
 
 Progress = Callable[[int, int], None]
@@ -346,9 +351,10 @@ def region_records(dump: Dump) -> list[dict]:
     ]
 
 
-def table_records(dump: Dump) -> Iterator[dict]:
-    """Every table of every address space, parents first: real tables with their non-empty
-    entries, or (driver dumps) rebuilt tables whose upper entries' values were not recorded."""
+def table_records(dump: Dump) -> Iterator[str]:
+    """Every table of every address space as a JSON text, parents first: real tables with their
+    non-empty entries, or (driver dumps) rebuilt tables whose upper entries' values were not
+    recorded."""
     from dumpview.model.levels import LevelTree
 
     tree = LevelTree(dump)
@@ -364,36 +370,46 @@ def table_records(dump: Dump) -> Iterator[dict]:
                 )
 
 
-def _table_record(dump: Dump, tree, table, parent, parent_index) -> dict:
+_ENTRY_EXACT = '{"index":%d,"va":"0x%x","value":"0x%x","exact":true,"type":"%s"}'
+_ENTRY_REBUILT_LEAF = '{"index":%d,"va":"0x%x","value":"0x%x","exact":false,"type":"page"}'
+_ENTRY_REBUILT_TABLE = '{"index":%d,"va":"0x%x","value":null,"exact":false,"type":"table"}'
+
+
+def _table_record(dump: Dump, tree, table, parent, parent_index) -> str:
+    """One table record as JSON text; its entries are formatted with one ``%`` each (a
+    million leaf entries in about a second)."""
     rows = tree.rows(table) if table.carried else None
-    entries: list[dict] = []
+    entries: list[str] = []
     if rows is not None:
         names = TYPE_NAMES_LEAF if rows.is_leaf_level else TYPE_NAMES_UPPER
         present = np.flatnonzero(rows.present)
         vas = rows.entry_vas[present].tolist()
         if rows.values is not None:
-            values = rows.values[present].tolist()
-            entries = [
-                {"index": i, "va": f"{v:#x}", "value": f"{x:#x}", "exact": True,
-                 "type": names[x & uat.PTE_TYPE_MASK]}
-                for i, v, x in zip(present.tolist(), vas, values, strict=True)
-            ]  # fmt: skip
+            values = rows.values[present]
+            types = [names[t] for t in (values & np.uint64(uat.PTE_TYPE_MASK)).tolist()]
+            entries = list(
+                map(
+                    _ENTRY_EXACT.__mod__,
+                    zip(present.tolist(), vas, values.tolist(), types, strict=True),
+                )
+            )
         elif rows.is_leaf_level:
             segs = rows.segment[present]
             offs = rows.entry_vas[present] - dump.seg_va[segs]
             ptes = ((dump.seg_pa[segs] + offs) & OA_MASK) | unpack_p_flags_bulk(
                 dump.seg_flags[segs]
             )
-            entries = [
-                {"index": i, "va": f"{v:#x}", "value": f"{x:#x}", "exact": False, "type": "page"}
-                for i, v, x in zip(present.tolist(), vas, ptes.tolist(), strict=True)
-            ]
+            entries = list(
+                map(
+                    _ENTRY_REBUILT_LEAF.__mod__,
+                    zip(present.tolist(), vas, ptes.tolist(), strict=True),
+                )
+            )
         else:
-            entries = [
-                {"index": i, "va": f"{v:#x}", "value": None, "exact": False, "type": "table"}
-                for i, v in zip(present.tolist(), vas, strict=True)
-            ]
-    return {
+            entries = list(
+                map(_ENTRY_REBUILT_TABLE.__mod__, zip(present.tolist(), vas, strict=True))
+            )
+    record = {
         "record": "table",
         "context": table.context,
         "level": table.level,
@@ -405,8 +421,8 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> dict:
         "parent": None
         if parent is None
         else {"table": hex_or_none(parent.pa), "level": parent.level, "index": parent_index},
-        "entries": entries,
     }
+    return f'{_dumps(record)[:-1]},"entries":[{",".join(entries)}]}}'
 
 
 def _jsonable(value: Any) -> Any:
@@ -550,11 +566,13 @@ def _kind_chunks(
         yield from range_records(dump)
     elif kind == "tables":
         batch: list[str] = []
+        size = 0
         for record in table_records(dump):
-            batch.append(_dumps(record))
-            if len(batch) >= 256:
+            batch.append(record)
+            size += len(record)
+            if size >= TABLE_BATCH_CHARS:  # a leaf table's record can be ~150 KB
                 yield batch
-                batch = []
+                batch, size = [], 0
         yield batch
     elif kind == "memory-map":
         yield [_dumps(r) for r in region_records(dump)]
@@ -566,6 +584,46 @@ def _kind_chunks(
         yield [_dumps(info_record(dump))]
 
 
+def _pages_in_parallel(
+    dump: Dump,
+    out: TextIO,
+    fmt: str,
+    with_data: bool,
+    progress: Progress | None,
+    jobs: int | None,
+) -> tuple[int, int] | None:
+    """Write every page record with several workers (``parallel.write_in_parallel``), exactly
+    as ``_kind_chunks`` would; None when one process should do it (small dumps, no fork,
+    threads running, ``jobs`` 1). Returns (records, bytes written)."""
+    index = PageIndex(dump)
+    if jobs is None:
+        jobs = parallel_jobs(index.total, PARALLEL_MIN_PAGES)
+    jobs = min(jobs, index.total)
+    if jobs <= 1:
+        return None
+    writer = _PageWriter(dump, with_data)
+    # Smaller chunks than one process uses: every worker's peak RSS counts the parent's pages
+    # too. The columns every chunk reads are built before the fork, so workers share them.
+    chunk = PARALLEL_CHUNK_PAGES if not with_data else 1 << 10
+    _ = dump.seg_va, dump.seg_pa, dump.seg_memsz, dump.seg_filesz, dump.seg_offset
+    _ = dump.seg_flags
+    last_line = "\n" if fmt == "jsonl" else ""
+    join = "\n" if fmt == "jsonl" else ",\n"
+
+    def produce(worker: int, start: int, stop: int) -> Iterator[tuple[str, int]]:
+        for first in range(start, stop, chunk):
+            lines = writer.lines(index.chunk(first, min(first + chunk, stop)))
+            lead = "" if fmt == "jsonl" else ("\n" if worker == 0 and first == start else ",\n")
+            yield lead + join.join(lines) + last_line, min(first + chunk, stop) - start
+
+    name = getattr(out, "name", None)
+    tmp_dir = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
+    if tmp_dir is not None and not os.path.isdir(tmp_dir):
+        tmp_dir = None
+    report = None if progress is None else (lambda done: progress(done, index.total))
+    return write_in_parallel(out, index.total, jobs, produce, report, tmp_dir)
+
+
 def export(
     dump: Dump,
     out: TextIO,
@@ -573,9 +631,12 @@ def export(
     include: Iterable[str] | str | None = None,
     with_data: bool = False,
     progress: Progress | None = None,
+    jobs: int | None = None,
 ) -> ExportStats:
     """Write ``dump`` to the text stream ``out`` as ``fmt`` ("jsonl" or "json"); ``include``
-    picks kinds (default: all). ``progress(done, total)`` is called per chunk of pages."""
+    picks kinds (default: all). ``progress(done, total)`` is called per chunk of pages.
+    ``jobs``: worker processes for page records (None: decided by ``parallel_jobs``, 1: none);
+    the output is the same bytes either way."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     kinds_ = EXPORT_KINDS if include is None else parse_kinds(include)
@@ -586,10 +647,20 @@ def export(
         out.write(text)
         stats.size_bytes += len(text)
 
+    def parallel_pages() -> bool:
+        done = _pages_in_parallel(dump, out, fmt, with_data, progress, jobs)
+        if done is None:
+            return False
+        stats.counts["page"] += done[0]
+        stats.size_bytes += done[1]
+        return True
+
     if fmt == "jsonl":
         write(_dumps({"record": "header", **head}) + "\n")
         for kind in kinds_:
             name = RECORD_NAMES[kind]
+            if kind == "pages" and parallel_pages():
+                continue
             for lines in _kind_chunks(dump, kind, with_data, progress):
                 if lines:
                     write("\n".join(lines) + "\n")
@@ -607,6 +678,9 @@ def export(
             stats.counts[name] += 1
             continue
         write(f',\n"{key}":[')
+        if kind == "pages" and parallel_pages():
+            write("]")
+            continue
         first = True
         for lines in _kind_chunks(dump, kind, with_data, progress):
             if not lines:
