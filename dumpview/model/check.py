@@ -80,7 +80,7 @@ import numpy as np
 
 from dumpview.model.crash import check_ccdp
 from dumpview.model.memmap import NO_MEMORY_MAP
-from dumpview.model.pagearrays import hole_reasons, page_chunks
+from dumpview.model.pagearrays import PageIndex, hole_reasons
 from dumpview.model.text import hex_or_none
 from formats import clhe, uat
 
@@ -345,45 +345,55 @@ class _Facts:
         oa_full = _U64(uat.OA_MASK_FULL)
         shift, width = uat.FIELDS["memattr"]
         attr_shift, attr_mask = _U64(shift), _U64((1 << width) - 1)
-        # A part with no rows first: an empty dump still gets the columns' dtypes.
         dtypes = (np.int64, np.uint64, np.uint64, np.uint64, np.uint8, np.uint8, bool, bool)
-        parts = [tuple(np.zeros(0, dtype=t) for t in (*dtypes, np.uint32))]
-        for chunk in page_chunks(self.dump):
+        dtypes += (np.uint32,)
+        # Columns filled in place, chunk by chunk: no list of parts and no concatenation
+        # copy (on the 1M-segment dump that halved the peak of these 40 bytes per page).
+        index = PageIndex(self.dump)
+        others = self._other_leaves()
+        n_others = 0 if others is None else len(others[1])
+        columns = [np.empty(index.total + n_others, dtype=t) for t in dtypes]
+        for chunk in index.chunks():
+            lo, hi = int(chunk.index[0]), int(chunk.index[-1]) + 1
             pte_oa = chunk.pte & oa_full
             exact_stray = chunk.pte_exact & ((pte_oa & ~oas_mask) != 0)
             pa = np.where(exact_stray, pte_oa, chunk.pa)
-            parts.append(
+            for column, values in zip(
+                columns,
                 (
-                    np.full(len(chunk), _DUMPED, dtype=np.int64),
+                    _DUMPED,
                     chunk.va,
                     pa,
                     pa & ~oas_mask,
-                    ((chunk.pte >> attr_shift) & attr_mask).astype(np.uint8),
+                    (chunk.pte >> attr_shift) & attr_mask,
                     _perm_codes(chunk.pte),
-                    np.ones(len(chunk), dtype=bool),
+                    True,
                     chunk.dumped,
-                    chunk.flags.astype(np.uint32),
-                )
-            )
-        others = self._other_leaves()
+                    chunk.flags,
+                ),
+                strict=True,
+            ):
+                column[lo:hi] = values
         if others is not None:
             context, va, pte = others
             pa = pte & oa_full
-            n = len(va)
-            parts.append(
+            lo = index.total
+            for column, values in zip(
+                columns,
                 (
                     context,
                     va,
                     pa,
                     pa & ~oas_mask,
-                    ((pte >> attr_shift) & attr_mask).astype(np.uint8),
+                    (pte >> attr_shift) & attr_mask,
                     _perm_codes(pte),
-                    np.zeros(n, dtype=bool),
-                    np.zeros(n, dtype=bool),
-                    np.zeros(n, dtype=np.uint32),
-                )
-            )
-        columns = [np.concatenate(col) for col in zip(*parts, strict=True)]
+                    False,
+                    False,
+                    0,
+                ),
+                strict=True,
+            ):
+                column[lo:] = values
         return _Leaves(*columns)
 
     def _other_leaves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -724,7 +734,8 @@ def _check_outside_managed_range(facts: _Facts) -> list[Anomaly] | str:
     for key, (start, end, _what) in ranges.items():
         here = leaves.context == key
         va = leaves.va
-        size = _U64(min(end - start, (1 << 64) - 1))
+        # A range ending before it starts (a hostile spaces record) allows nothing.
+        size = _U64(max(0, min(end - start, (1 << 64) - 1)))
         mask |= here & ((va < _U64(start)) | (va - _U64(start) >= size))
     out = []
     for row, pages, contiguous in _runs(leaves, mask, leaves.context, facts.page):

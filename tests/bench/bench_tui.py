@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -151,9 +153,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dump", type=Path, default=DUMP_1M)
+    parser.add_argument("--json", action="store_true", help="one JSON object of medians")
     args = parser.parse_args()
     if args.dump == DUMP_1M:
         build_1m()
+    if args.json:
+        runs = [asyncio.run(session(args.dump))]
+        # The app's own peak: one session, before later sessions and the peer add garbage.
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        runs += [asyncio.run(session(args.dump)) for _ in range(args.runs - 1)]
+        peers = [asyncio.run(peer(args.dump)) for _ in range(args.runs)]
+        medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        medians.update({key: statistics.median(p[key] for p in peers) for key in peers[0]})
+        medians["peak_rss_mb"] = peak_rss_mb
+        print(json.dumps(medians))
+        return
     print(f"{platform.machine()}, Python {platform.python_version()}, dump {args.dump.name}")
     runs = [asyncio.run(session(args.dump)) for _ in range(args.runs)]
     peers = [asyncio.run(peer(args.dump)) for _ in range(args.runs)]
