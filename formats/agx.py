@@ -126,7 +126,10 @@ def build_agx_info(**fields: Any) -> bytes:
         if field in values:
             values[field] = _resolve_name(field, values[field])
     if "firmware_version" in values:
-        version = list(values["firmware_version"])
+        try:
+            version = list(values["firmware_version"])
+        except TypeError as exc:
+            raise ValueError(f"cannot build AGX info: firmware_version: {exc}") from exc
         if len(version) > FIRMWARE_VERSION_WORDS:
             raise ValueError(
                 f"firmware_version has {len(version)} words, at most {FIRMWARE_VERSION_WORDS}"

@@ -352,8 +352,8 @@ def build_crashlog(
     """Build a closed crash log: header, entries, then the closing "CLHE" entry.
 
     Dict payloads are built with the ``PAYLOADS`` declaration of their kind; bytes are used
-    as they are. Raises ValueError for a kind that is not four latin-1 characters, a dict for
-    a kind without a declaration, or a payload that does not build.
+    as they are. Raises ValueError for a kind that is not four latin-1 characters or is the
+    closing kind, a dict for a kind without a declaration, or a payload that does not build.
     """
     body = bytearray()
     for kind, payload in entries:
@@ -363,6 +363,8 @@ def build_crashlog(
             raise ValueError(f"crash log entry kind {kind!r} is not latin-1") from exc
         if len(encoded_kind) != 4:
             raise ValueError(f"crash log entry kind {kind!r} must be 4 characters")
+        if kind == CLOSING_KIND:  # a reader stops there: every later entry would be lost
+            raise ValueError(f"{CLOSING_KIND!r} closes the log; it cannot be an entry")
         if isinstance(payload, dict):
             declaration = PAYLOADS.get(kind)
             if declaration is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from construct import (
     Aligned,
     Bytes,
+    Check,
     Const,
     Int8ul,
     Int16ul,
@@ -113,12 +114,15 @@ Elf64_Nhdr = Struct(
     "n_type" / Int32ul,
 )
 
-# A whole note record: header, name + NUL padded to 4, descriptor padded to 4.
+# A whole note record: header, name + NUL padded to 4, descriptor padded to 4. The name is a C
+# string: one with a NUL inside would build bytes that parse (and that readelf and pyelftools
+# read) as a shorter name, so it is refused both ways (CheckError).
 ElfNote = Struct(
     "n_namesz" / Rebuild(Int32ul, len_(this.name) + 1),
     "n_descsz" / Rebuild(Int32ul, len_(this.desc)),
     "n_type" / Int32ul,
     "name" / Aligned(4, PaddedString(this.n_namesz, "ascii")),
+    Check(lambda ctx: "\0" not in ctx.name),
     "desc" / Aligned(4, Bytes(this.n_descsz)),
 )
 
@@ -139,7 +143,8 @@ def note_size_bytes(name: str, desc_size_bytes: int) -> int:
 
 
 def build_note(name: str, note_type: int, desc: bytes) -> bytes:
-    """Build one note record (header, padded name, padded descriptor)."""
+    """Build one note record (header, padded name, padded descriptor). ``ConstructError`` for a
+    name that is not ASCII or has a NUL inside, a type or descriptor that does not fit."""
     return ElfNote.build({"name": name, "n_type": note_type, "desc": desc})
 
 

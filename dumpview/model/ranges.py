@@ -166,7 +166,15 @@ def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
         piece_flags = np.insert(piece_flags, at, flags[both])
         piece_dumped = np.insert(piece_dumped, at, False)
 
-    # A piece continues the one before when VA, PA, flags and dumped state all continue.
+    holes = dump.extension.holes if dump.extension is not None else None
+    hole_key = None
+    if holes is not None and len(holes):
+        pieces = _split_at_holes(holes, piece_start, piece_end, piece_pa, piece_flags, piece_dumped)
+        piece_start, piece_end, piece_pa, piece_flags, piece_dumped = pieces
+        hole_key = _hole_keys(holes, piece_start, piece_dumped)
+
+    # A piece continues the one before when VA, PA, flags and dumped state all continue (and,
+    # for holes, the recorded reason).
     continues = (
         (piece_end[:-1] == piece_start[1:])
         & (piece_pa[1:] - piece_pa[:-1] == piece_end[:-1] - piece_start[:-1])
@@ -174,6 +182,8 @@ def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
         & (piece_flags[:-1] == piece_flags[1:])
         & (piece_dumped[:-1] == piece_dumped[1:])
     )
+    if hole_key is not None:
+        continues &= hole_key[:-1] == hole_key[1:]
     if not continues.any():
         return RangeTable(dump, piece_start, piece_end, piece_pa, piece_flags, piece_dumped)
     starts = np.flatnonzero(np.concatenate(([True], ~continues)))
@@ -186,6 +196,62 @@ def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
         piece_flags[starts],
         piece_dumped[starts],
     )
+
+
+def _split_at_holes(
+    holes: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    pa: np.ndarray,
+    flags: np.ndarray,
+    dumped: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Cut the undumped pieces where a hole record starts or ends inside them, so one range
+    never spans two recorded reasons (a PT_LOAD's hole may lie partly in a no-map region and
+    partly outside the memory map)."""
+    bounds = np.unique(np.concatenate((holes["va"], holes["va"] + holes["size_bytes"])))
+    lo = np.searchsorted(bounds, start, side="right")
+    hi = np.searchsorted(bounds, end, side="left")
+    need = np.flatnonzero(~dumped & (hi > lo))
+    if not len(need):
+        return start, end, pa, flags, dumped
+    end = end.copy()
+    at: list[int] = []
+    new_start: list[int] = []
+    new_end: list[int] = []
+    for k in need.tolist():
+        cuts = bounds[lo[k] : hi[k]].tolist()
+        piece_end = int(end[k])
+        end[k] = cuts[0]
+        for i, cut in enumerate(cuts):
+            at.append(k + 1)
+            new_start.append(cut)
+            new_end.append(cuts[i + 1] if i + 1 < len(cuts) else piece_end)
+    owner = np.array(at, dtype=np.intp) - 1
+    starts = np.array(new_start, dtype=np.uint64)
+    new_pa = pa[owner] + (starts - start[owner])
+    return (
+        np.insert(start, at, starts),
+        np.insert(end, at, np.array(new_end, dtype=np.uint64)),
+        np.insert(pa, at, new_pa),
+        np.insert(flags, at, flags[owner]),
+        np.insert(dumped, at, False),
+    )
+
+
+def _hole_keys(holes: np.ndarray, start: np.ndarray, dumped: np.ndarray) -> np.ndarray:
+    """Per piece: the (reason, detail, region) of the hole record it lies in, as one number;
+    -1 for dumped pieces and holes no record covers (their reason comes from the flags)."""
+    i = np.searchsorted(holes["va"], start, side="right").astype(np.intp) - 1
+    safe = np.maximum(i, 0)
+    inside = (i >= 0) & ~dumped & (start - holes["va"][safe] < holes["size_bytes"][safe])
+    record = holes[safe]
+    key = (
+        (record["reason"].astype(np.int64) << 40)
+        | (record["detail"].astype(np.int64) << 20)
+        | (record["region_index"].astype(np.int64) & 0xFFFFF)
+    )
+    return np.where(inside, key, -1)
 
 
 def human_size(size_bytes: int) -> str:
