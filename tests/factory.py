@@ -196,3 +196,30 @@ def build_dump_with_tables(
     rows = [segment(va, pa, 1, prot, data) for va, pa, prot, data in sorted(pages)]
     build_dump(path, rows, extension=extension, read_table=contents.__getitem__)
     return path, leaves, contents
+
+
+def bulk_page_tuples(dump, chunk_pages: int) -> list[tuple]:
+    """Every page as ``PageRecord``-shaped tuples, read through the bulk columns
+    (``page_chunks`` + ``hole_reasons``), ``chunk_pages`` at a time: compared with
+    ``Dump.pages()`` by the tests of the bulk path."""
+    from dumpview.model.pagearrays import hole_reasons, page_chunks
+
+    out = []
+    for chunk in page_chunks(dump, chunk_pages):
+        assert len(chunk) <= chunk_pages
+        codes, table = hole_reasons(dump, chunk.va, chunk.flags)
+        for i in range(len(chunk)):
+            dumped = bool(chunk.dumped[i])
+            reason = (None, None) if dumped else table[int(codes[i])]
+            out.append(
+                (
+                    int(chunk.va[i]),
+                    int(chunk.pa[i]),
+                    int(chunk.pte[i]),
+                    bool(chunk.pte_exact[i]),
+                    int(chunk.flags[i]),
+                    dumped,
+                    *reason,
+                )
+            )
+    return out

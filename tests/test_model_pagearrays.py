@@ -14,10 +14,9 @@ from dumpview.model.pagearrays import (
     LeafTables,
     PageIndex,
     all_pages,
-    hole_reasons,
-    page_chunks,
 )
 from dumpview.sim.scenarios import generate_file
+from tests import factory
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -48,24 +47,7 @@ def test_chunks_match_scalar_pages(dump_paths: list[Path], chunk_pages: int) -> 
     for path in dump_paths:
         with open_dump(path) as dump:
             records = list(dump.pages())
-            got = []
-            for chunk in page_chunks(dump, chunk_pages):
-                assert len(chunk) <= chunk_pages
-                codes, table = hole_reasons(dump, chunk.va, chunk.flags)
-                for i in range(len(chunk)):
-                    dumped = bool(chunk.dumped[i])
-                    reason = (None, None) if dumped else table[int(codes[i])]
-                    got.append(
-                        (
-                            int(chunk.va[i]),
-                            int(chunk.pa[i]),
-                            int(chunk.pte[i]),
-                            bool(chunk.pte_exact[i]),
-                            int(chunk.flags[i]),
-                            dumped,
-                            *reason,
-                        )
-                    )
+            got = factory.bulk_page_tuples(dump, chunk_pages)
             assert got == [tuple(r) for r in records], path.name
             assert PageIndex(dump).total == len(records) == dump.page_totals[0]
 

@@ -124,7 +124,7 @@ import dumpview
 from dumpview.model.dump import Extension as ModelExtension
 from dumpview.model.errors import AddressError, NotDumpedError
 from dumpview.model.kinds import KIND_CODES, leaf_kind, leaf_kinds
-from dumpview.model.pagearrays import hole_reasons, page_chunks, unpack_p_flags_bulk
+from dumpview.model.pagearrays import unpack_p_flags_bulk
 from dumpview.npstruct import dtype_from_struct
 from dumpview.sim.scenarios import SCENARIOS, generate_file
 from dumpview.sim.walker import _pack_flags_bulk
@@ -1124,23 +1124,7 @@ def check_model_invariants(path: Path, plan: list[PlannedPage] | None = None) ->
         assert sum(memsz // page_size for _, _, _, memsz, _ in loads) == len(pages)
 
         # Bulk page columns and hole reasons agree with the scalar pages.
-        bulk = []
-        for chunk in page_chunks(dump, 7):
-            codes, table = hole_reasons(dump, chunk.va, chunk.flags)
-            for i in range(len(chunk)):
-                dumped = bool(chunk.dumped[i])
-                reason = (None, None) if dumped else table[int(codes[i])]
-                bulk.append(
-                    (
-                        int(chunk.va[i]),
-                        int(chunk.pa[i]),
-                        int(chunk.pte[i]),
-                        bool(chunk.pte_exact[i]),
-                        int(chunk.flags[i]),
-                        dumped,
-                        *reason,
-                    )
-                )
+        bulk = factory.bulk_page_tuples(dump, 7)
         assert bulk == [tuple(p) for p in pages]
 
         # Reads: dumped pages give pyelftools' bytes, others raise NotDumpedError.
