@@ -56,6 +56,8 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 
 def _open(path: str):
+    """Open DUMP for a command and print every warning about the file (``all_warnings``: what
+    open found, the table walk's, the crash logs'); one line + exit 2 when it cannot be read."""
     from dumpview.model import DumpError, open_dump
 
     try:
@@ -64,7 +66,12 @@ def _open(path: str):
         fail(f"{path}: {exc}")
     except OSError as exc:
         fail(f"{path}: {exc.strerror or exc}")
-    for warning in dump.warnings:
+    try:
+        warnings = dump.all_warnings()
+    except DumpError as exc:
+        dump.close()
+        fail(f"{path}: {exc}")
+    for warning in warnings:
         click.echo(f"dumpview: warning: {path}: {warning}", err=True)
     return dump
 
@@ -688,10 +695,11 @@ def _route(argv: list[str]) -> list[str]:
     return argv
 
 
-def main() -> None:
-    """Console entry point: click, with usage errors turned into one line + exit 2."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point (``argv`` defaults to ``sys.argv[1:]``): click, with usage errors
+    and every error that escapes a command turned into one line + exit 2 (1 for "no")."""
     try:
-        cli.main(args=_route(sys.argv[1:]), standalone_mode=False)
+        cli.main(args=_route(sys.argv[1:] if argv is None else argv), standalone_mode=False)
     except click.exceptions.Abort:
         fail("aborted", EXIT_BAD_INPUT)
     except click.UsageError as exc:

@@ -59,6 +59,9 @@ KIND_REGIONS = 4
 KIND_HOLES = 5
 KIND_STRINGS = 6
 KIND_SCENARIO = 7
+KINDS = frozenset(
+    {KIND_GEOMETRY, KIND_SPACES, KIND_TABLES, KIND_REGIONS, KIND_HOLES, KIND_STRINGS, KIND_SCENARIO}
+)
 
 ExtDirEntry = Struct(
     "kind" / Int32ul,
@@ -67,14 +70,20 @@ ExtDirEntry = Struct(
     "size_bytes" / Int64ul,
 )
 
-ExtHeader = Struct(
+ExtHeaderFixed = Struct(
     "magic" / Const(EXT_MAGIC),
     "version" / Int16ul,
     "header_size_bytes" / Int16ul,  # fixed part: 16
     "directory_count" / Int32ul,
+)
+# The whole header. Readers decode the fixed part, check that ``directory_count`` entries fit
+# the section, then view the directory as one array (a hostile count costs nothing).
+ExtHeader = Struct(
+    *ExtHeaderFixed.subcons,
     "directory" / Array(this.directory_count, ExtDirEntry),
 )
 EXT_HEADER_FIXED_SIZE = 16
+assert ExtHeaderFixed.sizeof() == EXT_HEADER_FIXED_SIZE
 
 # SpaceRecord.flags
 SPACE_TTB_OWNED = 1  # the driver allocated the TTB (user VM); else borrowed from firmware

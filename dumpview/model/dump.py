@@ -13,6 +13,7 @@ without data and ``AddressError`` for addresses no segment maps. The file is nev
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import os
 from collections.abc import Iterator
@@ -33,8 +34,14 @@ if TYPE_CHECKING:
 
 PHDR_DTYPE = dtype_from_struct(elf.Elf64_Phdr)
 CHECK_CHUNK = 1 << 15  # PT_LOADs validated per step (fits in cache)
+# The most pages a dump may claim: a whole 39-bit UAT address space of 16 KiB pages (512 GiB;
+# the driver's kernel context maps at most 192 GiB of it). Pages without data cost nothing in
+# the file, so without a bound a 56-byte program header could claim 2**50 pages.
+MAX_PAGES = 1 << (uat.UAT_IAS - uat.PAGE_SHIFT)
 SHDR_DTYPE = dtype_from_struct(elf.Elf64_Shdr)
+DIR_DTYPE = dtype_from_struct(ext.ExtDirEntry)
 LAYOUT_AGX = "agx-devcoredump"
+WARNINGS_SHOWN = 20  # all_warnings lists this many, then counts the rest
 
 REASON_DEVICE = "device-memory"
 REASON_BORROW = "borrow-refused"
@@ -96,36 +103,121 @@ class Scenario:
     generator: str
 
 
+class _DirEntry(NamedTuple):
+    """One directory entry of the extension (offsets from the start of the section)."""
+
+    kind: int
+    count: int
+    offset: int
+    size_bytes: int
+
+
 class Extension:
-    """The parsed ``.dumpview`` section: views over its record arrays."""
+    """The parsed ``.dumpview`` section: views over its record arrays.
+
+    Everything a later lazy read depends on is checked here, at open, in bulk: the directory
+    fits the section, each entry's array lies inside it and its record count fills it, hole
+    records are sorted and disjoint, the scenario record decodes (knobs: a JSON object). Each
+    failure is a ``DumpFormatError`` naming the offset of the entry or record that is wrong.
+    Region names outside the strings blob and hole region indices past the regions are
+    warnings (``Dump.warnings``): the names read "?" and the detail has no region."""
 
     def __init__(self, dump: Dump, offset: int, size_bytes: int) -> None:
         self._dump = dump
         self.offset = offset
         mv = dump.buffer
-        try:
-            header = ext.ExtHeader.parse(mv[offset : offset + size_bytes])
-        except construct.ConstructError as exc:
-            raise DumpFormatError(offset, f"bad .dumpview extension header: {exc}") from None
-        self.version = header.version
-        self._dir: dict[int, construct.Container] = {}
-        for entry in header.directory:
-            if entry.offset + entry.size_bytes > size_bytes:
+        # The fixed header (size and magic checked by the caller), then the directory as one
+        # array: its size is checked before anything is decoded, so a hostile count costs
+        # nothing.
+        fixed = ext.ExtHeaderFixed.parse(mv[offset : offset + ext.EXT_HEADER_FIXED_SIZE])
+        self.version = fixed.version
+        count = fixed.directory_count
+        entry_size = DIR_DTYPE.itemsize
+        directory_end = ext.EXT_HEADER_FIXED_SIZE + count * entry_size
+        if directory_end > size_bytes:
+            raise DumpFormatError(
+                offset,
+                f"bad .dumpview extension header: a directory of {count} entries of "
+                f"{entry_size} bytes ends at +{directory_end:#x}, past the end of the "
+                f"{size_bytes:#x}-byte section",
+            )
+        directory = np.frombuffer(
+            mv, dtype=DIR_DTYPE, count=count, offset=offset + ext.EXT_HEADER_FIXED_SIZE
+        )
+        starts, sizes = directory["offset"], directory["size_bytes"]
+        section = np.uint64(size_bytes)
+        outside = (starts > section) | (sizes > section - np.minimum(starts, section))
+        if outside.any():
+            i = int(outside.argmax())
+            raise DumpFormatError(
+                offset + ext.EXT_HEADER_FIXED_SIZE + i * entry_size,
+                f"extension directory entry {i}: record kind {int(directory['kind'][i])} at "
+                f"+{int(starts[i]):#x} ({int(sizes[i])} bytes) runs past the end of the "
+                f"{size_bytes:#x}-byte .dumpview section",
+            )
+        for kind, record in ext.RECORDS.items():
+            wrong = (directory["kind"] == kind) & (
+                directory["count"].astype(np.uint64) * np.uint64(record.sizeof()) != sizes
+            )
+            if wrong.any():
+                i = int(wrong.argmax())
                 raise DumpFormatError(
-                    offset + entry.offset,
-                    f"extension record kind {entry.kind} ({entry.size_bytes} bytes) runs past "
-                    f"the end of the .dumpview section",
+                    offset + int(starts[i]),
+                    f"extension record kind {kind}: {int(directory['count'][i])} records of "
+                    f"{record.sizeof()} bytes do not fill {int(sizes[i])} bytes",
                 )
-            # Checked here, at open, so a later lazy read of the array cannot fail.
-            record = ext.RECORDS.get(entry.kind)
-            if record is not None and entry.count * record.sizeof() != entry.size_bytes:
-                raise DumpFormatError(
-                    offset + entry.offset,
-                    f"extension record kind {entry.kind}: {entry.count} records of "
-                    f"{record.sizeof()} bytes do not fill {entry.size_bytes} bytes",
-                )
-            self._dir[entry.kind] = entry
+        self._dir: dict[int, _DirEntry] = {}
+        for i in np.flatnonzero(np.isin(directory["kind"], list(ext.KINDS))).tolist():
+            row = directory[i]  # the last entry of a kind wins
+            self._dir[int(row["kind"])] = _DirEntry(
+                int(row["kind"]), int(row["count"]), int(row["offset"]), int(row["size_bytes"])
+            )
         self._size = size_bytes
+        self._check_holes()
+        _ = self.scenario
+        self._check_references()
+
+    def _check_holes(self) -> None:
+        """Hole records must be sorted by VA and disjoint (lookups binary-search them)."""
+        holes = self.holes
+        if not len(holes):
+            return
+        va, size = holes["va"], holes["size_bytes"]
+        end = va + size
+        bad = np.flatnonzero(end < va)
+        problem = "wraps past the top of the address space"
+        if not len(bad):
+            bad = np.flatnonzero(va[1:] < end[:-1]) + 1
+            problem = "is not after the hole before it (holes are sorted by VA and disjoint)"
+        if len(bad):
+            i = int(bad[0])
+            entry = self._dir[ext.KIND_HOLES]
+            raise DumpFormatError(
+                self.offset + entry.offset + i * ext.HoleRecord.sizeof(),
+                f"extension hole #{i} (VA {int(va[i]):#x}, {int(size[i]):#x} bytes) {problem}",
+            )
+
+    def _check_references(self) -> None:
+        """Warn about region names outside the strings blob and hole region indices past the
+        regions (both still readable: "?" and no region)."""
+        regions = self._array(ext.KIND_REGIONS)
+        names = regions["name_offset"]
+        bad = np.flatnonzero(names >= len(self._strings))
+        if len(bad):
+            i = int(bad[0])
+            self._dump.warnings.append(
+                f"extension region #{i}: name offset {int(names[i]):#x} is outside the "
+                f'{len(self._strings)}-byte strings blob ({len(bad)} such regions); named "?"'
+            )
+        index = self.holes["region_index"]
+        bad = np.flatnonzero((index < -1) | (index >= len(regions)))
+        if len(bad):
+            i = int(bad[0])
+            self._dump.warnings.append(
+                f"extension hole #{i} (VA {int(self.holes['va'][i]):#x}): region index "
+                f"{int(index[i])} is not one of the {len(regions)} regions ({len(bad)} such "
+                "holes); shown without a region"
+            )
 
     def _blob(self, kind: int) -> memoryview | None:
         entry = self._dir.get(kind)
@@ -142,6 +234,12 @@ class Extension:
             return np.zeros(0, dtype=dtype)
         return np.frombuffer(blob, dtype=dtype)  # sizes checked against counts in __init__
 
+    @property
+    def geometry_offset(self) -> int:
+        """File offset of the geometry record (of the section when there is none)."""
+        entry = self._dir.get(ext.KIND_GEOMETRY)
+        return self.offset + (entry.offset if entry is not None else 0)
+
     @cached_property
     def geometry_record(self) -> construct.Container | None:
         blob = self._blob(ext.KIND_GEOMETRY)
@@ -150,7 +248,7 @@ class Extension:
         try:
             return GeometryRecord.parse(blob)
         except construct.ConstructError as exc:
-            raise DumpFormatError(self.offset, f"bad geometry record: {exc}") from None
+            raise DumpFormatError(self.geometry_offset, f"bad geometry record: {exc}") from None
 
     @cached_property
     def tables(self) -> np.ndarray:
@@ -205,10 +303,17 @@ class Extension:
         blob = self._blob(ext.KIND_SCENARIO)
         if blob is None:
             return None
+        where = self.offset + self._dir[ext.KIND_SCENARIO].offset
         try:
             rec = ext.ScenarioRecord.parse(blob)
         except (construct.ConstructError, UnicodeDecodeError) as exc:
-            raise DumpFormatError(self.offset, f"bad scenario record: {exc}") from None
+            raise DumpFormatError(where, f"bad scenario record: {exc}") from None
+        try:
+            knobs = json.loads(rec.knobs_json or "{}")
+        except ValueError as exc:
+            raise DumpFormatError(where, f"scenario knobs are not JSON: {exc}") from None
+        if not isinstance(knobs, dict):
+            raise DumpFormatError(where, "scenario knobs are not a JSON object")
         return Scenario(rec.name, rec.seed, rec.knobs_json, rec.generator)
 
 
@@ -288,6 +393,11 @@ class Dump:
                     "carry the count",
                 )
             phnum = int(self._sections[0]["sh_info"])
+            if phnum < elf.PN_XNUM:
+                self.warnings.append(
+                    f"e_phnum is PN_XNUM (0xffff) but section header 0 (at {h.e_shoff:#x}) "
+                    f"gives {phnum} program headers: PN_XNUM is for 65,535 or more"
+                )
         self.phnum = phnum
         end = h.e_phoff + phnum * elf.PHDR_SIZE
         if end > self.size_bytes:
@@ -359,15 +469,17 @@ class Dump:
         return int(self.header.e_phoff + index * elf.PHDR_SIZE)
 
     def _check_segments(self) -> None:
-        """Validate every PT_LOAD (wrap, overlap, data past EOF, filesz > memsz, alignment) and
-        count pages, in cache-sized chunks straight off the mapped program headers."""
+        """Validate every PT_LOAD (wrap, overlap, data past EOF, filesz > memsz, at most
+        ``MAX_PAGES`` pages in all; warnings for misalignment and p_memsz 0) and count pages,
+        in cache-sized chunks straight off the mapped program headers."""
         loads = self._loads
         n = len(loads)
         page = np.uint64(self.page_size_bytes)
         mask = np.uint64(self.page_size_bytes - 1)
         size = np.uint64(self.size_bytes)
-        total = dumped = unaligned = 0
+        total = dumped = unaligned = empty = 0
         first_unaligned: int | None = None
+        first_empty: int | None = None
         prev_end: int | None = None
         for start in range(0, n, CHECK_CHUNK):
             block = loads[start : start + CHECK_CHUNK]
@@ -396,7 +508,21 @@ class Dump:
             if count and first_unaligned is None:
                 first_unaligned = start + int(hit.argmax())
             unaligned += count
-            total += int((memsz // page).sum())
+            hit = memsz == 0
+            count = int(np.count_nonzero(hit))
+            if count and first_empty is None:
+                first_empty = start + int(hit.argmax())
+            empty += count
+            # ceil(p_memsz / page), as Dump.pages and pagearrays count (no overflow near 2**64;
+            # segments neither wrap nor overlap here, so a chunk's sum fits in 64 bits)
+            pages = memsz // page + ((memsz & mask) != 0)
+            chunk_total = int(pages.sum())
+            if total + chunk_total > MAX_PAGES:
+                crossing = int(np.argmax(np.cumsum(pages) > np.uint64(MAX_PAGES - total)))
+                self._raise_too_many_pages(
+                    start + crossing, total + int(pages[: crossing + 1].sum())
+                )
+            total += chunk_total
             dumped += int((filesz // page).sum())
         self._page_totals = (total, dumped)
         if first_unaligned is not None:
@@ -404,6 +530,12 @@ class Dump:
             self.warnings.append(
                 f"PT_LOAD VA {self._va(i):#x} size {int(loads[i]['p_memsz']):#x} is not 16 KiB "
                 f"page aligned ({unaligned} such segments)"
+            )
+        if first_empty is not None:
+            self.warnings.append(
+                f"PT_LOAD VA {self._va(first_empty):#x} (program header at "
+                f"{self._phdr_offset(first_empty):#x}) has p_memsz 0 and maps nothing "
+                f"({empty:,} such segments)"
             )
 
     def _va(self, seg: int) -> int:
@@ -416,6 +548,15 @@ class Dump:
             off=int(row["p_offset"]), filesz=int(row["p_filesz"]), eof=self.size_bytes
         )
         raise DumpFormatError(self._phdr_offset(i), f"PT_LOAD VA {self._va(i):#x}: {detail}")
+
+    def _raise_too_many_pages(self, i: int, pages: int) -> None:
+        """PT_LOAD ``i`` brings the page count to ``pages``, past ``MAX_PAGES``."""
+        raise DumpFormatError(
+            self._phdr_offset(i),
+            f"PT_LOAD VA {self._va(i):#x} (p_memsz {int(self._loads[i]['p_memsz']):#x}) brings "
+            f"the dump to {pages:,} pages, more than the {MAX_PAGES:,} of a whole "
+            f"{uat.UAT_IAS}-bit UAT address space (the most dumpview reads)",
+        )
 
     def _raise_overlap(self, i: int) -> None:
         """PT_LOAD ``i + 1`` starts before PT_LOAD ``i`` ends."""
@@ -483,7 +624,7 @@ class Dump:
                 return None
             extension = Extension(self, offset, size)
             if extension.geometry_record is not None:
-                self._check_geometry(extension.geometry_record, offset)
+                self._check_geometry(extension.geometry_record, extension.geometry_offset)
             return extension
         return None
 
@@ -611,6 +752,28 @@ class Dump:
         logs = self.crashlogs
         return logs[0] if logs else None
 
+    def all_warnings(self) -> list[str]:
+        """Every warning about the file, each naming where: what open found (``warnings``), the
+        table walk's (cycles, shared tables, tables the dump does not carry) and each crash
+        log's (broken entries; prefixed with the file offset of its RTKIT note's descriptor).
+        At most ``WARNINGS_SHOWN``, then one line counting the rest.
+
+        Reads the tables, the notes, the AGX note and the crash logs to find them, so it raises
+        ``DumpFormatError`` when one of those is broken."""
+        out = list(self.warnings)
+        _ = self.agx_info
+        index = self.tables_index
+        if index is not None:
+            _ = index.nodes
+            out += index.warnings
+        rtkit = [note for note in self.notes if note.name == "RTKIT"]
+        for note, log in zip(rtkit, self.crashlogs, strict=True):
+            out += [f"RTKIT note at {note.offset:#x}: {warning}" for warning in log.warnings]
+        if len(out) > WARNINGS_SHOWN:
+            hidden = len(out) - WARNINGS_SHOWN
+            out = [*out[:WARNINGS_SHOWN], f"{hidden:,} more warnings like these (not listed)"]
+        return out
+
     # ---- pages ---------------------------------------------------------------------------------
 
     @property
@@ -714,9 +877,33 @@ class Dump:
     def read_va(self, va: int, size_bytes: int) -> memoryview | bytes:
         """``size_bytes`` at ``va``: a memoryview of the map inside one segment, bytes across
         segments. NotDumpedError names the first VA without data; AddressError when unmapped."""
+        pieces = [self.buffer[start : start + take] for start, take in self._spans(va, size_bytes)]
+        if len(pieces) == 1:
+            return pieces[0]
+        return b"".join(pieces)
+
+    def read_va_into(self, va: int, out: bytearray | memoryview) -> int:
+        """Copy ``len(out)`` bytes at ``va`` into ``out`` with ``preadv`` (as read(2) does: for
+        scripts that stream every dumped byte, about twice as fast as touching the map). Fails
+        as ``read_va`` does, before copying anything; returns the bytes copied."""
+        target = memoryview(out).cast("B")
+        spans = self._spans(va, len(target))
+        done = 0
+        fd = self._file.fileno()
+        for start, take in spans:
+            while take:
+                got = os.preadv(fd, [target[done : done + take]], start)
+                if got <= 0:
+                    raise DumpFormatError(start, "the file ended while reading (truncated?)")
+                done, start, take = done + got, start + got, take - got
+        return done
+
+    def _spans(self, va: int, size_bytes: int) -> list[tuple[int, int]]:
+        """(file offset, length) pieces holding [va, va + size_bytes), or the error read_va
+        raises: NotDumpedError at the first VA without data, AddressError where unmapped."""
         if size_bytes < 0:
             raise ValueError("size must not be negative")
-        pieces = []
+        spans = []
         cur, end = va, va + size_bytes
         while cur < end:
             seg = self.segment_at(cur)
@@ -728,12 +915,9 @@ class Dump:
                 reason, detail = self.hole_reason(cur, int(self.seg_flags[seg]))
                 raise NotDumpedError(cur, reason, detail)
             take = min(end - cur, filesz - off)
-            start = int(self.seg_offset[seg]) + off
-            pieces.append(self.buffer[start : start + take])
+            spans.append((int(self.seg_offset[seg]) + off, take))
             cur += take
-        if len(pieces) == 1:
-            return pieces[0]
-        return b"".join(pieces)
+        return spans
 
     @cached_property
     def _pa_order(self) -> np.ndarray:

@@ -354,15 +354,21 @@ def region_records(dump: Dump) -> list[dict]:
 def table_records(dump: Dump) -> Iterator[str]:
     """Every table of every address space as a JSON text, parents first: real tables with their
     non-empty entries, or (driver dumps) rebuilt tables whose upper entries' values were not
-    recorded."""
+    recorded. A carried table reached again (shared by several entries, or a cycle) is written
+    once, with the parent that reached it first."""
     from dumpview.model.levels import LevelTree
 
     tree = LevelTree(dump)
     geometry = dump.geometry
+    written: set[int] = set()  # carried table PAs: a table shared (or in a cycle) goes once
     for root in tree.roots:
         stack = [(root, None, None)]
         while stack:
             table, parent, parent_index = stack.pop()
+            if table.carried and table.pa is not None:
+                if table.pa in written:
+                    continue  # its parent's entry still names it
+                written.add(table.pa)
             yield _table_record(dump, tree, table, parent, parent_index)
             if table.depth + 1 < len(geometry.levels):
                 stack.extend(

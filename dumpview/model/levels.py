@@ -13,24 +13,29 @@ PT_LOADs (``p_paddr``/``p_flags``), each row marked inexact. Everything is compu
 per table (2048 entries), so opening a table costs the same on a 1M-segment dump.
 
 Nothing here raises for a hostile dump beyond what the model already raises at open: a table
-the dump does not carry is a row that says so.
+the dump does not carry is a row that says so. ``open_for_browsing`` is the inspector's loader:
+it opens a dump and reads everything the first screen needs, so a broken file fails there.
 """
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from dumpview.model import kinds
-from dumpview.model.dump import Dump
+from dumpview.model.dump import Dump, open_dump
 from dumpview.model.entries import DecodedEntry, decode_entry
-from dumpview.model.text import data_state
+from dumpview.model.text import data_state, info_dict
 from formats import uat
 from formats.geometry import LevelGeometry
 
 NOT_WALKED = "not walked"  # leaves of a context the dump's walker did not dump
+ROWS_CACHED = 256  # tables whose rows a LevelTree keeps (a table's rows: ~100 KB)
 FOLD_MIN = 2  # runs of at least this many empty entries become one row
 
 
@@ -273,16 +278,22 @@ class LevelTree:
             roots.append(TableRef(0, 0, top.level, va_start, top_span, None, True))
             self.dumped_context = 0
         self.roots = tuple(roots)
-        self._rows: dict[TableRef, TableRows] = {}
+        self._rows: OrderedDict[TableRef, TableRows] = OrderedDict()
 
     def is_dumped_context(self, context: int) -> bool:
         return context == self.dumped_context
 
     def rows(self, table: TableRef) -> TableRows:
-        """The rows of ``table`` (cached)."""
+        """The rows of ``table``, cached for the ``ROWS_CACHED`` tables used last (bounded: a
+        hostile dump whose tables share one leaf table reaches it through thousands of
+        entries, each a different ``TableRef``)."""
         rows = self._rows.get(table)
         if rows is None:
             rows = self._rows[table] = TableRows(self, table)
+            if len(self._rows) > ROWS_CACHED:
+                self._rows.popitem(last=False)
+        else:
+            self._rows.move_to_end(table)
         return rows
 
     def child(self, table: TableRef, index: int, values: np.ndarray | None = None) -> TableRef:
@@ -335,6 +346,32 @@ class LevelTree:
     @cached_property
     def contexts(self) -> tuple[int, ...]:
         return tuple(root.context for root in self.roots)
+
+
+def open_for_browsing(
+    path: str | os.PathLike[str], stage: Callable[[int, str], None] | None = None
+) -> tuple[Dump, LevelTree]:
+    """Open ``path`` and compute everything the inspector's first screen reads, so that a
+    broken file fails here (where the app shows its error screen) and not while drawing: the
+    warnings (table walk, notes, AGX note, crash logs), the info document (the scenario record
+    included) and the level tree with the first root's rows.
+
+    ``stage(step, text)`` is called before each of the three steps. Raises ``DumpError``
+    (one line naming the offset) or ``OSError``; the dump is closed when it raises."""
+    report = stage or (lambda step, text: None)
+    report(1, f"opening {os.fspath(path)}: validating program headers")
+    dump = open_dump(path)
+    try:
+        report(2, "reading the extension and walking the tables")
+        dump.all_warnings()
+        info_dict(dump)
+        report(3, "indexing levels")
+        tree = LevelTree(dump)
+        tree.rows(tree.roots[0])
+    except BaseException:
+        dump.close()
+        raise
+    return dump, tree
 
 
 def _fold(present: np.ndarray) -> list[tuple[int, int]]:

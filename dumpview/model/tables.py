@@ -52,8 +52,10 @@ class TablesIndex:
         self.warnings: list[str] = []
         page = self.geometry.page_size_bytes
         offsets = records["file_offset"]
+        last_start = dump.size_bytes - page  # the last offset a whole page fits at
         bad = np.flatnonzero(
-            (offsets + np.uint64(page) > np.uint64(dump.size_bytes))
+            (offsets > np.uint64(max(last_start, 0)))  # offset + page would wrap past 2**64
+            | (last_start < 0)
             | (offsets % np.uint64(page) != 0)
         )
         if len(bad):
@@ -84,7 +86,10 @@ class TablesIndex:
 
     @cached_property
     def nodes(self) -> tuple[TableNode, ...]:
-        """Every table reachable from the TTBs, parents before children, in VA order."""
+        """Every table reachable from the TTBs, parents before children, in VA order. A table
+        reached again (a cycle or a shared table) is not walked twice, and one the dump does not
+        carry is skipped: each is one warning naming the first entry that points at it and how
+        many more do."""
         geometry = self.geometry
         levels = geometry.levels
         out: list[TableNode] = []
@@ -96,24 +101,25 @@ class TablesIndex:
             ttbs = self._records[(self._records["flags"] & 1) != 0]
             roots = [(int(r["context"]), int(r["pa"]), upper) for r in ttbs]
         self.dumped_context = roots[0][0] if roots else 0
+        # (problem, PA) -> [level, VA, first referrer, references]: one warning per table, not
+        # per entry (a hostile table can point 2048 entries at one table).
+        problems: dict[tuple[str, int], list] = {}
+
+        def note(problem: str, pa: int, level: int, va: int, parent_pa, parent_index) -> None:
+            where = "a space's TTB" if parent_pa is None else f"PA {parent_pa:#x}[{parent_index}]"
+            problems.setdefault((problem, pa), [level, va, where, 0])[3] += 1
+
         for context, ttb_pa, space_start in roots:
             stack = [(0, ttb_pa, space_start, None, None)]
             while stack:
                 depth, pa, va_start, parent_pa, parent_index = stack.pop()
                 lg = levels[depth]
                 if pa in seen:
-                    self.warnings.append(
-                        f"table at PA {pa:#x} (L{lg.level}, VA {va_start:#x}) is referenced "
-                        f"again from PA {parent_pa:#x}[{parent_index}]: cycle or shared table, "
-                        "not walked twice"
-                    )
+                    note("again", pa, lg.level, va_start, parent_pa, parent_index)
                     continue
                 offset = self.offset_of(pa)
                 if offset is None:
-                    self.warnings.append(
-                        f"L{lg.level} table at PA {pa:#x} (VA {va_start:#x}) "
-                        "is not carried in the dump"
-                    )
+                    note("missing", pa, lg.level, va_start, parent_pa, parent_index)
                     continue
                 seen.add(pa)
                 span = lg.entry_span_bytes << lg.index_bits
@@ -132,6 +138,18 @@ class TablesIndex:
                     child_va = va_start + int(index) * lg.entry_span_bytes
                     children.append((depth + 1, child_pa, child_va, pa, int(index)))
                 stack.extend(reversed(children))
+        for (problem, pa), (level, va, where, count) in problems.items():
+            more = f" and {count - 1:,} more entries" if count > 1 else ""
+            if problem == "again":
+                self.warnings.append(
+                    f"table at PA {pa:#x} (L{level}, VA {va:#x}) is referenced again from "
+                    f"{where}{more}: cycle or shared table, not walked twice"
+                )
+            else:
+                self.warnings.append(
+                    f"L{level} table at PA {pa:#x} (VA {va:#x}), referenced from {where}{more}, "
+                    "is not carried in the dump"
+                )
         return tuple(out)
 
     def leaf_map(self) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,8 @@ from formats import agx
 
 
 def info_dict(dump) -> dict:
-    """The ``info --json`` document (keys are a stable interface for scripts)."""
+    """The ``info --json`` document (keys are a stable interface for scripts). ``warnings``
+    holds every warning about the file (``Dump.all_warnings``)."""
     total, dumped = dump.page_totals
     gpu = None
     info = dump.agx_info
@@ -49,7 +50,7 @@ def info_dict(dump) -> dict:
             "va_base": f"{geometry.va_base & ~geometry.ias_mask:#x}",
         },
         "size_bytes": dump.size_bytes,
-        "warnings": list(dump.warnings),
+        "warnings": dump.all_warnings(),
     }
     if extension is not None and extension.scenario is not None:
         s = extension.scenario

@@ -36,11 +36,11 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from dumpview.model import Dump, DumpError, open_dump
+from dumpview.model import Dump, DumpError
 from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.crash import crashlog_sections
 from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES
-from dumpview.model.levels import FoldRow, LevelTree, TableRef
+from dumpview.model.levels import FoldRow, LevelTree, TableRef, open_for_browsing
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
@@ -791,19 +791,7 @@ class DumpviewApp(App[None]):
         stage = partial(self.call_from_thread, self._stage)
         started = time.perf_counter()
         try:
-            stage(1, f"opening {self.path}: validating program headers")
-            dump = open_dump(self.path)
-            try:
-                stage(2, "reading the extension and walking the tables")
-                if dump.tables_index is not None:
-                    _ = dump.tables_index.nodes
-                _ = dump.crashlogs, dump.agx_info
-                stage(3, "indexing levels")
-                tree = LevelTree(dump)
-                tree.rows(tree.roots[0])
-            except BaseException:
-                dump.close()
-                raise
+            dump, tree = open_for_browsing(self.path, stage)
         except DumpError as exc:
             self.call_from_thread(self._failed, str(exc))
             return
