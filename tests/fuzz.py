@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from queue import Empty as EmptyQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # ``python tests/fuzz.py`` from anywhere
@@ -452,15 +453,19 @@ def run_cases(
     out_dir: str | None,
     timeout: float,
     echo: Callable[[str], None] | None = None,
+    on_case: Callable[[int], None] | None = None,
+    scratch: str | None = None,
 ) -> Report:
-    """Run cases ``numbers`` of run ``seed_value`` in this process (main thread: SIGALRM)."""
+    """Run cases ``numbers`` of run ``seed_value`` in this process (main thread: SIGALRM);
+    ``on_case(number)`` is called before each case. Case files go to a temporary directory
+    (inside ``scratch`` when given; default ``/dev/shm``)."""
     report = Report()
-    workdir = tempfile.mkdtemp(
-        prefix="fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
-    )
+    workdir = tempfile.mkdtemp(prefix="fuzz-", dir=scratch or _scratch_root())
     path = os.path.join(workdir, "case.dump")
     try:
         for number in numbers:
+            if on_case is not None:
+                on_case(number)
             description, data = make_case(seed_value, number)
             with open(path, "wb") as fp:
                 fp.write(data)
@@ -489,13 +494,32 @@ def run_cases(
     return report
 
 
-def _worker(seed_value: int, numbers: range, out_dir: str | None, timeout: float, queue) -> None:
-    """One worker process: its share of the cases in chunks, reporting after each chunk."""
+def _scratch_root() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def _worker(
+    seed_value: int,
+    numbers: range,
+    out_dir: str | None,
+    timeout: float,
+    queue,
+    current,
+    slot: int,
+    scratch: str,
+) -> None:
+    """One worker process: its share of the cases in chunks, reporting after each chunk; the
+    case it is running is in ``current[slot]`` (so a crash can name it)."""
+
+    def on_case(number: int) -> None:
+        current[slot] = number
+
     step = 200
     for first in range(0, len(numbers), step):
         part = numbers[first : first + step]
-        queue.put(("report", run_cases(seed_value, part, out_dir, timeout)))
-    queue.put(("done", None))
+        report = run_cases(seed_value, part, out_dir, timeout, on_case=on_case, scratch=scratch)
+        queue.put(("report", report))
+    queue.put(("done", slot))
 
 
 def run(
@@ -515,23 +539,61 @@ def run(
         report = run_cases(seed_value, range(count), out_dir, timeout, echo)
         report.seconds = time.perf_counter() - started
         return report
+    # The workers' case files live under one directory this process removes, even when a
+    # worker dies without cleaning up.
+    scratch = tempfile.mkdtemp(prefix="fuzz-run-", dir=_scratch_root())
+    try:
+        report = _run_workers(count, seed_value, jobs, out_dir, timeout, echo, scratch, started)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_workers(
+    count: int,
+    seed_value: int,
+    jobs: int,
+    out_dir: str | None,
+    timeout: float,
+    echo: Callable[[str], None] | None,
+    scratch: str,
+    started: float,
+) -> Report:
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
+    current = ctx.Array("q", [-1] * jobs)
     workers = [
         ctx.Process(
-            target=_worker, args=(seed_value, range(w, count, jobs), out_dir, timeout, queue)
+            target=_worker,
+            args=(seed_value, range(w, count, jobs), out_dir, timeout, queue, current, w, scratch),
         )
         for w in range(jobs)
     ]
     for w in workers:
         w.start()
     report = Report()
-    done = 0
+    running = set(range(jobs))
     last = time.perf_counter()
-    while done < jobs:
-        kind, part = queue.get()
+    while running:
+        try:
+            kind, part = queue.get(timeout=1)
+        except EmptyQueue:
+            for w in sorted(running):
+                if workers[w].exitcode is not None:  # died without saying it was done
+                    running.discard(w)
+                    number = current[w]
+                    line = (
+                        f"seed={seed_value} case={number}: worker {w} died (exit code "
+                        f"{workers[w].exitcode}) running it; its later cases did not run "
+                        f"(reproduce: tests/fuzz.py --seed {seed_value} --case {number})"
+                    )
+                    report.bad.append(line)
+                    if echo is not None:
+                        echo(line)
+            continue
         if kind == "done":
-            done += 1
+            running.discard(part)
             continue
         report.merge(part)
         if echo is not None:
@@ -543,7 +605,6 @@ def run(
                 echo(f"... {report.cases:,}/{count:,} cases, {rate:.0f}/s, {dict(report.worst)}")
     for w in workers:
         w.join()
-    report.seconds = time.perf_counter() - started
     return report
 
 

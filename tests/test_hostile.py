@@ -207,3 +207,20 @@ def test_fuzz_short_run(tmp_path: Path) -> None:
     assert not report.bad, "\n".join(report.bad)
     # The mutations reach every kind of outcome (they are not all rejected at the header).
     assert report.worst[OK] and report.worst[ERROR] and report.worst[WARNING]
+
+
+def test_fuzz_reports_a_worker_that_dies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed mid-case (or crashing in C) is a bad case naming that case number."""
+    import os
+
+    real = fuzz.make_case
+
+    def dying(seed_value: int, number: int) -> tuple[str, bytes]:
+        if number == 7:
+            os._exit(3)
+        return real(seed_value, number)
+
+    monkeypatch.setattr(fuzz, "make_case", dying)
+    report = fuzz.run(20, seed_value=1, jobs=2, timeout=20)
+    assert len(report.bad) == 1
+    assert "case=7: worker 1 died (exit code 3)" in report.bad[0]
