@@ -353,47 +353,22 @@ class _Facts:
         others = self._other_leaves()
         n_others = 0 if others is None else len(others[1])
         columns = [np.empty(index.total + n_others, dtype=t) for t in dtypes]
+
+        def fill(lo: int, hi: int | None, context, va, pa, pte, in_dump, dumped, flags) -> None:
+            values = (context, va, pa, pa & ~oas_mask, (pte >> attr_shift) & attr_mask)
+            values += (_perm_codes(pte), in_dump, dumped, flags)
+            for column, value in zip(columns, values, strict=True):
+                column[lo:hi] = value
+
         for chunk in index.chunks():
-            lo, hi = int(chunk.index[0]), int(chunk.index[-1]) + 1
             pte_oa = chunk.pte & oa_full
             exact_stray = chunk.pte_exact & ((pte_oa & ~oas_mask) != 0)
             pa = np.where(exact_stray, pte_oa, chunk.pa)
-            for column, values in zip(
-                columns,
-                (
-                    _DUMPED,
-                    chunk.va,
-                    pa,
-                    pa & ~oas_mask,
-                    (chunk.pte >> attr_shift) & attr_mask,
-                    _perm_codes(chunk.pte),
-                    True,
-                    chunk.dumped,
-                    chunk.flags,
-                ),
-                strict=True,
-            ):
-                column[lo:hi] = values
+            lo, hi = int(chunk.index[0]), int(chunk.index[-1]) + 1
+            fill(lo, hi, _DUMPED, chunk.va, pa, chunk.pte, True, chunk.dumped, chunk.flags)
         if others is not None:
             context, va, pte = others
-            pa = pte & oa_full
-            lo = index.total
-            for column, values in zip(
-                columns,
-                (
-                    context,
-                    va,
-                    pa,
-                    pa & ~oas_mask,
-                    (pte >> attr_shift) & attr_mask,
-                    _perm_codes(pte),
-                    False,
-                    False,
-                    0,
-                ),
-                strict=True,
-            ):
-                column[lo:] = values
+            fill(index.total, None, context, va, pte & oa_full, pte, False, False, 0)
         return _Leaves(*columns)
 
     def _other_leaves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -601,12 +601,13 @@ def _pages_in_parallel(
     """Write every page record with several workers (``parallel.write_in_parallel``), exactly
     as ``_kind_chunks`` would; None when one process should do it (small dumps, no fork,
     threads running, ``jobs`` 1). Returns (records, bytes written)."""
-    index = PageIndex(dump)
+    total = dump.page_totals[0]  # counted at open, as PageIndex numbers them
     if jobs is None:
-        jobs = parallel_jobs(index.total, PARALLEL_MIN_PAGES)
-    jobs = min(jobs, index.total)
+        jobs = parallel_jobs(total, PARALLEL_MIN_PAGES)
+    jobs = min(jobs, total)
     if jobs <= 1:
-        return None
+        return None  # decided before building anything the serial path builds again
+    index = PageIndex(dump)
     writer = _PageWriter(dump, with_data)
     # Smaller chunks than one process uses: every worker's peak RSS counts the parent's pages
     # too. The columns every chunk reads are built before the fork, so workers share them.

@@ -69,12 +69,27 @@ class TablesIndex:
         self._pa_sorted = records["pa"][self._order]
         self._records = records
 
+    @cached_property
+    def _offset_by_pa(self) -> dict[int, int]:
+        """PA -> file offset, one dict lookup per walk step (the scalar walks' hot path)."""
+        pas = self._pa_sorted.tolist()
+        offsets = self._records["file_offset"][self._order].tolist()
+        # Reversed: for a PA recorded twice, the first record wins, as a sorted search finds.
+        return dict(zip(reversed(pas), reversed(offsets), strict=True))
+
     def offset_of(self, pa: int) -> int | None:
         """File offset of the table page at ``pa``, or None when the dump does not carry it."""
-        i = int(np.searchsorted(self._pa_sorted, np.uint64(pa)))
-        if i < len(self._pa_sorted) and int(self._pa_sorted[i]) == pa:
-            return int(self._records["file_offset"][int(self._order[i])])
-        return None
+        return self._offset_by_pa.get(pa)
+
+    def offsets_of(self, pas: np.ndarray) -> np.ndarray:
+        """``offset_of`` for an array of PAs: int64 file offsets, -1 where not carried."""
+        pas = np.asarray(pas, dtype=np.uint64)
+        j = np.searchsorted(self._pa_sorted, pas)
+        carried = j < len(self._pa_sorted)
+        carried[carried] = self._pa_sorted[j[carried]] == pas[carried]
+        out = np.full(len(pas), -1, dtype=np.int64)
+        out[carried] = self._records["file_offset"][self._order[j[carried]]].astype(np.int64)
+        return out
 
     def entries_at(self, pa: int) -> np.ndarray | None:
         """The table page at ``pa`` as 2048 u64 entries (a view of the map), or None."""

@@ -50,8 +50,8 @@ class BulkTranslation:
 class Translator:
     """Translation state for one dump: the table lookup by PA and the level shifts, built once.
 
-    Construction is cheap (no entries are read); the first table lookup builds a PA -> file
-    offset map of the carried tables (one dict entry per table page).
+    Construction is cheap (no entries are read); table pages are found through the dump's
+    ``TablesIndex``.
     """
 
     def __init__(self, dump: Dump) -> None:
@@ -65,23 +65,14 @@ class Translator:
         self._not_ias = ~geometry.ias_mask & ((1 << 64) - 1)
         self._oa_mask = geometry.oa_mask
         self._page_mask = geometry.page_size_bytes - 1
-        index = dump.tables_index
+        self._index = dump.tables_index
         spaces = dump.extension.spaces if dump.extension is not None else ()
-        self._walks_tables = index is not None and bool(spaces)
+        self._walks_tables = self._index is not None and bool(spaces)
         self._ttbs = {s.context: s.ttb_pa for s in spaces}
         self._dumped_context = spaces[0].context if spaces else None
-        self._table_offsets: dict[int, int] | None = None
         self._segment_columns: tuple | None = None
 
     # ---- scalar ------------------------------------------------------------------------------
-
-    def _offsets(self) -> dict[int, int]:
-        if self._table_offsets is None:
-            records = self._dump.extension.tables
-            self._table_offsets = dict(
-                zip(records["pa"].tolist(), records["file_offset"].tolist(), strict=True)
-            )
-        return self._table_offsets
 
     def va_to_pa(self, va: int, context: int | None = None) -> int | None:
         """The PA ``va`` translates to in ``context`` (None: the dumped space), or None."""
@@ -92,13 +83,13 @@ class Translator:
         table_pa = self._ttbs.get(self._dumped_context if context is None else context)
         if table_pa is None:
             return None
-        offsets = self._offsets()
+        offset_of = self._index.offset_of
         buffer = self._dump.buffer
         unpack = _U64.unpack_from
         seen: list[int] = []
         last = len(self._levels) - 1
         for depth, (_, shift, mask) in enumerate(self._levels):
-            offset = offsets.get(table_pa)
+            offset = offset_of(table_pa)
             if offset is None or table_pa in seen:
                 return None
             seen.append(table_pa)
@@ -206,12 +197,7 @@ class Translator:
         mapped: np.ndarray,
         stopped: np.ndarray,
     ) -> None:
-        records = self._dump.extension.tables
-        order = np.argsort(records["pa"], kind="stable")
-        pa_sorted = records["pa"][order]
-        word_sorted = records["file_offset"][order] // np.uint64(8)
-        words_count = self._dump.size_bytes // 8
-        words = np.frombuffer(self._dump.buffer, np.uint64, count=words_count)
+        words = np.frombuffer(self._dump.buffer, np.uint64, count=self._dump.size_bytes // 8)
         live = np.flatnonzero(in_space)
         table = np.full(len(live), ttb_pa, np.uint64)
         seen: list[np.ndarray] = []
@@ -219,18 +205,16 @@ class Translator:
         for depth, (level, shift, mask) in enumerate(self._levels):
             if not len(live):
                 return
-            j = np.searchsorted(pa_sorted, table)
-            carried = j < len(pa_sorted)
-            carried[carried] = pa_sorted[j[carried]] == table[carried]
+            offset = self._index.offsets_of(table)
+            carried = offset >= 0
             for earlier in seen:
                 carried &= table != earlier
-            stop = ~carried
-            stopped[live[stop]] = level
+            stopped[live[~carried]] = level
             keep = np.flatnonzero(carried)
-            live, table, j = live[keep], table[keep], j[keep]
+            live, table, offset = live[keep], table[keep], offset[keep]
             seen = [earlier[keep] for earlier in seen]
             index = (va[live] >> np.uint64(shift)) & np.uint64(mask)
-            value = words[word_sorted[j] + index]
+            value = words[offset // 8 + index.astype(np.int64)]
             entry_type = value & np.uint64(uat.PTE_TYPE_MASK)
             if depth == last:
                 leaf = entry_type == uat.PTE_PAGE
