@@ -22,6 +22,7 @@ from dumpview import __version__
 from dumpview.model.text import (
     data_state,
     hexdump_lines,
+    human_size,
     info_dict,
     parse_address,
     parse_va_range,
@@ -145,6 +146,10 @@ def info(dump_path: str, as_json: bool) -> None:
         f"  pages        {p['total']:,} mapped, {p['dumped']:,} dumped, "
         f"{p['not_dumped']:,} not dumped",
     ]
+    blocks = [d for d in g["level_detail"] if d["blocks"]]
+    if blocks:
+        sizes = ", ".join(f"L{d['level']} {human_size(d['entry_span_bytes'])}" for d in blocks)
+        lines.insert(3, f"  blocks       {sizes}")
     gpu = doc["gpu"]
     if gpu:
         lines.append(
@@ -152,7 +157,7 @@ def info(dump_path: str, as_json: bool) -> None:
             f"{gpu['revision']}, {gpu['cores']} cores, firmware "
             f"{gpu['firmware_version']}, initdata {gpu['initdata_address']}"
         )
-    else:
+    elif doc["entry_format"] == "uat":
         lines.append("  gpu          no AGX note")
     log = doc["crashlog"]
     lines.append(
@@ -204,14 +209,19 @@ def vtop(dump_path: str, va: int) -> None:
         if t.mapped:
             leaf = t.leaf
             page = t.page
+            block = (
+                f"L{leaf.level} block of {human_size(leaf.block_size_bytes)}, "
+                if leaf.block_size_bytes
+                else ""
+            )
             state = (
                 data_state(page.dumped, page.reason, page.reason_detail)
                 if page is not None
                 else "not in any PT_LOAD"
             )
             lines.append(
-                f"VA {va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, firmware "
-                f"{leaf.firmware}, GPU {leaf.gpu}, {state}"
+                f"VA {va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, {leaf.permissions}, "
+                f"{block}{state}"
                 + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else "")
             )
     click.echo("\n".join(lines))
@@ -340,9 +350,8 @@ def ranges_(dump_path: str, va_range: str | None, as_json: bool) -> None:
                     else f"not dumped: {g['reason']}"
                     + (f" ({g['reason_detail']})" if g["reason_detail"] else "")
                 )
-                texts.append(
-                    f"{g['firmware']} {g['gpu']}  {g['memattr_name']:<9} {g['kind']:<10} {state}"
-                )
+                views = " ".join(g[key] for key in dump.entry_format.view_keys)
+                texts.append(f"{views}  {g['memattr_name']:<9} {g['kind']:<10} {state}")
             out.write(
                 "".join(
                     f"{a:#018x}-{b:#018x} {size:>7}  PA {pa:<#14x}  {texts[g]}\n"
@@ -377,9 +386,11 @@ def ptov(dump_path: str, pa: int, as_json: bool) -> None:
             for m in mappings:
                 state = {True: "dumped", False: "not dumped", None: "context not dumped"}[m.dumped]
                 exact = "" if m.pte_exact else " (rebuilt from the PT_LOAD)"
+                names = dump.entry_format.view_names
+                views = ", ".join(f"{n} {v}" for n, v in zip(names, m.views.values(), strict=True))
                 click.echo(
                     f"PA {pa:#x} <- VA {m.va:#x}  context {m.context}  entry {m.pte:#x}{exact}  "
-                    f"{m.memattr_name}, firmware {m.firmware}, GPU {m.gpu}, {state}"
+                    f"{m.memattr_name}, {views}, {state}"
                 )
     if not mappings:
         fail(f"PA {pa:#x} is not mapped by any entry of the dump", EXIT_NO)
@@ -527,7 +538,6 @@ def diff(a_path: str, b_path: str, no_contents: bool, as_json: bool) -> None:
 
 
 def _diff_lines(result) -> list[str]:
-    from dumpview.model.ranges import human_size
 
     lines = []
     for title, runs, sign in (
@@ -606,7 +616,14 @@ class _LazyProgress:
     "--scenario",
     default="minimal",
     show_default=True,
-    help="minimal, asahi-kernel, user-contexts, faults or large.",
+    help="minimal, asahi-kernel, user-contexts, faults or large (UAT); smmu or faults (LPAE).",
+)
+@click.option(
+    "--entry-format",
+    type=click.Choice(["uat", "lpae-4k", "lpae-16k", "lpae-64k"]),
+    default=None,
+    help="Page-table entry format: the Apple UAT, or ARM LPAE stage 1 (an ARM SMMU's "
+    "io-pgtable) with a 4K, 16K or 64K granule. Default: uat; lpae-4k for --scenario smmu.",
 )
 @click.option("--seed", type=ADDRESS, default=0, show_default=True, help="Random seed.")
 @click.option("--mapped-mib", type=int, default=None, help="large: MiB of GEM buffers mapped.")
@@ -620,6 +637,12 @@ class _LazyProgress:
     help="large: percent of pages with data (the rest borrow_phys refuses).",
 )
 @click.option("--contexts", type=int, default=None, help="user-contexts: how many user VMs.")
+@click.option(
+    "--huge-blocks",
+    is_flag=True,
+    default=None,
+    help="smmu: also map blocks above 512 MiB (the 4K granule's 1 GiB block: 262,144 pages).",
+)
 @click.option(
     "--driver-layout",
     is_flag=True,
@@ -635,20 +658,24 @@ class _LazyProgress:
 )
 def generate(
     scenario: str,
+    entry_format: str | None,
     seed: int,
     mapped_mib: int | None,
     scatter: bool | None,
     dumped_percent: int | None,
     contexts: int | None,
+    huge_blocks: bool | None,
     driver_layout: bool,
     output: str,
 ) -> None:
     """Simulate the driver and its firmware up to a crash, and write the dump."""
     from dumpview.sim.errors import SimError
-    from dumpview.sim.scenarios import SCENARIOS, ScenarioError, generate_file
+    from dumpview.sim.scenarios import ALL_SCENARIO_NAMES, ScenarioError, generate_file
 
-    if scenario not in SCENARIOS:
-        fail(f"generate: unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
+    if scenario not in ALL_SCENARIO_NAMES:
+        fail(f"generate: unknown scenario {scenario!r} (known: {', '.join(ALL_SCENARIO_NAMES)})")
+    if entry_format is None:
+        entry_format = "lpae-4k" if scenario == "smmu" else "uat"
     knobs = {
         k: v
         for k, v in (
@@ -656,6 +683,7 @@ def generate(
             ("scatter", scatter),
             ("dumped_percent", dumped_percent),
             ("contexts", contexts),
+            ("huge_blocks", huge_blocks),
         )
         if v is not None
     }
@@ -668,6 +696,7 @@ def generate(
             knobs=knobs,
             driver_layout=driver_layout,
             progress=progress,
+            entry_format=entry_format,
         )
     except ScenarioError as exc:
         fail(f"generate: {exc}")

@@ -26,7 +26,7 @@ MEMATTR_SHIFT, MEMATTR_MASK = 2, 7  # both formats: bits 4:2
 U64_MAX = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one instance per format: compared and hashed by identity
 class EntryFormat:
     """One entry layout. ``views`` gives the two permission views a table or row shows
     (``view_names`` label them, ``view_keys`` are their JSON keys); ``check_views`` are every
@@ -45,6 +45,7 @@ class EntryFormat:
     dumpable_memattrs: frozenset[int]
     device_memattrs: frozenset[int]
     view_names: tuple[str, str]
+    view_short: tuple[str, str]  # column headings and "fw:RW"-style labels
     view_keys: tuple[str, str]
     view_functions: tuple[Callable[[int], str], Callable[[int], str]]
     check_views: tuple[tuple[str, Callable[[int], str]], ...]
@@ -61,6 +62,12 @@ class EntryFormat:
         """Entry bits of a page- or table-aligned output address (PA 51:48 of the 64K
         granule excluded: see ``output_address``)."""
         return self.oa_bits & ~((1 << self.page_shift) - 1) & U64_MAX
+
+    @property
+    def attribute_mask(self) -> int:
+        """Entry bits that are not output address (PA 51:48 of the 64K granule excluded)."""
+        pa_bits = self.oa_bits | (lpae.PA52_MASK if self.pa52 else 0)
+        return U64_MAX & ~pa_bits
 
     def output_address(self, pte: Any) -> Any:
         """The page-aligned output address an entry (or array of entries) holds."""
@@ -164,6 +171,7 @@ def _uat() -> EntryFormat:
         dumpable_memattrs=uat.DUMPABLE_MEMATTRS,
         device_memattrs=uat.DEVICE_MEMATTRS,
         view_names=("firmware", "GPU"),
+        view_short=("fw", "gpu"),
         view_keys=("firmware", "gpu"),
         view_functions=(uat.firmware_view, uat.gpu_view),
         check_views=(
@@ -213,6 +221,7 @@ def _lpae(name: str, entry_format_id: int, granule: str) -> EntryFormat:
         dumpable_memattrs=lpae.DUMPABLE_MEMATTRS,
         device_memattrs=lpae.DEVICE_MEMATTRS,
         view_names=("privileged", "unprivileged"),
+        view_short=("priv", "unpriv"),
         view_keys=("privileged", "unprivileged"),
         view_functions=(lpae.privileged_view, lpae.unprivileged_view),
         check_views=(

@@ -155,21 +155,22 @@ IOMMU_READ, IOMMU_WRITE, IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_MMIO, IOMMU_PRIV = 1, 
 
 
 def prot_to_bits(prot: int) -> int:
-    """The leaf attribute bits io-pgtable-arm writes for IOMMU_* ``prot`` (stage 1, no type):
-    AP[1] unless IOMMU_PRIV, AP[2] without IOMMU_WRITE, AttrIndx device for IOMMU_MMIO,
-    write-back for IOMMU_CACHE, else non-cacheable; inner shareable; XN with IOMMU_NOEXEC
-    (both PXN and UXN, as one XN bit covers both in Linux's view); AF always."""
-    bits = BIT_AF | (SH_INNER << 8)
+    """The leaf attribute bits io-pgtable-arm writes for IOMMU_* ``prot`` at stage 1 (no type;
+    arm_lpae_prot_to_pte): nG always; AP[2] for read without write; AP[1] unless IOMMU_PRIV;
+    AttrIndx device for IOMMU_MMIO, write-back for IOMMU_CACHE, else non-cacheable; inner
+    shareable with IOMMU_CACHE, else outer; XN (UXN and PXN) with IOMMU_NOEXEC; AF always."""
+    bits = BIT_AF | BIT_NG
+    if prot & IOMMU_READ and not prot & IOMMU_WRITE:
+        bits |= BIT_AP_RO
     if not prot & IOMMU_PRIV:
         bits |= BIT_AP_UNPRIV
-    if not prot & IOMMU_WRITE:
-        bits |= BIT_AP_RO
     if prot & IOMMU_MMIO:
         bits |= MAIR_IDX_DEV << 2
     elif prot & IOMMU_CACHE:
         bits |= MAIR_IDX_CACHE << 2
     else:
         bits |= MAIR_IDX_NC << 2
+    bits |= (SH_INNER if prot & IOMMU_CACHE else SH_OUTER) << 8
     if prot & IOMMU_NOEXEC:
         bits |= BIT_UXN | BIT_PXN
     return bits

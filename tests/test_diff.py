@@ -27,7 +27,7 @@ from dumpview.model.diff import (
 )
 from dumpview.model.levels import LevelTree
 from dumpview.sim.scenarios import generate_file
-from formats import elf, uat
+from formats import elf, entryformat, ext, uat
 from formats.geometry import Geometry, GeometryRecord
 from tests import factory
 from tests.factory import BASE_VA, PAGE
@@ -525,7 +525,10 @@ def patch_geometry(path: Path, **fields: int) -> None:
     [
         ({"ias": 40}, ("IAS", "39 bits", "40 bits")),
         ({"va_base": 0}, ("VA base", "0xffffff8000000000", "0x0 ")),
-        ({"page_shift": 12}, ("table page size", "16384 bytes", "4096 bytes")),
+        (
+            {"page_shift": 12, "entry_format": ext.ENTRY_FORMAT_LPAE_4K},
+            ("page size", "16384 bytes", "4096 bytes"),
+        ),
     ],
 )
 def test_different_geometry_is_refused(
@@ -560,13 +563,15 @@ def test_geometry_from_a_hand_made_extension_is_refused(tmp_path: Path) -> None:
 def test_different_entry_format_is_refused(
     dumps: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No dump we can open has another entry format (open refuses them): fake one on B."""
+    """Same page size and geometry, another entry format on B (faked: an LPAE dump's
+    geometry differs anyway)."""
     with open_dump(dumps["minimal"]) as a, open_dump(dumps["minimal-again"]) as b:
-        real = Dump.entry_format
         monkeypatch.setattr(
-            Dump, "entry_format", property(lambda d: "lpae" if d is b else real.fget(d))
+            Dump,
+            "entry_format",
+            property(lambda d: entryformat.LPAE_16K if d is b else entryformat.UAT),
         )
-        with pytest.raises(DiffError, match=r"entry format is uat .* but lpae"):
+        with pytest.raises(DiffError, match=r"entry format is uat .* but lpae-16k"):
             diff(a, b)
 
 

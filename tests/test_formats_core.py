@@ -648,7 +648,7 @@ def test_decode_entry_exact_and_driver() -> None:
     fields = {f.name: f for f in exact.fields}
     assert exact.type_name == "page"
     assert exact.output_address == 0x8_0000_4000
-    assert (exact.firmware, exact.gpu, exact.ng, exact.af) == ("RW", "R-", True, True)
+    assert (*exact.views, exact.ng, exact.af) == ("RW", "R-", True, True)
     assert fields["ap"].bits == "7:6" and fields["ap"].value == 1
     assert fields["oa_pfn"].bits == "51:14"
     assert fields["gpu_access"].bits == "55" and fields["gpu_access"].value == 1

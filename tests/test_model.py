@@ -98,7 +98,7 @@ def test_page_totals(dump) -> None:
 def test_layout_and_geometry_of_a_driver_dump(dump) -> None:
     assert dump.layout == "agx-devcoredump"
     assert dump.extension is None
-    assert dump.entry_format == "uat"
+    assert dump.entry_format.name == "uat"
     assert dump.table_count == 0
     assert dump.tables_index is None
     g = dump.geometry
@@ -267,7 +267,7 @@ def test_translate_rebuilt_mapped(dump) -> None:
     assert t.steps[2].entry == FW_PRIV_RW | 0x8_0000_4000
     leaf = t.leaf
     assert leaf is not None and not leaf.exact
-    assert (leaf.firmware, leaf.gpu, leaf.memattr_name) == ("RW", "--", "cached")
+    assert (*leaf.views, leaf.memattr_name) == ("RW", "--", "cached")
     assert t.page is not None and t.page.dumped
 
 
@@ -283,7 +283,7 @@ def test_decoded_driver_entry_names_lost_bits_not_recorded(dump) -> None:
     assert fields["memattr"].value == 2
     assert fields["gpu_access"].value == 1
     assert fields["oa_pfn"].value == 0x9_0000_0000 >> 14
-    assert (leaf.firmware, leaf.gpu) == ("--", "RW")
+    assert leaf.views == ("--", "RW")
     assert {f.name for f in leaf.fields} == set(uat.FIELDS)
 
 

@@ -35,7 +35,7 @@ from dumpview.sim.scenarios import (
     generate_file,
 )
 from dumpview.sim.writer import RegionInfo
-from formats import ext, uat
+from formats import entryformat, ext, uat
 from tests import factory
 from tests.factory import BASE_VA, PAGE
 
@@ -83,8 +83,8 @@ def slow_minimap(dump: Dump, columns: int, va_start: int, va_end: int):
     codes = [0] * columns
     counts: Counter[str] = Counter()
     for record in dump.pages():
-        kind = kinds.leaf_kind(record.pte, record.dumped)
-        first, last = max(record.va, va_start), min(record.va + PAGE, va_end) - 1
+        kind = kinds.leaf_kind(record.pte, record.dumped, dump.entry_format)
+        first, last = max(record.va, va_start), min(record.va + dump.page_size_bytes, va_end) - 1
         if first > last:
             continue
         if va_start <= record.va < va_end:
@@ -93,7 +93,7 @@ def slow_minimap(dump: Dump, columns: int, va_start: int, va_end: int):
             bisect.bisect_right(bounds, first) - 1, bisect.bisect_right(bounds, last)
         ):
             codes[column] = max(codes[column], kinds.CODE[kind])
-    return codes, {name: counts[name] for name in kinds.KIND_CODES[1:]}
+    return codes, {name: counts[name] for name in kinds.kinds_of(dump.entry_format)[1:]}
 
 
 # ---- the bulk p_flags unpacker ---------------------------------------------------------------
@@ -409,10 +409,15 @@ def test_column_ranges_tile_the_range() -> None:
 
 
 def test_render_bar_glyphs() -> None:
-    codes = np.array([kinds.CODE[name] for name in kinds.KIND_CODES], dtype=np.uint8)
+    uat_kinds = kinds.kinds_of(entryformat.UAT)
+    codes = np.array([kinds.CODE[name] for name in uat_kinds], dtype=np.uint8)
     m = Minimap(0, 5 * PAGE, 5, codes, {})
     assert render_bar(m) == "·█▓▒░"
-    assert render_bar(m) == "".join(DEFAULT_GLYPHS[name] for name in kinds.KIND_CODES)
+    assert render_bar(m) == "".join(DEFAULT_GLYPHS[name] for name in uat_kinds)
+    lpae_kinds = kinds.kinds_of(entryformat.LPAE_4K)
+    assert lpae_kinds == ("empty", "unprivileged", "privileged", "device", "not-dumped")
+    lpae_codes = np.array([kinds.CODE[name] for name in lpae_kinds], dtype=np.uint8)
+    assert render_bar(Minimap(0, 5 * PAGE, 5, lpae_codes, {})) == "·█▓▒░"
     assert render_bar(m, {kinds.EMPTY: " ", kinds.NOT_DUMPED: "x"}) == " █▓▒x"
     with pytest.raises(ValueError, match="one character"):
         render_bar(m, {kinds.GPU: "##"})

@@ -144,8 +144,8 @@ def test_range_rows_on_minimal(tmp_path: Path) -> None:
         assert row.pte == uat.unpack_p_flags(row.flags, row.pa_start)
         assert row.memattr == (row.pte >> 2) & 7
         assert row.memattr_name == uat.MEMATTR_NAMES[row.memattr]
-        assert row.firmware == uat.firmware_view(row.pte)
-        assert row.gpu == uat.gpu_view(row.pte)
+        assert row.views[0] == uat.firmware_view(row.pte)
+        assert row.views[1] == uat.gpu_view(row.pte)
         assert row.size_bytes == row.va_end - row.va_start > 0
         assert (row.reason is None) == row.dumped
     assert set(by_kind) == {"firmware", "gpu", "device", "not-dumped"}
@@ -153,8 +153,8 @@ def test_range_rows_on_minimal(tmp_path: Path) -> None:
     assert (carveout.reason, carveout.reason_detail) == ("borrow-refused", "no-map: fw-carveout")
     assert carveout.size_bytes == 2 * PAGE
     assert {r.reason for r in by_kind["device"]} == {"device-memory"}
-    assert all(r.gpu == "--" for r in by_kind["firmware"])
-    assert any(r.gpu == "RW" for r in by_kind["gpu"])
+    assert all(r.views[1] == "--" for r in by_kind["firmware"])
+    assert any(r.views[1] == "RW" for r in by_kind["gpu"])
 
 
 def test_index_of_va() -> None:

@@ -35,7 +35,7 @@ from dumpview.model.export import (
 )
 from dumpview.model.ranges import human_size
 from dumpview.sim.scenarios import generate_file
-from formats import uat
+from formats import lpae, uat
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLE_DUMPS = sorted(SAMPLES.glob("*.dump"))
@@ -111,7 +111,17 @@ def test_schema_rejects_what_it_should(bad: dict) -> None:
 
 
 def expected_page(record, dump) -> dict:
+    """A page record's members as formats/ computes them (UAT or LPAE views, by format)."""
     memattr = (record.pte >> 2) & 7
+    if dump.entry_format.name == "uat":
+        names = uat.MEMATTR_NAMES
+        views = {"firmware": uat.firmware_view(record.pte), "gpu": uat.gpu_view(record.pte)}
+    else:
+        names = lpae.MEMATTR_NAMES
+        views = {
+            "privileged": lpae.privileged_view(record.pte),
+            "unprivileged": lpae.unprivileged_view(record.pte),
+        }
     return {
         "va": f"{record.va:#x}",
         "pa": f"{record.pa:#x}",
@@ -122,9 +132,8 @@ def expected_page(record, dump) -> dict:
         "reason": record.reason,
         "reason_detail": record.reason_detail,
         "memattr": memattr,
-        "memattr_name": uat.MEMATTR_NAMES[memattr],
-        "firmware": uat.firmware_view(record.pte),
-        "gpu": uat.gpu_view(record.pte),
+        "memattr_name": names[memattr],
+        **views,
     }
 
 
@@ -238,9 +247,9 @@ def test_ranges_records_match_the_range_table(scatter: dict[str, Path]) -> None:
                     row.reason,
                     row.reason_detail,
                 )
-                assert (record["firmware"], record["gpu"], record["kind"]) == (
-                    row.firmware,
-                    row.gpu,
+                keys = dump.entry_format.view_keys
+                assert (record[keys[0]], record[keys[1]], record["kind"]) == (
+                    *row.views,
                     row.kind,
                 )
 

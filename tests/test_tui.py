@@ -773,7 +773,9 @@ def test_help_and_the_command_palette_cover_every_key() -> None:
 def test_enter_on_a_range_jumps_to_its_va() -> None:
     with model(FAULTS) as dump:
         table = ranges(dump)
-        k = next(i for i in range(len(table)) if table.row(i).dumped and table.row(i).gpu != "--")
+        k = next(
+            i for i in range(len(table)) if table.row(i).dumped and table.row(i).views[1] != "--"
+        )
         target = table.row(k)
         first_bytes = bytes(dump.read_va(target.va_start, HEX_ROW_BYTES))
 
@@ -985,3 +987,38 @@ def test_snapshot_error_screen(
     monkeypatch.chdir(tmp_path)
     app = DumpviewApp("garbage.dump")
     assert snap_compare(app, terminal_size=SNAP_SIZE, run_before=wait_error)
+
+
+# ---- a second entry format ---------------------------------------------------------------------
+
+SMMU = SAMPLES / "smmu-lpae4k.dump"
+
+
+def test_lpae_block_row_shows_its_size_views_and_the_page_inside() -> None:
+    """Go to a VA inside the 2 MiB RAM block of the LPAE sample: the cursor lands on the L2
+    block entry (no table below it), the header names the LPAE views, the page pane shows the
+    block's page holding the VA."""
+    with model(SMMU) as dump:
+        va = 0x4_0000_0000 + 5 * dump.page_size_bytes + 0x30
+        walk = dump.translate(va)
+        assert walk.leaf.type_name == "block"
+        page_va = va & ~(dump.page_size_bytes - 1)
+        data = bytes(dump.read_va(page_va, dump.page_size_bytes))
+
+    async def body(pilot: Pilot) -> None:
+        screen = await wait_main(pilot)
+        header = [text_of(w) for w in screen.query(".header").results(Static)]
+        assert any("priv unpriv nG AF" in h for h in header)
+        await go_to(pilot, f"{va:#x}", typed=False)
+        assert screen.table.level == 2 and not screen.rows.is_leaf_level
+        entries = screen.query_one("#entries", RowList)
+        entry = screen.rows.row(entries.cursor)
+        assert isinstance(entry, EntryRow) and entry.type_name == "block"
+        assert entry.state == "block 2M: dumped" and entry.views == ("RW-", "RW-")
+        text = row_text(entries, entries.cursor)
+        assert " block  0x000080200000  write-back" in text and "RW-  RW-" in text
+        title = text_of(screen.query_one("#page-title", Static))
+        assert title == f"page {page_va:#x} -> PA {walk.pa & ~0xFFF:#x}  [u8]  (L2 block of 2M)"
+        assert b"".join(chunk for _, chunk in page_rows(screen)) == data
+
+    drive(SMMU, body)

@@ -51,13 +51,19 @@ Kinds (``DESCRIPTIONS`` says each in one sentence):
   end)``. Without the extension the dumped space is the kernel context: the firmware's part
   and the driver's range, ``formats.uat.UAT_KERNEL_FW_VA_START .. UAT_KERNEL_VA_END``.
 - oa-beyond-oas: an output address with bits at or above the geometry's OAS: a leaf's
-  ``p_paddr`` or exact entry (bits 51:14, ``uat.OA_MASK_FULL``: the geometry's ``oa_mask``
+  ``p_paddr`` or exact entry (the format's whole output-address field, UAT bits 51:14:
+  the geometry's ``oa_mask``
   would hide the stray bits), or a carried upper-level table entry (one finding per entry).
 - crashlog-mismatch: a Ccdp pair of any crash log that ``crash.check_ccdp`` finds disagreeing;
   ``va_end`` is the end of the pair's page, ``pa`` the log's PA.
-- write-exec: a leaf any permission view of which (firmware, GPU, m1n1's firmware EL1 and GL1)
-  grants both W and X, decided once per distinct (bit 55, AP, UXN, PXN). UAT's tables never
-  grant it; the check is generic over ``PERMISSION_VIEWS``.
+- write-exec: a leaf any permission view of which grants both W and X (the format's
+  ``check_views``: UAT firmware, GPU, m1n1's firmware EL1 and GL1; LPAE privileged and
+  unprivileged), decided once per distinct (bit 55, AP, UXN, PXN). UAT's tables never grant
+  it; LPAE's do whenever a writable page lacks UXN (or PXN with AP[1] clear).
+
+Block entries (LPAE) are leaves: their pages are the dumped space's pages with the block's
+entry; in other carried spaces a block is one leaf at its VA. A type-1 entry is unexpected
+only at a level without blocks.
 
 ``context`` is None for the dumped address space (context 0 on the samples; unknown on driver
 dumps) and the context number for other carried spaces. Anomalies are sorted by (kind in
@@ -82,7 +88,8 @@ from dumpview.model.crash import check_ccdp
 from dumpview.model.memmap import NO_MEMORY_MAP
 from dumpview.model.pagearrays import PageIndex, hole_reasons
 from dumpview.model.text import hex_or_none
-from formats import clhe, uat
+from formats import clhe, entryformat, uat
+from formats.entryformat import EntryFormat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump, Region, Space
@@ -142,13 +149,9 @@ NO_MANAGED_RANGE = (
 NO_CRASHLOG = "the dump carries no RTKit crash log"
 NO_CCDP = "the dump's crash logs record no Ccdp pairs"
 
-# Permission views a leaf is checked in for write-exec: (name, view of an entry).
-PERMISSION_VIEWS: tuple[tuple[str, Callable[[int], str]], ...] = (
-    ("firmware", uat.firmware_view),
-    ("GPU", uat.gpu_view),
-    ("firmware EL1", lambda pte: uat.firmware_el1_gl1(pte)[0]),
-    ("firmware GL1", lambda pte: uat.firmware_el1_gl1(pte)[1]),
-)
+# Permission views a UAT leaf is checked in for write-exec: (name, view of an entry); other
+# formats use their EntryFormat.check_views.
+PERMISSION_VIEWS: tuple[tuple[str, Callable[[int], str]], ...] = entryformat.UAT.check_views
 
 _DUMPED = -1  # context key of the dumped address space in the leaf columns
 _U64 = np.uint64
@@ -266,12 +269,16 @@ def write_exec_views(
     return tuple(out)
 
 
+# The entry bits every permission view of both formats depends on, as (entry bit, width, code
+# bit): bit 55 (UAT GPU access), AP 7:6 (LPAE AP[2:1]), UXN 54, PXN 53.
+_PERM_BITS = ((55, 1, 4), (6, 2, 2), (54, 1, 1), (53, 1, 0))
+
+
 def _perm_codes(pte: np.ndarray) -> np.ndarray:
     """(bit 55, AP, UXN, PXN) of each entry packed into 5 bits: everything the permission
-    tables depend on."""
+    views depend on."""
     code = np.zeros(len(pte), dtype=np.uint8)
-    for name, pos in (("gpu_access", 4), ("ap", 2), ("uxn", 1), ("pxn", 0)):
-        shift, width = uat.FIELDS[name]
+    for shift, width, pos in _PERM_BITS:
         value = (pte >> _U64(shift)) & _U64((1 << width) - 1)
         code |= (value << _U64(pos)).astype(np.uint8)
     return code
@@ -280,8 +287,8 @@ def _perm_codes(pte: np.ndarray) -> np.ndarray:
 def _pte_of_perm_code(code: int) -> int:
     """An entry with the permission bits of a ``_perm_codes`` code (all else zero)."""
     bits = 0
-    for name, pos, width in (("gpu_access", 4, 1), ("ap", 2, 2), ("uxn", 1, 1), ("pxn", 0, 1)):
-        bits |= ((code >> pos) & ((1 << width) - 1)) << uat.FIELDS[name][0]
+    for shift, width, pos in _PERM_BITS:
+        bits |= ((code >> pos) & ((1 << width) - 1)) << shift
     return bits
 
 
@@ -313,6 +320,7 @@ class _Facts:
     def __init__(self, dump: Dump) -> None:
         self.dump = dump
         self.geometry = dump.geometry
+        self.fmt = dump.entry_format
         self.page = dump.page_size_bytes
         self.index = dump.tables_index
         self.nodes: tuple[TableNode, ...] = self.index.nodes if self.index is not None else ()
@@ -342,9 +350,7 @@ class _Facts:
     @cached_property
     def leaves(self) -> _Leaves:
         oas_mask = _U64((1 << self.geometry.oas) - 1)
-        oa_full = _U64(uat.OA_MASK_FULL)
-        shift, width = uat.FIELDS["memattr"]
-        attr_shift, attr_mask = _U64(shift), _U64((1 << width) - 1)
+        fmt = self.fmt
         dtypes = (np.int64, np.uint64, np.uint64, np.uint64, np.uint8, np.uint8, bool, bool)
         dtypes += (np.uint32,)
         # Columns filled in place, chunk by chunk: no list of parts and no concatenation
@@ -355,35 +361,42 @@ class _Facts:
         columns = [np.empty(index.total + n_others, dtype=t) for t in dtypes]
 
         def fill(lo: int, hi: int | None, context, va, pa, pte, in_dump, dumped, flags) -> None:
-            values = (context, va, pa, pa & ~oas_mask, (pte >> attr_shift) & attr_mask)
+            values = (context, va, pa, pa & ~oas_mask, fmt.memattr(pte))
             values += (_perm_codes(pte), in_dump, dumped, flags)
             for column, value in zip(columns, values, strict=True):
                 column[lo:hi] = value
 
         for chunk in index.chunks():
-            pte_oa = chunk.pte & oa_full
+            pte_oa = fmt.output_address(chunk.pte)
             exact_stray = chunk.pte_exact & ((pte_oa & ~oas_mask) != 0)
             pa = np.where(exact_stray, pte_oa, chunk.pa)
             lo, hi = int(chunk.index[0]), int(chunk.index[-1]) + 1
             fill(lo, hi, _DUMPED, chunk.va, pa, chunk.pte, True, chunk.dumped, chunk.flags)
         if others is not None:
             context, va, pte = others
-            fill(index.total, None, context, va, pte & oa_full, pte, False, False, 0)
+            fill(index.total, None, context, va, fmt.output_address(pte), pte, False, False, 0)
         return _Leaves(*columns)
 
     def _other_leaves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(context, VA, entry) of the type-3 leaves of carried spaces other than the dumped
-        one, sorted by (context, VA)."""
+        """(context, VA, entry) of the page and block entries of carried spaces other than
+        the dumped one, sorted by (context, VA)."""
         if self.index is None:
             return None
         last = self.geometry.levels[-1]
         contexts, vas, ptes = [], [], []
         for node in self.nodes:
-            if node.level != last.level or node.context == self.dumped_context:
+            if node.context == self.dumped_context:
                 continue
-            entries = self.index.entries_at(node.pa)[: last.entries]
-            idx = np.flatnonzero((entries & _U64(uat.PTE_TYPE_MASK)) == _U64(uat.PTE_PAGE))
-            vas.append(_U64(node.va_start) + idx.astype(np.uint64) * _U64(last.entry_span_bytes))
+            if node.level == last.level:
+                wanted = entryformat.TYPE_PAGE
+            elif node.level in self.fmt.block_levels:
+                wanted = entryformat.TYPE_BLOCK
+            else:
+                continue
+            lg = self.geometry.level(node.level)
+            entries = self.index.entries_at(node.pa)[: lg.entries]
+            idx = np.flatnonzero((entries & _U64(entryformat.TYPE_MASK)) == _U64(wanted))
+            vas.append(_U64(node.va_start) + idx.astype(np.uint64) * _U64(lg.entry_span_bytes))
             ptes.append(entries[idx].astype(np.uint64))
             contexts.append(np.full(len(idx), node.context, dtype=np.int64))
         if not vas:
@@ -394,7 +407,7 @@ class _Facts:
 
     @cached_property
     def normal(self) -> np.ndarray:
-        device = np.array(sorted(uat.DEVICE_MEMATTRS), dtype=np.uint8)
+        device = np.array(sorted(self.fmt.device_memattrs), dtype=np.uint8)
         return ~np.isin(self.leaves.memattr, device)
 
     @cached_property
@@ -490,8 +503,8 @@ def _pa_text(pa: int, pages: int, page: int, contiguous: bool) -> str:
     return f"scattered PAs (first {pa:#x})"
 
 
-def _memattr_text(memattr: int) -> str:
-    return f"memattr {memattr}, {uat.MEMATTR_NAMES[memattr]}"
+def _memattr_text(memattr: int, fmt: EntryFormat) -> str:
+    return f"memattr {memattr}, {fmt.memattr_names[memattr]}"
 
 
 def _region_text(region: Region) -> str:
@@ -571,7 +584,7 @@ def _check_memattr_alias(facts: _Facts) -> list[Anomaly]:
         for k in range(lo, lo + n):
             ctx = facts.context_of(int(m_ctx[k]))
             where = f"VA {int(m_va[k]):#x}" + ("" if ctx is None else f" (context {ctx})")
-            aliases.append(f"{where} {uat.MEMATTR_NAMES[int(m_attr[k])]}")
+            aliases.append(f"{where} {facts.fmt.memattr_names[int(m_attr[k])]}")
         pa = int(group_pa[g])
         what = f"PA {pa:#x}" if pages == 1 else f"PAs {pa:#x}..{pa + pages * page:#x}"
         va = int(m_va[lo])
@@ -613,7 +626,7 @@ def _check_normal_on_non_ram(facts: _Facts) -> list[Anomaly] | str:
         where = _where(int(leaves.va[row]), pages, facts.page, ctx)
         message = (
             f"{where} {_maps(pages)} {pa} as normal memory "
-            f"({_memattr_text(int(leaves.memattr[row]))}), but that PA is {place}"
+            f"({_memattr_text(int(leaves.memattr[row]), facts.fmt)}), but that PA is {place}"
         )
         out.append(_run_anomaly(facts, NORMAL_ON_NON_RAM, row, pages, message))
     return out
@@ -634,7 +647,7 @@ def _check_device_on_ram(facts: _Facts) -> list[Anomaly] | str:
         where = _where(int(leaves.va[row]), pages, facts.page, ctx)
         message = (
             f"{where} {_maps(pages)} {pa} as device memory "
-            f"({_memattr_text(int(leaves.memattr[row]))}), but that PA is memory: "
+            f"({_memattr_text(int(leaves.memattr[row]), facts.fmt)}), but that PA is memory: "
             f"{_region_text(regions[int(memory[row])])}"
         )
         out.append(_run_anomaly(facts, DEVICE_ON_RAM, row, pages, message))
@@ -665,7 +678,7 @@ def _check_ram_not_dumped(facts: _Facts) -> list[Anomaly]:
         pa = _pa_text(int(leaves.pa[row]), pages, facts.page, contiguous)
         message = (
             f"{_where(int(leaves.va[row]), pages, facts.page, None)} {_maps(pages)} {what} at {pa} "
-            f"({_memattr_text(int(leaves.memattr[row]))}) but the dump has no data: "
+            f"({_memattr_text(int(leaves.memattr[row]), facts.fmt)}) but the dump has no data: "
             f"{why}"
         )
         out.append(_run_anomaly(facts, RAM_NOT_DUMPED, row, pages, message))
@@ -755,7 +768,8 @@ def _write_exec_lut(
 
 def _check_write_exec(facts: _Facts) -> list[Anomaly]:
     leaves = facts.leaves
-    lut = _write_exec_lut(leaves.perm, PERMISSION_VIEWS)
+    views = PERMISSION_VIEWS if facts.fmt is entryformat.UAT else facts.fmt.check_views
+    lut = _write_exec_lut(leaves.perm, views)
     bad = np.array([code for code, views in lut.items() if views], dtype=np.uint8)
     mask = np.isin(leaves.perm, bad)
     out = []
@@ -804,8 +818,9 @@ def _scan_tables(facts: _Facts) -> tuple[list[Anomaly], list[Anomaly], list[Anom
     top = geometry.levels[0].level
     last = geometry.levels[-1].level
     by_pa = {node.pa: node for node in facts.nodes}
-    stray_mask = uat.OA_MASK_FULL & ~((1 << geometry.oas) - 1)
-    type_mask = _U64(uat.PTE_TYPE_MASK)
+    fmt = facts.fmt
+    oas_mask = (1 << geometry.oas) - 1
+    type_mask = _U64(entryformat.TYPE_MASK)
     for node in facts.nodes:
         whole = index.entries_at(node.pa)
         if node.level != top and not whole.any():
@@ -826,25 +841,34 @@ def _scan_tables(facts: _Facts) -> tuple[list[Anomaly], list[Anomaly], list[Anom
             continue
         entries = whole[: geometry.level(node.level).entries]
         types = entries & type_mask
+        allowed = types != 0
+        allowed &= types != _U64(entryformat.TYPE_TABLE)
         wanted = "a page" if node.level == last else "a table"
-        for i in np.flatnonzero((types != 0) & (types != _U64(uat.PTE_TABLE))).tolist():
+        if node.level in fmt.block_levels:
+            allowed &= types != _U64(entryformat.TYPE_BLOCK)
+            wanted = "a table or a block"
+        for i in np.flatnonzero(allowed).tolist():
             value = int(entries[i])
-            problem = f"type {value & uat.PTE_TYPE_MASK} is neither empty nor {wanted} entry"
+            problem = (
+                f"type {value & entryformat.TYPE_MASK} is neither empty nor {wanted} entry"
+                + ("" if node.level == last else f" at L{node.level}")
+            )
             unexpected.append(
                 _entry_anomaly(facts, node, i, value, UNEXPECTED_TABLE_ENTRY, problem)
             )
         if node.level == last:
             continue
-        for i in np.flatnonzero(types == _U64(uat.PTE_TABLE)).tolist():
+        for i in np.flatnonzero(types == _U64(entryformat.TYPE_TABLE)).tolist():
             value = int(entries[i])
-            stray = value & stray_mask
+            address = fmt.output_address(value)
+            stray = address & ~oas_mask
             if stray:
                 problem = (
-                    f"its table address {value & uat.OA_MASK_FULL:#x} has bits at or above "
+                    f"its table address {address:#x} has bits at or above "
                     f"the {geometry.oas}-bit output address size ({stray:#x})"
                 )
                 beyond.append(_entry_anomaly(facts, node, i, value, OA_BEYOND_OAS, problem))
-            child_pa = value & geometry.oa_mask
+            child_pa = address & geometry.oa_mask
             child = by_pa.get(child_pa)
             if child is None:
                 problem = f"it points to a table at PA {child_pa:#x} the dump does not carry"

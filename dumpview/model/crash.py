@@ -330,7 +330,7 @@ def _fault_address_lines(dump: Dump, far: int) -> list[str]:
         leaf = walk.leaf
         head = [
             f"FAR {far:#x} -> PA {walk.pa:#x}",
-            f"{leaf.memattr_name}, firmware {leaf.firmware}, GPU {leaf.gpu}"
+            f"{leaf.memattr_name}, {leaf.permissions}"
             + (" (entry rebuilt from the PT_LOAD)" if walk.rebuilt else ""),
         ]
         page = walk.page

@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dumpview.model.pagearrays import PageArrays, all_pages
-from dumpview.model.ranges import human_size
-from dumpview.model.text import hex_or_none
-from formats import uat
+from dumpview.model.text import hex_or_none, human_size
+from formats import entryformat
+from formats.entryformat import EntryFormat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -54,7 +54,7 @@ U64 = np.uint64
 U64_MAX = (1 << 64) - 1
 CONTENT_CHUNK_BYTES = 1 << 20  # data compared per step (numpy equality on u64 views)
 SMALL_COMPARE_BYTES = 1 << 16  # below this, bytes equality (memcmp) beats numpy's call cost
-NON_OA_MASK = U64(U64_MAX & ~uat.OA_MASK_FULL)
+
 
 CHANGE_PA = 1
 CHANGE_ATTRIBUTES = 2
@@ -71,15 +71,13 @@ class DiffError(ValueError):
 
 
 @functools.lru_cache(maxsize=4096)
-def _side_view(flags: int | None) -> tuple[str | None, str | None, str | None]:
-    """(memattr name, firmware, GPU permissions) from a page's p_flags; Nones when the side is
+def _side_view(flags: int | None, fmt: EntryFormat) -> tuple[str | None, str | None, str | None]:
+    """(memattr name, first view, second view) from a page's p_flags; Nones when the side is
     absent. Cached: a diff has few distinct p_flags and may have a million runs."""
     if flags is None:
         return None, None, None
-    pte = uat.unpack_p_flags(flags, 0)
-    shift, width = uat.FIELDS["memattr"]
-    memattr = (pte >> shift) & ((1 << width) - 1)
-    return uat.MEMATTR_NAMES[memattr], uat.firmware_view(pte), uat.gpu_view(pte)
+    pte = fmt.unpack_attributes(flags)
+    return fmt.memattr_names[fmt.memattr(pte)], *fmt.views(pte)
 
 
 @contextlib.contextmanager
@@ -118,9 +116,10 @@ class MappingRun:
     def size_bytes(self) -> int:
         return self.va_end - self.va_start
 
-    def to_dict(self) -> dict:
+    def to_dict(self, fmt: EntryFormat = entryformat.UAT) -> dict:
         """JSON-ready: addresses and p_flags as lowercase "0x…" strings, null for an absent
-        side; "size" as ptdump writes it; memattr/firmware/gpu per side (null when absent)."""
+        side; "size" as ptdump writes it; memattr and the format's two permission views per
+        side (UAT: firmware_a/gpu_a; LPAE: privileged_a/unprivileged_a; null when absent)."""
         out: dict = {
             "va_start": hex_or_none(self.va_start),
             "va_end": hex_or_none(self.va_end),
@@ -134,8 +133,12 @@ class MappingRun:
             "dumped_b": self.dumped_b,
             "changes": list(self.changes),
         }
-        out["memattr_a"], out["firmware_a"], out["gpu_a"] = _side_view(self.flags_a)
-        out["memattr_b"], out["firmware_b"], out["gpu_b"] = _side_view(self.flags_b)
+        first, second = fmt.view_keys
+        for side, flags in (("a", self.flags_a), ("b", self.flags_b)):
+            memattr, view_1, view_2 = _side_view(flags, fmt)
+            out[f"memattr_{side}"] = memattr
+            out[f"{first}_{side}"] = view_1
+            out[f"{second}_{side}"] = view_2
         return out
 
 
@@ -198,6 +201,7 @@ class DiffResult:
     tables_removed: list[TableChange]
     pages_compared: int  # pages dumped in both whose bytes were compared
     tables_rebuilt: bool = False  # True: tables compared as rebuilt (see module)
+    entry_format: EntryFormat = entryformat.UAT  # both dumps' (checked comparable)
 
     @property
     def identical(self) -> bool:
@@ -235,9 +239,9 @@ class DiffResult:
         return {
             "identical": self.identical,
             "summary": self.summary(),
-            "added": [r.to_dict() for r in self.added],
-            "removed": [r.to_dict() for r in self.removed],
-            "changed": [r.to_dict() for r in self.changed],
+            "added": [r.to_dict(self.entry_format) for r in self.added],
+            "removed": [r.to_dict(self.entry_format) for r in self.removed],
+            "changed": [r.to_dict(self.entry_format) for r in self.changed],
             "contents": [r.to_dict() for r in self.contents],
             "tables_added": [t.to_dict() for t in self.tables_added],
             "tables_removed": [t.to_dict() for t in self.tables_removed],
@@ -254,8 +258,7 @@ def check_comparable(a: Dump, b: Dump) -> None:
     ga, gb = a.geometry, b.geometry
     for what, value_a, value_b, unit in (
         ("page size", a.page_size_bytes, b.page_size_bytes, " bytes"),
-        ("table page size", ga.page_size_bytes, gb.page_size_bytes, " bytes"),
-        ("entry format", a.entry_format, b.entry_format, ""),
+        ("entry format", a.entry_format.name, b.entry_format.name, ""),
         ("input address size (IAS)", ga.ias, gb.ias, " bits"),
         ("VA base", ga.va_base, gb.va_base, ""),
     ):
@@ -317,7 +320,10 @@ class _Side:
     @classmethod
     def of(cls, pages: PageArrays, rows: np.ndarray) -> _Side:
         return cls(
-            pages.pa[rows], pages.flags[rows], pages.dumped[rows], pages.pte[rows] & NON_OA_MASK
+            pages.pa[rows],
+            pages.flags[rows],
+            pages.dumped[rows],
+            pages.pte[rows] & U64(pages.attribute_mask),
         )
 
 
@@ -554,6 +560,7 @@ def diff(a: Dump, b: Dump, compare_contents: bool = True) -> DiffResult:
         tables_removed=tables_removed,
         pages_compared=pages_compared,
         tables_rebuilt=rebuilt,
+        entry_format=a.entry_format,
     )
 
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
 from dumpview.npstruct import dtype_from_struct
-from formats import agx, elf, ext, uat
+from formats import agx, elf, entryformat, ext, uat
+from formats.entryformat import EntryFormat
 from formats.geometry import Geometry, GeometryRecord
 
 if TYPE_CHECKING:
@@ -35,12 +36,15 @@ if TYPE_CHECKING:
 PHDR_DTYPE = dtype_from_struct(elf.Elf64_Phdr)
 CHECK_CHUNK = 1 << 15  # PT_LOADs validated per step (fits in cache)
 # The most pages a dump may claim: a whole 39-bit UAT address space of 16 KiB pages (512 GiB;
-# the driver's kernel context maps at most 192 GiB of it). Pages without data cost nothing in
-# the file, so without a bound a 56-byte program header could claim 2**50 pages.
+# the driver's kernel context maps at most 192 GiB of it), or 128 GiB of 4 KiB LPAE pages.
+# Pages without data cost nothing in the file, so without a bound a 56-byte program header
+# could claim 2**50 pages.
 MAX_PAGES = 1 << (uat.UAT_IAS - uat.PAGE_SHIFT)
 SHDR_DTYPE = dtype_from_struct(elf.Elf64_Shdr)
 DIR_DTYPE = dtype_from_struct(ext.ExtDirEntry)
 LAYOUT_AGX = "agx-devcoredump"
+# An LPAE (SMMU) dump: the same ELF core layout, its pages the granule's, no AGX note.
+LAYOUT_DEVCOREDUMP = "devcoredump"
 WARNINGS_SHOWN = 20  # all_warnings lists this many, then counts the rest
 
 REASON_DEVICE = "device-memory"
@@ -48,7 +52,7 @@ REASON_BORROW = "borrow-refused"
 
 
 class PageRecord(NamedTuple):
-    """One 16 KiB page of the dumped address space."""
+    """One page (of the geometry's size) of the dumped address space."""
 
     va: int
     pa: int
@@ -58,6 +62,7 @@ class PageRecord(NamedTuple):
     dumped: bool
     reason: str | None  # None when dumped, else "device-memory" / "borrow-refused"
     reason_detail: str | None
+    leaf_level: int | None = None  # the level of the entry mapping it (None: rebuilt)
 
 
 @dataclass(frozen=True)
@@ -554,8 +559,8 @@ class Dump:
         raise DumpFormatError(
             self._phdr_offset(i),
             f"PT_LOAD VA {self._va(i):#x} (p_memsz {int(self._loads[i]['p_memsz']):#x}) brings "
-            f"the dump to {pages:,} pages, more than the {MAX_PAGES:,} of a whole "
-            f"{uat.UAT_IAS}-bit UAT address space (the most dumpview reads)",
+            f"the dump to {pages:,} pages, more than the {MAX_PAGES:,} dumpview reads "
+            f"(a whole {uat.UAT_IAS}-bit UAT address space)",
         )
 
     def _raise_overlap(self, i: int) -> None:
@@ -633,10 +638,17 @@ class Dump:
             geometry = Geometry(rec.page_shift, rec.ias, rec.oas, rec.va_base)
         except ValueError as exc:
             raise DumpFormatError(offset, f"extension geometry: {exc}") from None
-        if rec.entry_format != ext.ENTRY_FORMAT_UAT:
-            name = ext.ENTRY_FORMAT_NAMES.get(rec.entry_format, f"id {rec.entry_format}")
+        fmt = entryformat.ENTRY_FORMATS.get(rec.entry_format)
+        if fmt is None:
+            known = ", ".join(f"{f.id} {f.name}" for f in entryformat.ENTRY_FORMATS.values())
             raise DumpFormatError(
-                offset, f"entry format {name} is not supported by this dumpview (uat only)"
+                offset, f"entry format id {rec.entry_format} is not one dumpview reads ({known})"
+            )
+        if geometry.page_shift != fmt.page_shift:
+            raise DumpFormatError(
+                offset,
+                f"extension geometry: {fmt.name} entries need {1 << fmt.page_shift >> 10} KiB "
+                f"pages, it says {geometry.page_size_bytes:,} bytes",
             )
         if geometry.level_count != rec.level_count:
             raise DumpFormatError(
@@ -659,18 +671,23 @@ class Dump:
             oas = uat.OAS_T8103
         return uat.uat_geometry(oas=oas)
 
-    @property
-    def entry_format(self) -> str:
+    @cached_property
+    def entry_format(self) -> EntryFormat:
+        """The entry format the extension names (checked at open); UAT without one."""
         rec = self.extension.geometry_record if self.extension is not None else None
-        return ext.ENTRY_FORMAT_NAMES.get(rec.entry_format, "uat") if rec else "uat"
+        return entryformat.ENTRY_FORMATS[rec.entry_format] if rec else entryformat.UAT
 
     @property
     def page_size_bytes(self) -> int:
-        return uat.PAGE_SIZE
+        """The entry format's page (its granule): read from the extension alone, so that
+        validating the PT_LOADs at open does not parse the notes first."""
+        return 1 << self.entry_format.page_shift
 
     @property
     def layout(self) -> str:
-        return LAYOUT_AGX
+        """ "agx-devcoredump" (the Asahi driver's layout) for UAT dumps, "devcoredump" for the
+        same core layout around another entry format."""
+        return LAYOUT_AGX if self.entry_format is entryformat.UAT else LAYOUT_DEVCOREDUMP
 
     @property
     def segment_count(self) -> int:
@@ -818,21 +835,24 @@ class Dump:
                     region = extension.regions[region_index]
                     detail = f"{detail}: {region.name}" if detail else region.name
                 return reason, detail
-        memattr = (uat.unpack_p_flags(flags, 0) >> uat.FIELDS["memattr"][0]) & 7
-        if memattr not in uat.DUMPABLE_MEMATTRS:
-            return REASON_DEVICE, f"memattr {memattr} ({uat.MEMATTR_NAMES[memattr]})"
+        fmt = self.entry_format
+        memattr = fmt.memattr(fmt.unpack_attributes(flags))
+        if memattr not in fmt.dumpable_memattrs:
+            return REASON_DEVICE, f"memattr {memattr} ({fmt.memattr_names[memattr]})"
         return REASON_BORROW, None
 
     def pte_from_segment(self, seg: int, va: int) -> int:
         """The entry a driver dump lets us rebuild for ``va`` in segment ``seg``."""
         pa = int(self.seg_pa[seg]) + (va - int(self.seg_va[seg]))
-        return uat.unpack_p_flags(int(self.seg_flags[seg]), pa)
+        return self.entry_format.unpack_p_flags(int(self.seg_flags[seg]), pa)
 
     def pages(self, va_start: int = 0, va_end: int = 1 << 64) -> Iterator[PageRecord]:
         """Every page in VA order (optionally within [va_start, va_end))."""
         page = self.page_size_bytes
         leaf_va: list[int] = []
         leaf_pte: list[int] = []
+        leaf_level: list[int] = []
+        unpack = self.entry_format.unpack_p_flags
         if self.tables_index is not None:
             lv, lp = self.tables_index.leaf_map()
             j0 = int(np.searchsorted(lv, np.uint64(min(va_start, (1 << 64) - 1))))
@@ -840,6 +860,7 @@ class Dump:
             if va_end >= 1 << 64:
                 j1 = len(lv)
             leaf_va, leaf_pte = lv[j0:j1].tolist(), lp[j0:j1].tolist()
+            leaf_level = self.tables_index.leaf_levels()[j0:j1].tolist()
         j = 0
         first = self.segment_at(va_start)
         if first is None:
@@ -861,9 +882,10 @@ class Dump:
                 while j < len(leaf_va) and leaf_va[j] < va:
                     j += 1
                 exact = j < len(leaf_va) and leaf_va[j] == va
-                pte = leaf_pte[j] if exact else uat.unpack_p_flags(flags, pa0 + off)
+                pte = leaf_pte[j] if exact else unpack(flags, pa0 + off)
+                level = leaf_level[j] if exact else None
                 reason, detail = (None, None) if dumped else self.hole_reason(va, flags)
-                yield PageRecord(va, pa0 + off, pte, exact, flags, dumped, reason, detail)
+                yield PageRecord(va, pa0 + off, pte, exact, flags, dumped, reason, detail, level)
 
     def page(self, va: int) -> PageRecord | None:
         """The page record covering ``va`` or None if no PT_LOAD maps it."""

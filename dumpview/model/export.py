@@ -37,19 +37,20 @@ import numpy as np
 
 from dumpview import __version__
 from dumpview.model import kinds
-from dumpview.model.entries import TYPE_NAMES_LEAF, TYPE_NAMES_UPPER
 from dumpview.model.pagearrays import (
     DEFAULT_CHUNK_PAGES,
     LeafTables,
     PageArrays,
     PageIndex,
     hole_reasons,
+    ptes_from_segments,
     unpack_p_flags_bulk,
 )
 from dumpview.model.parallel import parallel_jobs, write_in_parallel
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.text import hex_or_none, info_dict
-from formats import uat
+from formats import entryformat
+from formats.entryformat import EntryFormat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -77,12 +78,10 @@ RECORD_NAMES = {
 }
 JSON_KEYS = {kind: kind.replace("-", "_") for kind in EXPORT_KINDS}
 FORMATS = ("jsonl", "json")
-OA_MASK = np.uint64(uat.OA_MASK_FULL)
 # Below this many pages one process formats them (forking costs more than it saves).
 PARALLEL_MIN_PAGES = 1 << 18
 PARALLEL_CHUNK_PAGES = 1 << 14
 TABLE_BATCH_CHARS = 1 << 22
-ATTR_MASK = np.uint64(((1 << 64) - 1) & ~uat.OA_MASK_FULL)
 
 Progress = Callable[[int, int], None]
 
@@ -123,10 +122,20 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def attributes(pte: int, flags: int, dumped: bool, exact: bool, reason) -> dict:
-    """The members every page (or range) sharing these attributes has, as a dict."""
-    memattr = (pte >> uat.FIELDS["memattr"][0]) & 7
+def attributes(
+    pte: int,
+    flags: int,
+    dumped: bool,
+    exact: bool,
+    reason,
+    fmt: EntryFormat = entryformat.UAT,
+) -> dict:
+    """The members every page (or range) sharing these attributes has, as a dict: the
+    permission views under the format's keys (UAT: firmware, gpu; LPAE: privileged,
+    unprivileged)."""
+    memattr = fmt.memattr(pte)
     reason_name, detail = reason if not dumped else (None, None)
+    views = dict(zip(fmt.view_keys, fmt.views(pte), strict=True))
     return {
         "pte_exact": exact,
         "flags": f"{flags:#x}",
@@ -134,10 +143,9 @@ def attributes(pte: int, flags: int, dumped: bool, exact: bool, reason) -> dict:
         "reason": reason_name,
         "reason_detail": detail,
         "memattr": memattr,
-        "memattr_name": uat.MEMATTR_NAMES[memattr],
-        "firmware": uat.firmware_view(pte),
-        "gpu": uat.gpu_view(pte),
-        "kind": kinds.leaf_kind(pte, dumped),
+        "memattr_name": fmt.memattr_names[memattr],
+        **views,
+        "kind": kinds.leaf_kind(pte, dumped, fmt),
     }
 
 
@@ -179,19 +187,19 @@ class _PageWriter:
         lt = self.leaf_tables
         self.prefixes: list[str] = []
         if lt is not None:
-            leaf = lt.leaf_level
             for position, pa in enumerate(lt.table_pa):
                 above = _path_prefix(lt.paths[position])
                 self.prefixes.append(
                     (above + "," if above else "")
-                    + f'{{"level":{leaf.level},"table":"{pa:#x}","index":'
+                    + f'{{"level":{lt.level[position]},"table":"{pa:#x}","index":'
                 )
-        self.leaf_shift = np.uint64(dump.geometry.levels[-1].va_shift)
-        self.leaf_index_mask = np.uint64(dump.geometry.levels[-1].entries - 1)
+            self.unit_shift = np.array(lt.shift, dtype=np.uint64)
+            self.unit_index_mask = np.array(lt.index_mask, dtype=np.uint64)
 
     def lines(self, pages: PageArrays) -> list[str]:
         dump = self.dump
-        attrs = pages.pte & ATTR_MASK
+        fmt = dump.entry_format
+        attrs = pages.pte & np.uint64(fmt.attribute_mask)
         codes = np.full(len(pages), -1, dtype=np.int64)
         undumped = np.flatnonzero(~pages.dumped)
         reasons: list = []
@@ -207,6 +215,7 @@ class _PageWriter:
                     bool(pages.dumped[f]),
                     bool(pages.pte_exact[f]),
                     reasons[int(codes[f])] if codes[f] >= 0 else None,
+                    fmt,
                 )
             )
             for f in first.tolist()
@@ -219,7 +228,12 @@ class _PageWriter:
             out = list(map(str.__mod__, formats[group].tolist(), rows))
         else:
             positions = self.leaf_tables.of_pages(pages.va)
-            index = ((pages.va >> self.leaf_shift) & self.leaf_index_mask).tolist()
+            unit = np.maximum(positions, 0)
+            index = (
+                (pages.va >> self.unit_shift[unit]) & self.unit_index_mask[unit]
+                if len(self.unit_shift)
+                else np.zeros(len(pages.va), np.uint64)
+            ).tolist()
             prefixes = self.prefixes
             with_path = [f'{head}{c},"table_path":[%s%d}}]}}' for c in common]
             no_path = [f'{head}{c},"table_path":null}}' for c in common]
@@ -272,7 +286,8 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
     if len(undumped):
         hole_codes, reasons = hole_reasons(dump, va_start[undumped], flags[undumped])
         codes[undumped] = hole_codes
-    attrs = unpack_p_flags_bulk(flags)
+    fmt = dump.entry_format
+    attrs = unpack_p_flags_bulk(flags, fmt)
     first, group = _groups(flags, dumped, codes + 1)
     groups = [
         attributes(
@@ -281,6 +296,7 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
             bool(dumped[f]),
             False,
             reasons[int(codes[f])] if codes[f] >= 0 else None,
+            fmt,
         )
         for f in first.tolist()
     ]
@@ -295,7 +311,7 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
         size_bytes=size.tolist(),
         pages=((size + page - np.uint64(1)) // page).tolist(),
         pa_start=pa_start.tolist(),
-        pte=((pa_start & OA_MASK) | attrs).tolist(),
+        pte=(fmt.encode_output_address(pa_start) | attrs).tolist(),
         group=group.tolist(),
         groups=groups,
     )
@@ -387,12 +403,14 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> str:
     rows = tree.rows(table) if table.carried else None
     entries: list[str] = []
     if rows is not None:
-        names = TYPE_NAMES_LEAF if rows.is_leaf_level else TYPE_NAMES_UPPER
+        fmt = dump.entry_format
+        level = rows.level_geometry.level
+        names = {t: fmt.type_name(t, level, rows.is_leaf_level) for t in range(4)}
         present = np.flatnonzero(rows.present)
         vas = rows.entry_vas[present].tolist()
         if rows.values is not None:
             values = rows.values[present]
-            types = [names[t] for t in (values & np.uint64(uat.PTE_TYPE_MASK)).tolist()]
+            types = [names[t] for t in (values & np.uint64(entryformat.TYPE_MASK)).tolist()]
             entries = list(
                 map(
                     _ENTRY_EXACT.__mod__,
@@ -402,9 +420,7 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> str:
         elif rows.is_leaf_level:
             segs = rows.segment[present]
             offs = rows.entry_vas[present] - dump.seg_va[segs]
-            ptes = ((dump.seg_pa[segs] + offs) & OA_MASK) | unpack_p_flags_bulk(
-                dump.seg_flags[segs]
-            )
+            ptes = ptes_from_segments(fmt, dump.seg_pa[segs] + offs, dump.seg_flags[segs])
             entries = list(
                 map(
                     _ENTRY_REBUILT_LEAF.__mod__,
@@ -422,6 +438,7 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> str:
         "va_start": f"{table.va_start:#x}",
         "va_end": f"{table.va_end:#x}",
         "pa": hex_or_none(table.pa),
+        "entry_span_bytes": dump.geometry.levels[table.depth].entry_span_bytes,
         "rebuilt": table.rebuilt,
         "carried": table.carried,
         "parent": None
@@ -546,7 +563,7 @@ def header(dump: Dump, include: tuple[str, ...], with_data: bool) -> dict:
             "path": os.path.abspath(dump.path),
             "size_bytes": dump.size_bytes,
             "layout": dump.layout,
-            "entry_format": dump.entry_format,
+            "entry_format": dump.entry_format.name,
             "page_size": dump.page_size_bytes,
         },
         "include": list(include),

@@ -3,8 +3,10 @@
 Owns what a person navigates: address spaces (one root per context the dump carries), the
 tables under each entry (loaded one table at a time, never the whole tree), and the entries of
 one table as rows with every column a driver developer reads (index, VA span, raw value, type,
-PA, memattr, firmware and GPU views, nG/AF, dumped or why not, kind). Runs of empty entries fold
-into one row.
+PA, memattr, the entry format's two permission views (UAT: firmware and GPU; LPAE: privileged
+and unprivileged), nG/AF, dumped or why not, kind). A block entry (LPAE) is a row that maps its
+whole span: its state names the block size and whether its pages were dumped. Runs of empty
+entries fold into one row.
 
 Two sources, one interface. Dumps with the extension give real tables: entries are the table
 page's bytes. Driver dumps give none: upper levels are rebuilt (an entry is "present" when any
@@ -30,8 +32,8 @@ import numpy as np
 from dumpview.model import kinds
 from dumpview.model.dump import Dump, open_dump
 from dumpview.model.entries import DecodedEntry, decode_entry
-from dumpview.model.text import data_state, info_dict
-from formats import uat
+from dumpview.model.text import data_state, human_size, info_dict
+from formats.entryformat import TYPE_MASK, TYPE_TABLE
 from formats.geometry import LevelGeometry
 
 NOT_WALKED = "not walked"  # leaves of a context the dump's walker did not dump
@@ -79,11 +81,10 @@ class EntryRow:
     type_name: str
     pa: int | None
     memattr_name: str
-    firmware: str
-    gpu: str
+    views: tuple[str, str]  # the entry format's two permission views ("-" for tables)
     ng: bool | None
     af: bool | None
-    dumped: bool | None  # leaves only; None for tables and undumped contexts
+    dumped: bool | None  # leaves and blocks only; None for tables and undumped contexts
     state: str  # "dumped", the reason it is not, "table", "empty", ...
     kind: str  # a dumpview.model.kinds name
 
@@ -124,7 +125,7 @@ class TableRows:
         if table.carried and table.pa is not None:
             entries = dump.tables_index.entries_at(table.pa)
             self.values = np.array(entries[:count], dtype=np.uint64)
-            self.present = (self.values & np.uint64(uat.PTE_TYPE_MASK)) != 0
+            self.present = (self.values & np.uint64(TYPE_MASK)) != 0
         elif table.pa is None:
             self.present = dump.spans_with_segments(self.entry_vas, span)
         if self.is_leaf_level and tree.is_dumped_context(table.context):
@@ -170,20 +171,19 @@ class TableRows:
         """The entry decoded bit by bit; None for a rebuilt upper-level entry (no value)."""
         dump = self.tree.dump
         lg = self.level_geometry
+        fmt = dump.entry_format
         if self.values is not None:
-            return decode_entry(int(self.values[index]), lg.level, dump.geometry)
+            return decode_entry(int(self.values[index]), lg.level, dump.geometry, fmt=fmt)
         if self.is_leaf_level and self.segment[index] >= 0:
             pte = dump.pte_from_segment(int(self.segment[index]), int(self.entry_vas[index]))
-            return decode_entry(pte, lg.level, dump.geometry, exact=False)
+            return decode_entry(pte, lg.level, dump.geometry, exact=False, fmt=fmt)
         return None
 
     def child(self, index: int) -> TableRef | None:
         """The table entry ``index`` points to (None for leaves and empty entries)."""
         if self.is_leaf_level or not self.present[index]:
             return None
-        if self.values is not None and (
-            int(self.values[index]) & uat.PTE_TYPE_MASK != uat.PTE_TABLE
-        ):
+        if self.values is not None and int(self.values[index]) & TYPE_MASK != TYPE_TABLE:
             return None  # a block/invalid entry: the walk stops here, nothing below
         return self.tree.child(self.table, index, self.values)
 
@@ -204,8 +204,7 @@ class TableRows:
                 type_name="table" if present else "empty",
                 pa=None,
                 memattr_name="-",
-                firmware="-",
-                gpu="-",
+                views=("-", "-"),
                 ng=None,
                 af=None,
                 dumped=None,
@@ -217,6 +216,8 @@ class TableRows:
         dumped: bool | None = None
         if type_name == "empty":
             state = "empty"
+        elif type_name == "block":
+            dumped, state = self._block_state(va, span)
         elif not self.is_leaf_level:
             child = self.child(index) if type_name == "table" else None
             state = (
@@ -242,16 +243,49 @@ class TableRows:
             value=value,
             exact=decoded.exact,
             type_name=type_name,
-            pa=decoded.output_address if type_name in ("table", "page") else None,
+            pa=decoded.output_address if type_name in ("table", "page", "block") else None,
             memattr_name=decoded.memattr_name,
-            firmware=decoded.firmware,
-            gpu=decoded.gpu,
+            views=decoded.views,
             ng=decoded.ng,
             af=decoded.af,
             dumped=dumped,
             state=state,
             kind=kind,
         )
+
+    def _block_state(self, va: int, span: int) -> tuple[bool | None, str]:
+        """(dumped, state) of a block entry: "block 2 MiB: dumped", "...: not dumped: REASON",
+        or how many of its pages have data when only some do."""
+        size = f"block {human_size(span)}"
+        if not self.tree.is_dumped_context(self.table.context):
+            return None, f"{size}: {NOT_WALKED} (context {self.table.context} is not dumped)"
+        dump = self.tree.dump
+        page = dump.page_size_bytes
+        pages = span // page
+        with_data = 0
+        first_hole: tuple[int, int] | None = None
+        seg = dump.segment_at(va)
+        covered = 0
+        while seg is not None and seg < dump.segment_count:
+            seg_va, memsz = int(dump.seg_va[seg]), int(dump.seg_memsz[seg])
+            if seg_va >= va + span:
+                break
+            start, end = max(seg_va, va), min(seg_va + memsz, va + span)
+            data_end = min(end, seg_va + int(dump.seg_filesz[seg]))
+            covered += end - start
+            with_data += max(0, data_end - start) // page
+            if data_end < end and first_hole is None:
+                first_hole = (max(start, data_end), int(dump.seg_flags[seg]))
+            seg += 1
+        if covered < span:
+            return None, f"{size}: {(span - covered) // page:,} of {pages:,} pages have no PT_LOAD"
+        if with_data == pages:
+            return True, f"{size}: dumped"
+        hole_va, flags = first_hole if first_hole else (va, 0)
+        state = data_state(False, *dump.hole_reason(hole_va, flags))
+        if with_data:
+            return False, f"{size}: {with_data:,} of {pages:,} pages dumped; {state}"
+        return False, f"{size}: {state}"
 
 
 class LevelTree:
@@ -307,7 +341,7 @@ class LevelTree:
             values = self.rows(table).values
         if values is None:
             return TableRef(table.context, table.depth + 1, below.level, va, span, None, True)
-        pa = int(values[index]) & geometry.oa_mask
+        pa = self.dump.entry_format.output_address(int(values[index])) & geometry.oa_mask
         carried = self.dump.tables_index.offset_of(pa) is not None
         return TableRef(table.context, table.depth + 1, below.level, va, span, pa, carried)
 
@@ -318,9 +352,7 @@ class LevelTree:
         rows = self.rows(table)
         out = []
         for index in np.flatnonzero(rows.present).tolist():
-            if rows.values is not None and (
-                int(rows.values[index]) & uat.PTE_TYPE_MASK != uat.PTE_TABLE
-            ):
+            if rows.values is not None and int(rows.values[index]) & TYPE_MASK != TYPE_TABLE:
                 continue
             out.append((index, self.child(table, index, rows.values)))
         return out

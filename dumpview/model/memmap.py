@@ -26,6 +26,7 @@ import numpy as np
 from dumpview.model import kinds
 from dumpview.model.dump import Dump
 from dumpview.model.pagearrays import unpack_p_flags_bulk
+from formats.entryformat import EntryFormat
 
 ADDRESS_LIMIT = 1 << 64  # VA and PA ranges end at most here
 NO_MEMORY_MAP = "the dump does not record the memory map (driver layout: no dumpview extension)"
@@ -33,21 +34,23 @@ REGION_LABELS = {"ram": "RAM", "reserved": "reserved", "mmio": "MMIO"}
 DEFAULT_GLYPHS: dict[str, str] = {
     kinds.EMPTY: "·",
     kinds.GPU: "█",
+    kinds.UNPRIVILEGED: "█",
     kinds.FIRMWARE: "▓",
+    kinds.PRIVILEGED: "▓",
     kinds.DEVICE: "▒",
     kinds.NOT_DUMPED: "░",
 }
 _EMPTY = np.uint8(kinds.CODE[kinds.EMPTY])
 
 
-def _flag_runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flag_runs(flags: np.ndarray, fmt: EntryFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of neighbouring PT_LOADs with equal ``p_flags`` (most neighbours share them): the
     first segment of each run and ``kinds.leaf_kinds`` of its entry for pages with data and
     for pages without. Classifying per run keeps it cheap for a million segments."""
     starts = np.flatnonzero(np.concatenate(([True], flags[1:] != flags[:-1])))
-    ptes = unpack_p_flags_bulk(flags[starts])
-    with_data = kinds.leaf_kinds(ptes, np.ones(len(starts), dtype=bool))
-    without = kinds.leaf_kinds(ptes, np.zeros(len(starts), dtype=bool))
+    ptes = unpack_p_flags_bulk(flags[starts], fmt)
+    with_data = kinds.leaf_kinds(ptes, np.ones(len(starts), dtype=bool), fmt)
+    without = kinds.leaf_kinds(ptes, np.zeros(len(starts), dtype=bool), fmt)
     return starts, with_data, without
 
 
@@ -249,17 +252,18 @@ def minimap(
         raise ValueError(f"cannot draw the VA range {va_start:#x}..{va_end:#x}")
     page = dump.page_size_bytes
     size = len(kinds.KIND_CODES)
+    shown = [name for name in kinds.kinds_of(dump.entry_format) if name != kinds.EMPTY]
     # The PT_LOADs touching the range are one slice; only its first and last can reach outside.
     ends = dump.seg_va + dump.seg_memsz
     lo = int(np.searchsorted(ends, np.uint64(va_start), side="right"))
     hi = int(np.searchsorted(dump.seg_va, np.uint64(va_end - 1), side="right"))
     if lo >= hi:
-        counts = {name: 0 for name in kinds.KIND_CODES if name != kinds.EMPTY}
+        counts = dict.fromkeys(shown, 0)
         return Minimap(va_start, va_end, columns, np.full(columns, _EMPTY), counts)
     va, end = dump.seg_va[lo:hi], ends[lo:hi]
     pages, dumped = _page_counts(dump, slice(lo, hi))
     middle = va + (dumped << np.uint64(page.bit_length() - 1))
-    starts, run_data_code, run_rest_code = _flag_runs(dump.seg_flags[lo:hi])
+    starts, run_data_code, run_rest_code = _flag_runs(dump.seg_flags[lo:hi], dump.entry_format)
     data_code = np.repeat(run_data_code, np.diff(np.append(starts, hi - lo)))
     rest_code = np.repeat(run_rest_code, np.diff(np.append(starts, hi - lo)))
 
@@ -276,9 +280,7 @@ def minimap(
     out_rest = (pages[edge] - dumped[edge]) - (in_all - in_data)
     totals -= np.bincount(data_code[edge], weights=out_data, minlength=size)
     totals -= np.bincount(rest_code[edge], weights=out_rest, minlength=size)
-    counts = {
-        name: int(totals[code]) for code, name in enumerate(kinds.KIND_CODES) if name != kinds.EMPTY
-    }
+    counts = {name: int(totals[kinds.CODE[name]]) for name in shown}
 
     data_code[dumped == 0] = _EMPTY  # an empty run must never show
     rest_code[middle == end] = _EMPTY

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dumpview.model.entries import bulk_fields
-from formats import uat
+from formats import entryformat
+from formats.entryformat import EntryFormat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -33,15 +33,19 @@ DEFAULT_CHUNK_PAGES = 1 << 16
 U64 = np.uint64
 
 
-def unpack_p_flags_bulk(flags: np.ndarray) -> np.ndarray:
-    """``formats.uat.unpack_p_flags(f, 0)`` for every ``f`` in ``flags``: the entry bits a
-    driver dump records (PTE bits 0-11 from p_flags bits 8-19, bits 52-63 from bits 20-31),
+def unpack_p_flags_bulk(flags: np.ndarray, fmt: EntryFormat = entryformat.UAT) -> np.ndarray:
+    """``fmt.unpack_p_flags(f, 0)`` for every ``f`` in ``flags``: the entry bits the dump's
+    p_flags record (UAT: PTE bits 0-11 from p_flags bits 8-19, bits 52-63 from bits 20-31),
     as uint64, output address zero."""
-    flags = flags.astype(np.uint64)
-    mask = U64(uat.PFLAGS_FIELD_MASK)
-    low = (flags >> U64(uat.PFLAGS_LOW_POS)) & mask
-    high = (flags >> U64(uat.PFLAGS_HIGH_POS)) & mask
-    return low | (high << U64(uat.PFLAGS_HIGH_SHIFT))
+    return fmt.unpack_attributes(np.asarray(flags).astype(np.uint64))
+
+
+def ptes_from_segments(fmt: EntryFormat, pa: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """The entries PT_LOAD pages let a reader rebuild: ``p_paddr`` (plus the page offset) in
+    the output-address field, the attributes from ``p_flags``."""
+    return fmt.encode_output_address(np.asarray(pa, dtype=np.uint64)) | unpack_p_flags_bulk(
+        flags, fmt
+    )
 
 
 @dataclass
@@ -58,13 +62,14 @@ class PageArrays:
     file_offset: np.ndarray  # uint64, where the page's data starts (meaningful when dumped)
     pte: np.ndarray  # uint64
     pte_exact: np.ndarray  # bool
+    attribute_mask: int = entryformat.UAT.attribute_mask  # the entry bits outside the OA
 
     def __len__(self) -> int:
         return len(self.va)
 
     @cached_property
     def memattr(self) -> np.ndarray:
-        return bulk_fields(self.pte)["memattr"].astype(np.uint8)
+        return entryformat.EntryFormat.memattr(self.pte).astype(np.uint8)
 
 
 def page_counts(dump: Dump) -> np.ndarray:
@@ -100,7 +105,7 @@ class PageIndex:
         flags = dump.seg_flags[seg]
         dumped = off + page <= dump.seg_filesz[seg]
         file_offset = dump.seg_offset[seg] + off
-        pte = (pa & U64(uat.OA_MASK_FULL)) | unpack_p_flags_bulk(flags)
+        pte = ptes_from_segments(dump.entry_format, pa, flags)
         exact = np.zeros(len(index), dtype=bool)
         if self._leaf_va is not None and len(self._leaf_va):
             j = np.searchsorted(self._leaf_va, va)
@@ -108,7 +113,10 @@ class PageIndex:
             found[found] = self._leaf_va[j[found]] == va[found]
             exact = found
             pte[found] = self._leaf_pte[j[found]]
-        return PageArrays(index, va, pa, flags, dumped, seg, file_offset, pte, exact)
+        attribute_mask = dump.entry_format.attribute_mask
+        return PageArrays(
+            index, va, pa, flags, dumped, seg, file_offset, pte, exact, attribute_mask
+        )
 
     def chunks(self, chunk_pages: int = DEFAULT_CHUNK_PAGES) -> Iterator[PageArrays]:
         """Every page, ``chunk_pages`` at a time."""
@@ -137,7 +145,8 @@ def hole_reasons(
     flags = np.asarray(flags)
     if not len(va):
         return np.zeros(0, dtype=np.int64), []
-    memattr = bulk_fields(unpack_p_flags_bulk(flags))["memattr"].astype(np.int64)
+    fmt = dump.entry_format
+    memattr = fmt.memattr(unpack_p_flags_bulk(flags, fmt)).astype(np.int64)
     key = -1 - memattr  # negative: no hole record, decided by memattr
     extension = dump.extension
     if extension is not None and len(extension.holes):
@@ -162,10 +171,12 @@ class PathStep:
 
 
 class LeafTables:
-    """The carried leaf tables of the dumped address space, and the path to each from the TTB.
+    """The carried tables holding the dumped address space's leaves, and the path to each
+    from the TTB: every last-level table, and every block entry (LPAE) as a unit of its own.
 
-    ``of_pages(va)`` gives, per page, the position of its leaf table in ``paths`` (or -1); a
-    page's full path is ``paths[i]`` plus the leaf table's own step (its PA, the VA's index)."""
+    ``of_pages(va)`` gives, per page, the position of its unit in ``paths`` (or -1); a page's
+    full path is ``paths[i]`` plus the unit's own step (``level[i]``, ``table_pa[i]``, and the
+    VA's index at that level: ``(va >> shift[i]) & index_mask[i]``)."""
 
     def __init__(self, dump: Dump) -> None:
         index = dump.tables_index
@@ -173,15 +184,20 @@ class LeafTables:
         leaf_level = self.geometry.levels[-1]
         self.leaf_level = leaf_level
         self.va_start = np.zeros(0, dtype=np.uint64)
+        self.span = np.zeros(0, dtype=np.uint64)
+        self.level: list[int] = []
+        self.shift: list[int] = []
+        self.index_mask: list[int] = []
         self.table_pa: list[int] = []
-        self.paths: list[tuple[PathStep, ...]] = []  # the steps above the leaf table
+        self.paths: list[tuple[PathStep, ...]] = []  # the steps above the unit's table
         if index is None:
             return
         nodes = [n for n in index.nodes if n.context == index.dumped_context]
         by_pa = {n.pa: n for n in nodes}
-        starts = []
+        units: list[tuple[int, int, int, int, tuple[PathStep, ...]]] = []
         for node in nodes:
-            if node.level != leaf_level.level:
+            blocks = index.block_entries(node) if node.level != leaf_level.level else None
+            if blocks is not None and not len(blocks):
                 continue
             chain = []
             cur = node
@@ -189,27 +205,39 @@ class LeafTables:
                 parent = by_pa[cur.parent_pa]
                 chain.append(PathStep(parent.level, parent.pa, int(cur.parent_index)))
                 cur = parent
-            starts.append(node.va_start)
-            self.table_pa.append(node.pa)
-            self.paths.append(tuple(reversed(chain)))
-        order = np.argsort(np.array(starts, dtype=np.uint64), kind="stable")
-        self.va_start = np.array(starts, dtype=np.uint64)[order]
-        self.table_pa = [self.table_pa[i] for i in order.tolist()]
-        self.paths = [self.paths[i] for i in order.tolist()]
+            above = tuple(reversed(chain))
+            if blocks is None:
+                units.append((node.va_start, node.va_size_bytes, node.level, node.pa, above))
+                continue
+            span = self.geometry.level(node.level).entry_span_bytes
+            for i in blocks.tolist():
+                units.append((node.va_start + i * span, span, node.level, node.pa, above))
+        units.sort(key=lambda unit: unit[0])
+        self.va_start = np.array([u[0] for u in units], dtype=np.uint64)
+        self.span = np.array([u[1] for u in units], dtype=np.uint64)
+        for _va, _span, level, pa, above in units:
+            lg = self.geometry.level(level)
+            self.level.append(level)
+            self.shift.append(lg.va_shift)
+            self.index_mask.append(lg.entries - 1)
+            self.table_pa.append(pa)
+            self.paths.append(above)
 
     def of_pages(self, va: np.ndarray) -> np.ndarray:
-        """Position in ``paths`` of the leaf table holding each VA, -1 where none does."""
+        """Position in ``paths`` of the unit (leaf table or block) holding each VA, -1 where
+        none does."""
         if not len(self.va_start):
             return np.full(len(va), -1, dtype=np.int64)
-        span = U64(self.leaf_level.entry_span_bytes << self.leaf_level.index_bits)
         i = np.searchsorted(self.va_start, va, side="right").astype(np.int64) - 1
         ok = i >= 0
-        ok[ok] = va[ok] - self.va_start[i[ok]] < span
+        ok[ok] = va[ok] - self.va_start[i[ok]] < self.span[i[ok]]
         return np.where(ok, i, -1)
 
+    def index_at(self, position: int, va: int) -> int:
+        """The entry index ``va`` uses in unit ``position``'s table."""
+        return (va >> self.shift[position]) & self.index_mask[position]
+
     def path(self, position: int, va: int) -> tuple[PathStep, ...]:
-        """The whole path to ``va`` through leaf table ``position``."""
-        leaf = PathStep(
-            self.leaf_level.level, self.table_pa[position], self.leaf_level.index_of(va)
-        )
+        """The whole path to ``va`` through unit ``position``."""
+        leaf = PathStep(self.level[position], self.table_pa[position], self.index_at(position, va))
         return (*self.paths[position], leaf)

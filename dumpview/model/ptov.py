@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dumpview.model.entries import decode_entry
-from formats import uat
+from formats import entryformat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -33,8 +33,7 @@ class Mapping:
     pte: int
     pte_exact: bool
     memattr_name: str
-    firmware: str
-    gpu: str
+    views: dict[str, str]  # the entry format's permission views by JSON key
     dumped: bool | None  # None: a context the walker did not dump (no data either way)
     source: str  # "tables" (exact entry) or "pt_load" (rebuilt from p_paddr/p_flags)
 
@@ -45,23 +44,26 @@ class Mapping:
             "pte": f"{self.pte:#x}",
             "pte_exact": self.pte_exact,
             "memattr_name": self.memattr_name,
-            "firmware": self.firmware,
-            "gpu": self.gpu,
+            **self.views,
             "dumped": self.dumped,
             "source": self.source,
         }
 
 
-def _mapping(dump: Dump, context: int, va: int, pte: int, exact: bool, dumped) -> Mapping:
-    decoded = decode_entry(pte, dump.geometry.levels[-1].level, dump.geometry, exact=exact)
+def _mapping(
+    dump: Dump, context: int, va: int, pte: int, exact: bool, dumped, level: int | None = None
+) -> Mapping:
+    geometry = dump.geometry
+    fmt = dump.entry_format
+    level = geometry.levels[-1].level if level is None else level
+    decoded = decode_entry(pte, level, geometry, exact=exact, fmt=fmt)
     return Mapping(
         context=context,
         va=va,
         pte=pte,
         pte_exact=exact,
         memattr_name=decoded.memattr_name,
-        firmware=decoded.firmware,
-        gpu=decoded.gpu,
+        views=dict(zip(fmt.view_keys, decoded.views, strict=True)),
         dumped=dumped,
         source=SOURCE_TABLES if exact else SOURCE_PT_LOAD,
     )
@@ -72,8 +74,6 @@ def ptov(dump: Dump, pa: int) -> list[Mapping]:
     order."""
     if not 0 <= pa < 1 << 64:
         return []
-    page = dump.page_size_bytes
-    offset = pa & (page - 1)
     out: list[Mapping] = []
     index = dump.tables_index
     dumped_context = 0
@@ -83,21 +83,37 @@ def ptov(dump: Dump, pa: int) -> list[Mapping]:
         record = dump.page(va)
         if record is not None:
             out.append(
-                _mapping(dump, dumped_context, va, record.pte, record.pte_exact, record.dumped)
+                _mapping(
+                    dump,
+                    dumped_context,
+                    va,
+                    record.pte,
+                    record.pte_exact,
+                    record.dumped,
+                    record.leaf_level,
+                )
             )
     if index is None:
         return out
-    leaf = dump.geometry.levels[-1]
-    page_pa = np.uint64(pa - offset)
+    geometry = dump.geometry
+    fmt = dump.entry_format
+    leaf = geometry.levels[-1]
     for node in index.nodes:
-        if node.level != leaf.level or node.context == dumped_context:
+        if node.context == dumped_context:
             continue
-        entries = index.entries_at(node.pa)[: leaf.entries]
+        if node.level == leaf.level:
+            wanted, span = entryformat.TYPE_PAGE, leaf.entry_span_bytes
+        elif node.level in fmt.block_levels:
+            wanted, span = entryformat.TYPE_BLOCK, geometry.level(node.level).entry_span_bytes
+        else:
+            continue
+        entries = index.entries_at(node.pa)[: geometry.level(node.level).entries]
+        inside = np.uint64(pa & ~(span - 1) & ((1 << 64) - 1))
         hits = np.flatnonzero(
-            ((entries & np.uint64(uat.PTE_TYPE_MASK)) == uat.PTE_PAGE)
-            & ((entries & np.uint64(uat.OA_MASK_FULL)) == page_pa)
+            ((entries & np.uint64(entryformat.TYPE_MASK)) == wanted)
+            & ((fmt.output_address(entries) & ~np.uint64(span - 1)) == inside)
         )
         for i in hits.tolist():
-            va = node.va_start + i * leaf.entry_span_bytes + offset
-            out.append(_mapping(dump, node.context, va, int(entries[i]), True, None))
+            va = node.va_start + i * span + (pa & (span - 1))
+            out.append(_mapping(dump, node.context, va, int(entries[i]), True, None, node.level))
     return out

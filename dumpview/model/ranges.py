@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dumpview.model.kinds import leaf_kind
-from formats import uat
+from dumpview.model.text import SIZE_UNITS, human_size  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
 
 U64_MAX = (1 << 64) - 1
-SIZE_UNITS = "KMGT"
 
 
 @dataclass(frozen=True)
@@ -43,8 +42,7 @@ class Range:
     pte: int
     memattr: int
     memattr_name: str
-    firmware: str
-    gpu: str
+    views: tuple[str, str]  # the entry format's two permission views
     dumped: bool
     reason: str | None
     reason_detail: str | None
@@ -68,6 +66,7 @@ class RangeTable:
         dumped: np.ndarray,
     ) -> None:
         self._dump = dump
+        self.entry_format = dump.entry_format
         self.va_start = va_start
         self.va_end = va_end
         self.pa_start = pa_start
@@ -82,9 +81,9 @@ class RangeTable:
         va_start, va_end = int(self.va_start[i]), int(self.va_end[i])
         pa_start, flags = int(self.pa_start[i]), int(self.flags[i])
         dumped = bool(self.dumped[i])
-        pte = uat.unpack_p_flags(flags, pa_start)
-        shift, width = uat.FIELDS["memattr"]
-        memattr = (pte >> shift) & ((1 << width) - 1)
+        fmt = self._dump.entry_format
+        pte = fmt.unpack_p_flags(flags, pa_start)
+        memattr = fmt.memattr(pte)
         reason, detail = (None, None) if dumped else self._dump.hole_reason(va_start, flags)
         return Range(
             va_start=va_start,
@@ -93,13 +92,12 @@ class RangeTable:
             flags=flags,
             pte=pte,
             memattr=memattr,
-            memattr_name=uat.MEMATTR_NAMES[memattr],
-            firmware=uat.firmware_view(pte),
-            gpu=uat.gpu_view(pte),
+            memattr_name=fmt.memattr_names[memattr],
+            views=fmt.views(pte),
             dumped=dumped,
             reason=reason,
             reason_detail=detail,
-            kind=leaf_kind(pte, dumped),
+            kind=leaf_kind(pte, dumped, fmt),
         )
 
     def index_of_va(self, va: int) -> int | None:
@@ -252,19 +250,3 @@ def _hole_keys(holes: np.ndarray, start: np.ndarray, dumped: np.ndarray) -> np.n
         | (record["region_index"].astype(np.int64) & 0xFFFFF)
     )
     return np.where(inside, key, -1)
-
-
-def human_size(size_bytes: int) -> str:
-    """A size the way ptdump writes it, in binary units: "512B", "16K", "2M", "1.5G", "2064K".
-
-    The largest unit (K, M, G, T) that shows the size exactly with at most one decimal wins.
-    """
-    text = f"{size_bytes}B"
-    for power, unit in enumerate(SIZE_UNITS, start=1):
-        scale = 1 << (10 * power)
-        tenths, inexact = divmod(size_bytes * 10, scale)
-        if size_bytes < scale or inexact:
-            break
-        whole, tenth = divmod(tenths, 10)
-        text = f"{whole}.{tenth}{unit}" if tenth else f"{whole}{unit}"
-    return text

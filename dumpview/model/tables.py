@@ -2,7 +2,8 @@
 
 Owns locating table pages by physical address, walking them from each address space's TTB
 (bounded: cycles, revisits, missing tables and too many levels become warnings, never loops),
-and bulk-decoding leaf tables into sorted (VA, entry) arrays with numpy.
+and bulk-decoding leaf tables into sorted (VA, entry) arrays with numpy: every page entry of
+the last level and every page of every block entry (LPAE), which carries its block's entry.
 
 Raises ``DumpFormatError`` when a table record points outside the file; everything else a
 hostile extension can do is reported in ``warnings``.
@@ -18,10 +19,14 @@ import numpy as np
 
 from dumpview.model.entries import table_entries
 from dumpview.model.errors import DumpFormatError
-from formats import uat
+from formats import entryformat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
+
+# The most pages block entries may expand to (a hostile table can hold 512 1 GiB blocks of
+# 4 KiB pages: 2**27 pages); the same bound as the dump's own page count.
+MAX_BLOCK_PAGES = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class TablesIndex:
     def __init__(self, dump: Dump) -> None:
         self._dump = dump
         self.geometry = dump.geometry
+        self.entry_format = dump.entry_format
         records = dump.extension.tables
         self.warnings: list[str] = []
         page = self.geometry.page_size_bytes
@@ -63,7 +69,7 @@ class TablesIndex:
             raise DumpFormatError(
                 dump.extension.offset,
                 f"extension table #{i} (PA {int(records['pa'][i]):#x}) says its content is at "
-                f"{int(offsets[i]):#x}, not a 16 KiB aligned page inside the file",
+                f"{int(offsets[i]):#x}, not a {page:,}-byte aligned page inside the file",
             )
         self._order = np.argsort(records["pa"], kind="stable")
         self._pa_sorted = records["pa"][self._order]
@@ -92,7 +98,7 @@ class TablesIndex:
         return out
 
     def entries_at(self, pa: int) -> np.ndarray | None:
-        """The table page at ``pa`` as 2048 u64 entries (a view of the map), or None."""
+        """The table page at ``pa`` as u64 entries (a view of the map), or None."""
         offset = self.offset_of(pa)
         if offset is None:
             return None
@@ -146,10 +152,11 @@ class TablesIndex:
                 if depth + 1 >= len(levels):
                     continue
                 entries = self.entries_at(pa)[: lg.entries]
-                types = entries & np.uint64(uat.PTE_TYPE_MASK)
+                types = entries & np.uint64(entryformat.TYPE_MASK)
                 children = []
-                for index in np.flatnonzero(types == uat.PTE_TABLE):
-                    child_pa = int(entries[index]) & geometry.oa_mask
+                for index in np.flatnonzero(types == entryformat.TYPE_TABLE):
+                    child_pa = self.entry_format.output_address(int(entries[index]))
+                    child_pa &= geometry.oa_mask
                     child_va = va_start + int(index) * lg.entry_span_bytes
                     children.append((depth + 1, child_pa, child_va, pa, int(index)))
                 stack.extend(reversed(children))
@@ -168,25 +175,64 @@ class TablesIndex:
         return tuple(out)
 
     def leaf_map(self) -> tuple[np.ndarray, np.ndarray]:
-        """(VAs, entries) of every type-3 leaf in the walked leaf tables, sorted by VA."""
-        return self._leaves
+        """(VAs, entries) of every page the dumped space's tables map, sorted by VA: each
+        page entry of the last level, and each page of a block entry (with the block's
+        entry). ``leaf_levels`` gives the level of each one's entry."""
+        va, pte, _level = self._leaves
+        return va, pte
+
+    def leaf_levels(self) -> np.ndarray:
+        """The lookup level of each ``leaf_map`` entry (uint8; below the last: a block)."""
+        return self._leaves[2]
+
+    def block_entries(self, node: TableNode) -> np.ndarray:
+        """Indices of the block entries of a walked table (empty where its level has none)."""
+        if node.level not in self.entry_format.block_levels:
+            return np.zeros(0, np.intp)
+        entries = self.entries_at(node.pa)[: self.geometry.level(node.level).entries]
+        return np.flatnonzero(
+            (entries & np.uint64(entryformat.TYPE_MASK)) == entryformat.TYPE_BLOCK
+        )
 
     @cached_property
-    def _leaves(self) -> tuple[np.ndarray, np.ndarray]:
+    def _leaves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         last = self.geometry.levels[-1]
-        vas, ptes = [], []
+        page = self.geometry.page_size_bytes
+        vas, ptes, levels = [], [], []
+        block_pages = 0
         for node in self.nodes:
-            if node.level != last.level or node.context != self.dumped_context:
+            if block_pages > MAX_BLOCK_PAGES:
+                break
+            if node.context != self.dumped_context:
                 continue
             entries = self.entries_at(node.pa)
-            idx = np.flatnonzero((entries & np.uint64(uat.PTE_TYPE_MASK)) == uat.PTE_PAGE)
-            vas.append(
-                np.uint64(node.va_start) + idx.astype(np.uint64) * np.uint64(last.entry_span_bytes)
-            )
-            ptes.append(entries[idx])
+            if node.level == last.level:
+                idx = np.flatnonzero(
+                    (entries & np.uint64(entryformat.TYPE_MASK)) == entryformat.TYPE_PAGE
+                )
+                vas.append(np.uint64(node.va_start) + idx.astype(np.uint64) * np.uint64(page))
+                ptes.append(entries[idx])
+                levels.append(np.full(len(idx), node.level, np.uint8))
+                continue
+            span = self.geometry.level(node.level).entry_span_bytes
+            for index in self.block_entries(node).tolist():
+                count = span // page
+                block_pages += count
+                if block_pages > MAX_BLOCK_PAGES:
+                    self.warnings.append(
+                        f"block entries map more than {MAX_BLOCK_PAGES:,} pages; the blocks "
+                        f"from L{node.level} table PA {node.pa:#x}[{index}] on are not listed "
+                        "as pages"
+                    )
+                    break
+                start = node.va_start + index * span
+                vas.append(np.uint64(start) + np.arange(count, dtype=np.uint64) * np.uint64(page))
+                ptes.append(np.full(count, entries[index], np.uint64))
+                levels.append(np.full(count, node.level, np.uint8))
         if not vas:
-            return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.uint8)
         va = np.concatenate(vas)
         pte = np.concatenate(ptes)
+        level = np.concatenate(levels)
         order = np.argsort(va, kind="stable")
-        return va[order], pte[order]
+        return va[order], pte[order], level[order]

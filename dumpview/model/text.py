@@ -12,6 +12,8 @@ import json
 
 from formats import agx
 
+SIZE_UNITS = "KMGT"
+
 
 def info_dict(dump) -> dict:
     """The ``info --json`` document (keys are a stable interface for scripts). ``warnings``
@@ -36,7 +38,7 @@ def info_dict(dump) -> dict:
     out = {
         "layout": dump.layout,
         "extension": extension is not None,
-        "entry_format": dump.entry_format,
+        "entry_format": dump.entry_format.name,
         "segments": dump.segment_count,
         "tables": dump.table_count,
         "pages": {"total": total, "dumped": dumped, "not_dumped": total - dumped},
@@ -45,6 +47,17 @@ def info_dict(dump) -> dict:
         "geometry": {
             "page_size": geometry.page_size_bytes,
             "levels": [f"L{lg.level}" for lg in geometry.levels],
+            "level_detail": [
+                {
+                    "level": lg.level,
+                    "va_bits": f"{lg.va_shift + lg.index_bits - 1}:{lg.va_shift}",
+                    "entries": lg.entries,
+                    "entry_span_bytes": lg.entry_span_bytes,
+                    "blocks": lg.level in dump.entry_format.block_levels,
+                }
+                for lg in geometry.levels
+            ],
+            "permission_views": list(dump.entry_format.view_names),
             "ias": geometry.ias,
             "oas": geometry.oas,
             "va_base": f"{geometry.va_base & ~geometry.ias_mask:#x}",
@@ -139,12 +152,18 @@ def describe_entry(decoded, note: str = "") -> str:
         return note or "not recorded"
     if decoded.type_name == "table":
         return f"table -> {decoded.output_address:#x}"
-    if decoded.type_name != "page" and not decoded.is_leaf_level:
+    if not decoded.maps and not decoded.is_leaf_level:
         return decoded.type_name
     ng = "nG:not recorded" if decoded.ng is None else f"nG:{int(decoded.ng)}"
+    kind = decoded.type_name
+    if decoded.block_size_bytes:
+        kind = f"block {human_size(decoded.block_size_bytes)}"
+    views = " ".join(
+        f"{name}:{view}" for name, view in zip(decoded.view_short, decoded.views, strict=True)
+    )
     return (
-        f"{decoded.type_name} -> {decoded.output_address:#x} {decoded.memattr_name} "
-        f"fw:{decoded.firmware} gpu:{decoded.gpu} AF:{int(decoded.af)} {ng}"
+        f"{kind} -> {decoded.output_address:#x} {decoded.memattr_name} "
+        f"{views} AF:{int(decoded.af)} {ng}"
     )
 
 
@@ -158,3 +177,19 @@ def walk_lines(translation) -> list[str]:
             f"{describe_entry(step.decoded, step.note)}"
         )
     return out
+
+
+def human_size(size_bytes: int) -> str:
+    """A size the way ptdump writes it, in binary units: "512B", "16K", "2M", "1.5G", "2064K".
+
+    The largest unit (K, M, G, T) that shows the size exactly with at most one decimal wins.
+    """
+    text = f"{size_bytes}B"
+    for power, unit in enumerate(SIZE_UNITS, start=1):
+        scale = 1 << (10 * power)
+        tenths, inexact = divmod(size_bytes * 10, scale)
+        if size_bytes < scale or inexact:
+            break
+        whole, tenth = divmod(tenths, 10)
+        text = f"{whole}.{tenth}{unit}" if tenth else f"{whole}{unit}"
+    return text

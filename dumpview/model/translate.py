@@ -1,10 +1,12 @@
 """VA -> PA translation over a dump: one step per level, or where and why the walk stopped.
 
 Owns the walk. With the extension's tables it reads the real entries (TTB, then each level's
-table by the PA the entry above gives), bounded by the geometry's level count and checking that
-each table is carried. Without tables (driver dumps) it rebuilds the levels from the VA's index
-bits and the PT_LOAD covering the VA; every rebuilt step is marked ``rebuilt`` and the table PAs
-it cannot know are None. It never raises for an address: an unmapped VA is a result.
+table by the PA the entry above gives; a block entry ends the walk above the last level with
+the block's output address plus the VA's offset inside the block), bounded by the geometry's
+level count and checking that each table is carried. Without tables (driver dumps) it rebuilds
+the levels from the VA's index bits and the PT_LOAD covering the VA; every rebuilt step is
+marked ``rebuilt`` and the table PAs it cannot know are None. It never raises for an address:
+an unmapped VA is a result.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from dumpview.model.dump import Dump, PageRecord
 from dumpview.model.entries import DecodedEntry, decode_entry
-from formats import uat
+from formats import entryformat
 
 PRESENT = "table entry present (rebuilt: value not recorded)"
 EMPTY = "empty (rebuilt: no PT_LOAD in this entry's span)"
@@ -83,6 +85,7 @@ def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
 
 def _walk_tables(dump: Dump, va: int, result: Translation, table_pa: int) -> None:
     geometry = dump.geometry
+    fmt = dump.entry_format
     index_ = dump.tables_index
     seen: set[int] = set()
     for depth, lg in enumerate(geometry.levels):
@@ -98,32 +101,36 @@ def _walk_tables(dump: Dump, va: int, result: Translation, table_pa: int) -> Non
             result.stopped_reason = f"L{lg.level} table at PA {table_pa:#x} is not in the dump"
             return
         value = int(entries[index])
-        decoded = decode_entry(value, lg.level, geometry)
+        decoded = decode_entry(value, lg.level, geometry, fmt=fmt)
         result.steps.append(WalkStep(lg.level, table_pa, index, value, decoded, False))
-        entry_type = value & uat.PTE_TYPE_MASK
+        entry_type = value & entryformat.TYPE_MASK
         is_last = depth == len(geometry.levels) - 1
-        if entry_type == uat.PTE_EMPTY:
+        if entry_type == entryformat.TYPE_EMPTY:
             result.stopped_level = lg.level
             result.stopped_reason = f"L{lg.level} entry {index} is empty"
             return
         if is_last:
-            if entry_type != uat.PTE_PAGE:
+            if entry_type != entryformat.TYPE_PAGE:
                 result.stopped_level = lg.level
                 result.stopped_reason = (
                     f"L{lg.level} entry {index} has type {entry_type}: not a page"
                 )
                 return
             result.leaf = decoded
-            result.pa = (value & geometry.oa_mask) | (va & (geometry.page_size_bytes - 1))
+            result.pa = decoded.output_address | (va & (geometry.page_size_bytes - 1))
             return
-        if entry_type != uat.PTE_TABLE:
+        if fmt.is_block(entry_type, lg.level):
+            result.leaf = decoded
+            result.pa = decoded.output_address | (va & (lg.entry_span_bytes - 1))
+            return
+        if entry_type != entryformat.TYPE_TABLE:
             result.stopped_level = lg.level
             result.stopped_reason = (
                 f"unexpected table entry value {value:#x} at L{lg.level} "
                 f"index {index} (type {entry_type})"
             )
             return
-        table_pa = value & geometry.oa_mask
+        table_pa = fmt.output_address(value) & geometry.oa_mask
 
 
 def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
@@ -165,9 +172,9 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
     leaf_level = levels[-1]
     page_va = va & ~(geometry.page_size_bytes - 1)
     pte = dump.pte_from_segment(seg, page_va)
-    decoded = decode_entry(pte, leaf_level.level, geometry, exact=False)
+    decoded = decode_entry(pte, leaf_level.level, geometry, exact=False, fmt=dump.entry_format)
     result.steps.append(
         WalkStep(leaf_level.level, None, leaf_level.index_of(va), pte, decoded, True)
     )
     result.leaf = decoded
-    result.pa = (pte & uat.OA_MASK_FULL) | (va & (geometry.page_size_bytes - 1))
+    result.pa = decoded.output_address | (va & (geometry.page_size_bytes - 1))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from formats import uat
+from formats import entryformat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -65,6 +65,14 @@ class Translator:
         self._not_ias = ~geometry.ias_mask & ((1 << 64) - 1)
         self._oa_mask = geometry.oa_mask
         self._page_mask = geometry.page_size_bytes - 1
+        fmt = dump.entry_format
+        self._fmt = fmt
+        # Per level: the span mask of its block entries, 0 where the level has none.
+        self._block_masks = tuple(
+            (lg.entry_span_bytes - 1) if lg.level in fmt.block_levels else 0
+            for lg in geometry.levels
+        )
+        self._pa_mask = fmt.output_address((1 << 64) - 1)  # the PA bits an entry can hold
         self._index = dump.tables_index
         spaces = dump.extension.spaces if dump.extension is not None else ()
         self._walks_tables = self._index is not None and bool(spaces)
@@ -88,20 +96,24 @@ class Translator:
         unpack = _U64.unpack_from
         seen: list[int] = []
         last = len(self._levels) - 1
+        output_address = self._fmt.output_address
         for depth, (_, shift, mask) in enumerate(self._levels):
             offset = offset_of(table_pa)
             if offset is None or table_pa in seen:
                 return None
             seen.append(table_pa)
             value = unpack(buffer, offset + ((va >> shift) & mask) * 8)[0]
-            entry_type = value & uat.PTE_TYPE_MASK
+            entry_type = value & entryformat.TYPE_MASK
             if depth == last:
-                if entry_type != uat.PTE_PAGE:
+                if entry_type != entryformat.TYPE_PAGE:
                     return None
-                return (value & self._oa_mask) | (va & self._page_mask)
-            if entry_type != uat.PTE_TABLE:
+                return (output_address(value) & self._oa_mask) | (va & self._page_mask)
+            if entry_type != entryformat.TYPE_TABLE:
+                block_mask = self._block_masks[depth]
+                if entry_type == entryformat.TYPE_BLOCK and block_mask:
+                    return (output_address(value) & self._oa_mask & ~block_mask) | (va & block_mask)
                 return None
-            table_pa = value & self._oa_mask
+            table_pa = output_address(value) & self._oa_mask
         return None  # pragma: no cover - the loop returns at the last level
 
     def _segment_pa(self, va: int) -> int | None:
@@ -119,7 +131,7 @@ class Translator:
         offset = va - va_of[i]
         if offset >= memsz_of[i]:
             return None
-        pa = (pa_of[i] + (offset & ~self._page_mask)) & uat.OA_MASK_FULL
+        pa = (pa_of[i] + (offset & ~self._page_mask)) & self._pa_mask
         return pa | (va & self._page_mask)
 
     # ---- batch -------------------------------------------------------------------------------
@@ -144,7 +156,7 @@ class Translator:
             has_data = page_off + (page_mask + np.uint64(1)) <= self._dump.seg_filesz[seg]
         if not self._walks_tables:
             if dumped_space:
-                pa[hit] = ((self._dump.seg_pa[seg] + page_off) & np.uint64(uat.OA_MASK_FULL)) | (
+                pa[hit] = ((self._dump.seg_pa[seg] + page_off) & np.uint64(self._pa_mask)) | (
                     va[hit] & page_mask
                 )
                 mapped[hit] = True
@@ -215,20 +227,28 @@ class Translator:
             seen = [earlier[keep] for earlier in seen]
             index = (va[live] >> np.uint64(shift)) & np.uint64(mask)
             value = words[offset // 8 + index.astype(np.int64)]
-            entry_type = value & np.uint64(uat.PTE_TYPE_MASK)
+            entry_type = value & np.uint64(entryformat.TYPE_MASK)
+            oa = self._fmt.output_address(value) & np.uint64(self._oa_mask)
             if depth == last:
-                leaf = entry_type == uat.PTE_PAGE
+                leaf = entry_type == entryformat.TYPE_PAGE
                 hit = live[leaf]
-                pa[hit] = (value[leaf] & np.uint64(self._oa_mask)) | (
-                    va[hit] & np.uint64(self._page_mask)
-                )
+                pa[hit] = oa[leaf] | (va[hit] & np.uint64(self._page_mask))
                 mapped[hit] = True
                 stopped[hit] = NOT_STOPPED
                 stopped[live[~leaf]] = level
                 return
-            down = entry_type == uat.PTE_TABLE
-            stopped[live[~down]] = level
+            down = entry_type == entryformat.TYPE_TABLE
+            block_mask = self._block_masks[depth]
+            if block_mask:
+                block = entry_type == entryformat.TYPE_BLOCK
+                hit = live[block]
+                pa[hit] = (oa[block] & ~np.uint64(block_mask)) | (va[hit] & np.uint64(block_mask))
+                mapped[hit] = True
+                stopped[hit] = NOT_STOPPED
+                stopped[live[~down & ~block]] = level
+            else:
+                stopped[live[~down]] = level
             seen = [earlier[down] for earlier in seen]
             seen.append(table[down])
             live = live[down]
-            table = value[down] & np.uint64(self._oa_mask)
+            table = oa[down]

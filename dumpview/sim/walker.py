@@ -2,9 +2,17 @@
 
 Owns the walk over page tables by physical address through the Page API (tables are borrowed
 with ``borrow_phys``; a table ``borrow_phys`` refuses is reported, not read), the decision per
-leaf (data copied only when memattr is cached/uncached **and** ``borrow_phys`` accepts the PA;
-otherwise recorded without data and with its reason), coalescing into PT_LOAD runs exactly as
-the driver does, and collecting every table page for dumpview's extension.
+leaf (data copied only when the memory attribute is one the entry format dumps **and**
+``borrow_phys`` accepts every kernel page the leaf touches; otherwise recorded without data and
+with its reason), coalescing into PT_LOAD runs exactly as the driver does, and collecting every
+table page for dumpview's extension.
+
+The walk is generic over the entry format (``formats.entryformat``): the UAT (the default,
+whose output is exactly the driver's) and ARM LPAE stage 1 with a 4K, 16K or 64K granule. A
+table is one granule: 4K/16K tables are read from their 16 KiB kernel page, a 64K table across
+its four. At an LPAE block level a type-01 entry is a leaf covering the level's span; it is
+expanded into granule pages (VA and PA advancing together, each page carrying the block entry
+with its output address advanced).
 
 Failure modes: ``WalkError`` (an ``EIO``) when the TTB itself cannot be borrowed.
 """
@@ -19,8 +27,12 @@ from dumpview.sim.errors import EIO
 from dumpview.sim.memory import MmioWindow, PhysicalMemory, ReservedRegion
 from dumpview.sim.page import PageApi
 from dumpview.sim.writer import HoleInfo, SegmentTable, TableInfo
-from formats import ext, uat
+from formats import entryformat, ext, uat
+from formats.entryformat import EntryFormat
 from formats.geometry import Geometry
+
+KERNEL_PAGE = uat.PAGE_SIZE  # the simulated kernel's page: what borrow_phys takes
+_ENTRY_DTYPE = np.dtype("<u8")
 
 
 @dataclass
@@ -53,32 +65,64 @@ def walk_space(
     context: int = 0,
     managed: tuple[int, int] | None = None,
     collect_tables: bool = True,
+    entry_format: EntryFormat = entryformat.UAT,
 ) -> WalkResult:
     """Walk [va_start, va_end) from ``ttb_pa`` like the driver's crash dump walker.
 
     ``regions`` is the extension's region list (RAM banks, reserved, MMIO objects in the order
-    they are written), used to name why a page has no data.
+    they are written), used to name why a page has no data. ``managed`` is the range the
+    driver manages: tables wholly outside it are flagged ``TABLE_FIRMWARE`` (none without it).
+    ``entry_format`` must match ``geometry`` (same page shift).
     """
+    if entry_format.page_shift != geometry.page_shift:
+        raise ValueError(
+            f"entry format {entry_format.name} has {1 << entry_format.page_shift:#x}-byte "
+            f"pages, the geometry {geometry.page_size_bytes:#x}"
+        )
     ttb = api.borrow_phys(ttb_pa)
     if ttb is None:
         raise EIO(f"EIO: TTB at {ttb_pa:#x} is not RAM (borrow_phys refused it)")
+    is_uat = entry_format.id == ext.ENTRY_FORMAT_UAT
     levels = geometry.levels
-    leaf_shift = geometry.page_shift
+    granule = geometry.page_size_bytes
     tables: list[TableInfo] = []
     problems: list[str] = []
     leaf_va_parts: list[np.ndarray] = []
     leaf_pte_parts: list[np.ndarray] = []
+    blocks: list[tuple[int, int, int]] = []  # (VA, entry, span) of block leaves
     space_base = va_start & ~geometry.ias_mask
+    type_mask = np.uint64(entryformat.TYPE_MASK)
+    type_table = np.uint64(entryformat.TYPE_TABLE)
+    type_block = np.uint64(entryformat.TYPE_BLOCK)
 
     def in_firmware(va: int, span: int) -> bool:
         return managed is not None and (va + span <= managed[0] or va >= managed[1])
+
+    def table_entries(depth: int, table_pa: int, count: int) -> np.ndarray | None:
+        """The ``count`` entries of the table at ``table_pa``, or None if borrow_phys
+        refuses one of the kernel pages it occupies."""
+        page = ttb if depth == 0 else api.borrow_phys(table_pa)
+        if page is None:
+            return None
+        if granule <= KERNEL_PAGE:
+            first = (table_pa & (KERNEL_PAGE - 1)) // 8
+            return page.as_u64_array(writable=False)[first : first + count]
+        for off in range(KERNEL_PAGE, count * 8, KERNEL_PAGE):
+            if api.borrow_phys(table_pa + off) is None:
+                return None
+        return np.frombuffer(api.memory.read(table_pa, count * 8), dtype=_ENTRY_DTYPE)
+
+    def child_pa(pte: int) -> int:
+        if is_uat:
+            return pte & geometry.oa_mask
+        return int(entry_format.output_address(pte)) & geometry.oa_mask
 
     stack = [(0, ttb_pa, space_base)]
     while stack:
         depth, table_pa, table_va = stack.pop()
         lg = levels[depth]
-        page = ttb if depth == 0 else api.borrow_phys(table_pa)
-        if page is None:
+        entries = table_entries(depth, table_pa, lg.entries)
+        if entries is None:
             problems.append(
                 f"L{lg.level} table at PA {table_pa:#x} (VA {table_va:#x}) is not "
                 "RAM: borrow_phys refused it, not walked"
@@ -90,31 +134,46 @@ def walk_space(
                 ext.TABLE_FIRMWARE if in_firmware(table_va, span) else 0
             )
             tables.append(TableInfo(lg.level, table_pa, table_va, span, context, flags))
-        entries = page.as_u64_array(writable=False)[: lg.entries]
         # Only the part of this table inside [va_start, va_end).
         first = max(0, (va_start - table_va) >> lg.va_shift) if va_start > table_va else 0
         last = min(lg.entries, -(-(va_end - table_va) // lg.entry_span_bytes))
         window = entries[first:last]
-        types = window & np.uint64(uat.PTE_TYPE_MASK)
-        valid = np.flatnonzero(types == uat.PTE_TABLE) + first
+        types = window & type_mask
+        valid = np.flatnonzero(types == type_table) + first
         if depth == len(levels) - 1:
             leaf_va_parts.append(
-                np.uint64(table_va) + valid.astype(np.uint64) * np.uint64(1 << leaf_shift)
+                np.uint64(table_va) + valid.astype(np.uint64) * np.uint64(lg.entry_span_bytes)
             )
             leaf_pte_parts.append(entries[valid].astype(np.uint64))
             continue
-        odd = np.flatnonzero((types != 0) & (types != uat.PTE_TABLE)) + first
+        odd_mask = (types != 0) & (types != type_table)
+        if lg.level in entry_format.block_levels:
+            is_block = types == type_block
+            odd_mask &= ~is_block
+            for index in (np.flatnonzero(is_block) + first).tolist():
+                blocks.append(
+                    (
+                        table_va + index * lg.entry_span_bytes,
+                        int(entries[index]),
+                        lg.entry_span_bytes,
+                    )
+                )
+        odd = np.flatnonzero(odd_mask) + first
         for index in odd.tolist():
             problems.append(
                 f"unexpected table PTE value {int(entries[index]):#x} at L{lg.level} "
                 f"index {index} (VA {table_va + index * lg.entry_span_bytes:#x})"
             )
         children = [
-            (depth + 1, int(entries[i]) & geometry.oa_mask, table_va + int(i) * lg.entry_span_bytes)
+            (depth + 1, child_pa(int(entries[i])), table_va + int(i) * lg.entry_span_bytes)
             for i in valid.tolist()
         ]
         stack.extend(reversed(children))
 
+    for block_va, block_pte, block_span in blocks:
+        va, pte = _expand_block(entry_format, block_va, block_pte, block_span, granule)
+        leaf_va_parts.append(va)
+        leaf_pte_parts.append(pte)
     if leaf_va_parts:
         leaf_va = np.concatenate(leaf_va_parts)
         leaf_pte = np.concatenate(leaf_pte_parts)
@@ -122,24 +181,47 @@ def walk_space(
         leaf_va, leaf_pte = leaf_va[order], leaf_pte[order]
     else:
         leaf_va = leaf_pte = np.zeros(0, np.uint64)
-    return _coalesce(api, memory, geometry, leaf_va, leaf_pte, tables, problems, regions)
+    return _coalesce(
+        api, memory, geometry, leaf_va, leaf_pte, tables, problems, regions, entry_format
+    )
+
+
+def _expand_block(
+    entry_format: EntryFormat, block_va: int, block_pte: int, span: int, granule: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A block leaf as its granule pages: VAs, and the block entry with the output address
+    advanced by one granule per page."""
+    count = span // granule
+    step = np.arange(count, dtype=np.uint64) * np.uint64(granule)
+    va = np.uint64(block_va) + step
+    attributes = np.uint64(block_pte & ~entry_format.oa_bits & entryformat.U64_MAX)
+    oa = np.uint64(int(entry_format.output_address(block_pte))) + step
+    return va, attributes | entry_format.encode_output_address(oa)
 
 
 def _classify_pages(
-    api: PageApi, memory: PhysicalMemory, geometry: Geometry, leaf_pte: np.ndarray, regions: list
+    api: PageApi,
+    memory: PhysicalMemory,
+    geometry: Geometry,
+    leaf_pte: np.ndarray,
+    regions: list,
+    entry_format: EntryFormat = entryformat.UAT,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per leaf: has data, hole reason, hole detail, region index.
 
     The driver calls ``borrow_phys`` on every leaf; here the same check (valid PFN and
-    ``page_is_ram``) runs over all leaves at once, and the memory map names why a refused page
-    is not RAM (MMIO first, then no-map, as ``MemoryMap.classify``).
+    ``page_is_ram``) runs over all leaves at once, on every kernel page a leaf touches, and the
+    memory map names why a refused page is not RAM (MMIO first, then no-map, as
+    ``MemoryMap.classify``).
     """
     n = len(leaf_pte)
-    pa = leaf_pte & np.uint64(uat.OA_MASK_FULL)  # crashdump.rs keeps bits 51:14, not the OAS
-    shift, width = uat.FIELDS["memattr"]
-    memattr = (leaf_pte >> np.uint64(shift)) & np.uint64((1 << width) - 1)
-    attr_ok = np.isin(memattr, list(uat.DUMPABLE_MEMATTRS))
+    # UAT: crashdump.rs keeps bits 51:14, not the OAS; LPAE: the entry's output address.
+    pa = entry_format.output_address(leaf_pte)
+    memattr = entry_format.memattr(leaf_pte)
+    attr_ok = np.isin(memattr, list(entry_format.dumpable_memattrs))
     borrowed = memory.page_is_ram_many(pa >> np.uint64(uat.PAGE_SHIFT))
+    for off in range(KERNEL_PAGE, geometry.page_size_bytes, KERNEL_PAGE):
+        borrowed &= memory.page_is_ram_many((pa + np.uint64(off)) >> np.uint64(uat.PAGE_SHIFT))
     has_data = attr_ok & borrowed
     reason = np.where(
         has_data, 0, np.where(attr_ok, ext.REASON_BORROW_REFUSED, ext.REASON_DEVICE_MEMORY)
@@ -176,14 +258,18 @@ def _coalesce(
     tables: list[TableInfo],
     problems: list[str],
     regions: list,
+    entry_format: EntryFormat = entryformat.UAT,
 ) -> WalkResult:
     page = np.uint64(geometry.page_size_bytes)
-    pa = leaf_pte & np.uint64(uat.OA_MASK_FULL)  # p_paddr: bits 51:14, as crashdump.rs writes
-    flags = _pack_flags_bulk(leaf_pte)
-    has_data, reason, detail, region_idx = _classify_pages(api, memory, geometry, leaf_pte, regions)
+    # p_paddr: the output address (UAT: bits 51:14, as crashdump.rs writes).
+    pa = entry_format.output_address(leaf_pte)
+    flags = _pack_flags_bulk(leaf_pte, entry_format)
+    has_data, reason, detail, region_idx = _classify_pages(
+        api, memory, geometry, leaf_pte, regions, entry_format
+    )
     n = len(leaf_va)
     if n:
-        # A run continues while VA+16K, PA+16K, same p_flags, same has-data.
+        # A run continues while VA+page, PA+page, same p_flags, same has-data.
         cont = (
             (leaf_va[1:] == leaf_va[:-1] + page)
             & (pa[1:] == pa[:-1] + page)
@@ -230,10 +316,13 @@ def _coalesce(
     return WalkResult(segments, tables, holes, n, int(has_data.sum()), problems)
 
 
-def _pack_flags_bulk(leaf_pte: np.ndarray) -> np.ndarray:
-    """``uat.pack_p_flags`` over many entries: computed once per distinct protection."""
-    prot_mask = np.uint64(~uat.OA_MASK_FULL & ((1 << 64) - 1))
+def _pack_flags_bulk(
+    leaf_pte: np.ndarray, entry_format: EntryFormat = entryformat.UAT
+) -> np.ndarray:
+    """``entry_format.pack_p_flags`` over many entries: computed once per distinct protection
+    (the output address bits never reach ``p_flags``)."""
+    prot_mask = np.uint64(~entry_format.oa_bits & entryformat.U64_MAX)
     prot = leaf_pte & prot_mask
     uniq, inverse = np.unique(prot, return_inverse=True)
-    packed = np.array([uat.pack_p_flags(int(p)) for p in uniq.tolist()], dtype=np.uint32)
-    return packed[inverse]
+    packed = np.array([entry_format.pack_p_flags(int(p)) for p in uniq.tolist()], dtype=np.uint32)
+    return packed[inverse].reshape(-1)

@@ -11,6 +11,11 @@ PN_XNUM and a section header 0 at the end of the file carries the count in sh_in
 extension, the table pages (16 KiB aligned), the ``.dumpview`` metadata, ``.shstrtab`` and the
 section header table follow the page data.
 
+The page size is the UAT's 16 KiB unless told otherwise: an LPAE dump uses its granule (4, 16
+or 64 KiB) for the data start, ``p_align``, run sizes and the table pages (one granule each,
+granule aligned, ``sh_entsize`` = granule); without notes it has no PT_NOTE at all
+(``note_segment=False``).
+
 Raises ``ValueError`` when the segments are inconsistent (unsorted or overlapping VAs, sizes not
 multiples of the page size); I/O errors propagate.
 """
@@ -135,25 +140,34 @@ class Extension:
 
 
 def build_phdrs(
-    segments: SegmentTable, data_start: int, note_offset: int, note_size: int
+    segments: SegmentTable,
+    data_start: int,
+    note_offset: int,
+    note_size: int,
+    page_size: int = PAGE_ALIGN,
+    note_segment: bool = True,
 ) -> tuple[bytes, int]:
-    """The program header table (PT_NOTE + one PT_LOAD per run) and the end of page data."""
+    """The program header table (PT_NOTE + one PT_LOAD per run) and the end of page data.
+    ``page_size`` is every PT_LOAD's ``p_align`` and the unit of run sizes; without
+    ``note_segment`` there is no PT_NOTE (the table is the PT_LOADs alone)."""
     count = len(segments)
     if count:
         va = segments.va
         if np.any(va[1:] < va[:-1] + segments.size_bytes[:-1]):
             raise ValueError("segments are not sorted by VA or they overlap")
-        if np.any(segments.size_bytes % PAGE_ALIGN) or np.any(segments.size_bytes == 0):
-            raise ValueError("segment sizes must be non-zero multiples of 16 KiB")
+        if np.any(segments.size_bytes % page_size) or np.any(segments.size_bytes == 0):
+            raise ValueError(f"segment sizes must be non-zero multiples of {page_size // 1024} KiB")
     filesz = np.where(segments.has_data, segments.size_bytes, 0).astype(np.uint64)
     offsets = np.empty(count, dtype=np.uint64)
     if count:
         offsets[0] = 0
         np.cumsum(filesz[:-1], out=offsets[1:])
     offsets += np.uint64(data_start)
-    table = np.zeros(count + 1, dtype=PHDR_DTYPE)
-    table[0] = (PT_NOTE, PF_R, note_offset, 0, 0, note_size, note_size, 1)
-    rows = table[1:]
+    first = 1 if note_segment else 0
+    table = np.zeros(count + first, dtype=PHDR_DTYPE)
+    if note_segment:
+        table[0] = (PT_NOTE, PF_R, note_offset, 0, 0, note_size, note_size, 1)
+    rows = table[first:]
     rows["p_type"] = PT_LOAD
     rows["p_flags"] = segments.p_flags
     rows["p_offset"] = offsets
@@ -161,7 +175,7 @@ def build_phdrs(
     rows["p_paddr"] = segments.pa
     rows["p_filesz"] = filesz
     rows["p_memsz"] = segments.size_bytes
-    rows["p_align"] = PAGE_ALIGN
+    rows["p_align"] = page_size
     data_end = data_start + int(filesz.sum()) if count else data_start
     return table.tobytes(), data_end
 
@@ -270,22 +284,34 @@ def write_core(
     read_table: Callable[[int], bytes] | None = None,
     progress: Callable[[int], None] | None = None,
     e_entry: int = DEFAULT_E_ENTRY,
+    page_size: int = PAGE_ALIGN,
+    note_segment: bool = True,
 ) -> int:
     """Write a whole dump to ``fp`` (positioned at 0); returns the file size in bytes.
 
     ``read_data(pa, size_bytes)`` supplies the bytes of each run with data, ``read_table(pa)``
-    the 16 KiB of each extension table page; ``progress(bytes_written)`` is called per run.
+    the ``page_size`` bytes of each extension table page; ``progress(bytes_written)`` is called
+    per run. ``page_size`` (the UAT's 16 KiB unless given) is not taken from the extension's
+    geometry, which may say anything (hostile test dumps).
+    ``note_segment=False`` writes no PT_NOTE (only without notes: readelf -n fails on an empty
+    one, not on none).
     """
-    phnum = len(segments) + 1
+    if page_size <= 0 or page_size & (page_size - 1):
+        raise ValueError(f"page size {page_size:#x} is not a power of two")
+    if notes and not note_segment:
+        raise ValueError("notes need a PT_NOTE segment")
+    phnum = len(segments) + (1 if note_segment else 0)
     note_blob = b"".join(build_note(name, note_type, desc) for name, note_type, desc in notes)
     note_offset = EHDR_SIZE + phnum * PHDR_SIZE
-    data_start = align_up(note_offset + len(note_blob), PAGE_ALIGN)
-    phdrs, data_end = build_phdrs(segments, data_start, note_offset, len(note_blob))
+    data_start = align_up(note_offset + len(note_blob), page_size)
+    phdrs, data_end = build_phdrs(
+        segments, data_start, note_offset, len(note_blob), page_size, note_segment
+    )
 
     # Sections: only for PN_XNUM or the extension.
     tables = list(extension.tables) if extension else []
-    tables_offset = align_up(data_end, PAGE_ALIGN)
-    table_offsets = [tables_offset + i * PAGE_ALIGN for i in range(len(tables))]
+    tables_offset = align_up(data_end, page_size)
+    table_offsets = [tables_offset + i * page_size for i in range(len(tables))]
     sections: list[dict] = []
     tail = b""
     tail_offset = data_end
@@ -295,7 +321,7 @@ def write_core(
         for name in (".shstrtab", ext.TABLES_SECTION_NAME, ext.SECTION_NAME):
             names[name] = len(shstrtab)
             shstrtab += name.encode() + b"\0"
-        after_tables = tables_offset + len(tables) * PAGE_ALIGN if tables else data_end
+        after_tables = tables_offset + len(tables) * page_size if tables else data_end
         tail_offset = after_tables
         sections.append({"sh_type": SHT_NULL, "sh_info": phnum if phnum >= PN_XNUM else 0})
         if extension is not None:
@@ -316,9 +342,9 @@ def write_core(
                     "sh_name": names[ext.TABLES_SECTION_NAME],
                     "sh_type": ext.SHT_DUMPVIEW_TABLES,
                     "sh_offset": tables_offset if tables else after_tables,
-                    "sh_size": len(tables) * PAGE_ALIGN,
-                    "sh_addralign": PAGE_ALIGN,
-                    "sh_entsize": PAGE_ALIGN,
+                    "sh_size": len(tables) * page_size,
+                    "sh_addralign": page_size,
+                    "sh_entsize": page_size,
                 }
             )
             sections.append(
@@ -369,9 +395,11 @@ def write_core(
         fp.write(b"\0" * (tables_offset - written))
         for table in tables:
             content = read_table(table.pa)
-            if len(content) != PAGE_ALIGN:
-                raise ValueError(f"table at {table.pa:#x} is {len(content)} bytes, not 16 KiB")
+            if len(content) != page_size:
+                raise ValueError(
+                    f"table at {table.pa:#x} is {len(content)} bytes, not {page_size // 1024} KiB"
+                )
             fp.write(content)
-        written = tables_offset + len(tables) * PAGE_ALIGN
+        written = tables_offset + len(tables) * page_size
     fp.write(tail)
     return written + len(tail)

@@ -39,7 +39,7 @@ from textual.widgets.option_list import Option
 from dumpview.model import Dump, DumpError
 from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.crash import crashlog_sections
-from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES
+from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES, kinds_of
 from dumpview.model.levels import FoldRow, LevelTree, TableRef, open_for_browsing
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
@@ -51,11 +51,21 @@ from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
 
 EXIT_BAD_INPUT = 2
 ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
-MINIMAP_GLYPHS = {"empty": "·", "gpu": "█", "firmware": "▓", "device": "▒", "not-dumped": "░"}
+MINIMAP_GLYPHS = {
+    "empty": "·",
+    "gpu": "█",
+    "unprivileged": "█",
+    "firmware": "▓",
+    "privileged": "▓",
+    "device": "▒",
+    "not-dumped": "░",
+}
 MINIMAP_STYLES = {
     "empty": "grey37",
     "gpu": "green",
+    "unprivileged": "green",
     "firmware": "yellow",
+    "privileged": "yellow",
     "device": "magenta",
     "not-dumped": "red",
 }
@@ -213,12 +223,16 @@ class BookmarksScreen(ModalScreen[int | None]):
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
 
+    def __init__(self, kinds: tuple[str, ...] = KIND_CODES) -> None:
+        super().__init__()
+        self.kinds = kinds  # the colours the open dump's entry format can show
+
     def compose(self) -> ComposeResult:
         lines = ["dumpview keys", ""]
         lines += [f"  {key.shown:<30} {key.help}" for key in KEYS]
         lines += [""] + [f"  {keys:<30} {what}" for keys, what in NAVIGATION]
         lines += ["", "colours"]
-        lines += [f"  {name:<30} {DESCRIPTIONS[name]}" for name in ("table", *KIND_CODES)]
+        lines += [f"  {name:<30} {DESCRIPTIONS[name]}" for name in ("table", *self.kinds)]
         with Vertical(classes="prompt", id="help-box"):
             yield RowList(plain_rows(lines), id="help-list")
 
@@ -261,7 +275,9 @@ class MainScreen(Screen):
                 yield Tree("address spaces", id="levels")
                 with Vertical(id="right"):
                     yield Static(id="entries-title", classes="title")
-                    yield Static(sources.ENTRY_HEADER, classes="header")
+                    yield Static(
+                        sources.entry_header(self.dump.entry_format.view_short), classes="header"
+                    )
                     yield RowList(id="entries")
                     with Horizontal(id="lower"):
                         with Vertical(id="details-box"):
@@ -275,7 +291,9 @@ class MainScreen(Screen):
                 yield RowList(id="memrows")
             with TabPane("Ranges", id="ranges"), Vertical():
                 yield Static("coalescing…", id="ranges-title", classes="title")
-                yield Static(sources.RANGE_HEADER, classes="header")
+                yield Static(
+                    sources.range_header(self.dump.entry_format.view_short), classes="header"
+                )
                 yield RowList(id="ranges-list")
             with TabPane("Crash log", id="crashlog"):
                 yield RowList(id="crash")
@@ -407,13 +425,26 @@ class MainScreen(Screen):
         )
         page = self.query_one("#page", RowList)
         title = self.query_one("#page-title", Static)
-        if isinstance(entry, FoldRow) or not rows.is_leaf_level or entry.type_name != "page":
+        is_page = (
+            not isinstance(entry, FoldRow) and rows.is_leaf_level and entry.type_name == "page"
+        )
+        is_block = not isinstance(entry, FoldRow) and entry.type_name == "block"
+        if not (is_page or is_block) or entry.pa is None:
             self.page_va = None
             title.update("page", layout=False)
             page.set_source(
                 plain_rows(["select a leaf (page) entry to see its contents"], "rowlist--dim")
             )
             return
+        pa = entry.pa
+        where = ""
+        if is_block:
+            # One page of the block: the one holding the VA asked for, else the first.
+            size = self.dump.page_size_bytes
+            inside = wanted is not None and va <= wanted < entry.va_end
+            offset = (wanted - va) & ~(size - 1) if inside else 0
+            va, pa = va + offset, pa + offset
+            where = f"  (L{table.level} block of {human_size(entry.span_bytes)})"
         self.page_va = va
         note = None
         if not self.levels.is_dumped_context(table.context):
@@ -421,8 +452,8 @@ class MainScreen(Screen):
                 f"context {table.context} is not dumped: the walker dumps context "
                 f"{self.levels.dumped_context}"
             )
-        title.update(Text(f"page {va:#x} -> PA {entry.pa:#x}  [{self.unit}]"), layout=False)
-        source = sources.PageSource(self.dump, va, entry.pa, self.unit, self.highlight, note)
+        title.update(Text(f"page {va:#x} -> PA {pa:#x}  [{self.unit}]{where}"), layout=False)
+        source = sources.PageSource(self.dump, va, pa, self.unit, self.highlight, note)
         target = 0
         if wanted is not None and va <= wanted < va + self.dump.page_size_bytes:
             target = source.row_of_va(wanted)
@@ -608,7 +639,7 @@ class MainScreen(Screen):
         self.query_one("#tabs", TabbedContent).active = tab
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(HelpScreen(kinds_of(self.dump.entry_format)))
 
     def action_quit(self) -> None:
         self.app.exit()
@@ -660,7 +691,7 @@ class MainScreen(Screen):
             )
             _append_bar(text, used)
         text.append("\n")
-        for name in KIND_CODES:
+        for name in kinds_of(self.dump.entry_format):
             text.append(f" {MINIMAP_GLYPHS[name]} ", style=MINIMAP_STYLES[name])
             text.append(f"{name} ({whole.counts.get(name, 0):,} pages)  ")
         widget.update(text)

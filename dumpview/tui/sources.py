@@ -15,13 +15,32 @@ from dumpview.model.text import data_state, hex_row
 from dumpview.model.translate import Translation
 from dumpview.tui.widgets import CallbackSource, LinesSource, Row, RowSource, plain_rows
 
-ENTRY_HEADER = (
-    " idx  VA                span  value               type   PA              memattr    "
-    "fw gpu nG AF  state"
-)
-RANGE_HEADER = (
-    " VA start          VA end              size  PA start        memattr    fw gpu  state"
-)
+
+def _view_widths(names: tuple[str, str]) -> tuple[int, int]:
+    """Column widths of the two permission views: UAT's "fw"/"gpu" over 2-letter permissions
+    keep their historic 2 and 3; LPAE's "priv"/"unpriv" over "RWX" get their names' widths."""
+    first, second = names
+    return max(len(first), 2), max(len(second), 3)
+
+
+def entry_header(view_short: tuple[str, str]) -> str:
+    """The entries table's heading for a format's two permission views."""
+    w1, w2 = _view_widths(view_short)
+    return (
+        " idx  VA                span  value               type   PA              memattr    "
+        f"{view_short[0]:<{w1}} {view_short[1]:<{w2}} nG AF  state"
+    )
+
+
+def range_header(view_short: tuple[str, str]) -> str:
+    """The ranges table's heading for a format's two permission views."""
+    w1, w2 = _view_widths(view_short)
+    return (
+        " VA start          VA end              size  PA start        memattr    "
+        f"{view_short[0]:<{w1}} {view_short[1]:<{w2}}  state"
+    )
+
+
 HEX_ROW_BYTES = 16
 
 
@@ -33,8 +52,8 @@ def _flag(value: bool | None) -> str:
     return "?" if value is None else str(int(value))
 
 
-def entry_row(entry: EntryRow | FoldRow) -> Row:
-    """One row of the entries table."""
+def entry_row(entry: EntryRow | FoldRow, view_short: tuple[str, str] = ("fw", "gpu")) -> Row:
+    """One row of the entries table (``view_short``: the format's view headings)."""
     if isinstance(entry, FoldRow):
         last = entry.first_index + entry.count - 1
         return [
@@ -48,16 +67,19 @@ def entry_row(entry: EntryRow | FoldRow) -> Row:
     if entry.value is not None and not entry.exact:
         value = value[:-1] + "~"  # rebuilt from p_flags: some bits not recorded
     pa = f"{entry.pa:#014x}" if entry.pa is not None else "-" * 14
+    w1, w2 = _view_widths(view_short)
     text = (
         f" {entry.index:04d} {entry.va:016x}  {human_size(entry.span_bytes):>5}  {value}  "
-        f"{entry.type_name:<6} {pa}  {entry.memattr_name:<9}  {entry.firmware:<2} "
-        f"{entry.gpu:<3} {_flag(entry.ng):<2} {_flag(entry.af):<2}  {entry.state}"
+        f"{entry.type_name:<6} {pa}  {entry.memattr_name:<9}  {entry.views[0]:<{w1}} "
+        f"{entry.views[1]:<{w2}} {_flag(entry.ng):<2} {_flag(entry.af):<2}  {entry.state}"
     )
     return [(text, _kind_class(entry.kind))]
 
 
 def entries_source(rows: TableRows) -> RowSource:
-    return CallbackSource(len(rows), lambda i: entry_row(rows.row(i)), len(ENTRY_HEADER) + 40)
+    short = rows.tree.dump.entry_format.view_short
+    width = len(entry_header(short)) + 40
+    return CallbackSource(len(rows), lambda i: entry_row(rows.row(i), short), width)
 
 
 def details_source(
@@ -178,18 +200,21 @@ class PageSource(RowSource):
         return max(0, (va - self.va) // HEX_ROW_BYTES)
 
 
-def range_row(table: RangeTable, index: int) -> Row:
+def range_row(table: RangeTable, index: int, view_short: tuple[str, str] = ("fw", "gpu")) -> Row:
     r = table.row(index)
     state = data_state(r.dumped, r.reason, r.reason_detail)
+    w1, w2 = _view_widths(view_short)
     text = (
         f" {r.va_start:016x}-{r.va_end:016x} {human_size(r.size_bytes):>6}  {r.pa_start:#014x}  "
-        f"{r.memattr_name:<9}  {r.firmware:<2} {r.gpu:<3}  {state}"
+        f"{r.memattr_name:<9}  {r.views[0]:<{w1}} {r.views[1]:<{w2}}  {state}"
     )
     return [(text, _kind_class(r.kind))]
 
 
 def ranges_source(table: RangeTable) -> RowSource:
-    return CallbackSource(len(table), lambda i: range_row(table, i), len(RANGE_HEADER) + 40)
+    short = table.entry_format.view_short
+    width = len(range_header(short)) + 40
+    return CallbackSource(len(table), lambda i: range_row(table, i, short), width)
 
 
 def text_source(lines: list[str]) -> LinesSource:

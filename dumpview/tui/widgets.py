@@ -34,6 +34,8 @@ KIND_CLASSES = (
     "kind--not-dumped",
     "kind--firmware",
     "kind--gpu",
+    "kind--privileged",
+    "kind--unprivileged",
 )
 
 
@@ -112,6 +114,8 @@ class RowList(ScrollView, can_focus=True):
     RowList > .kind--not-dumped { color: $error; }
     RowList > .kind--firmware { color: $warning; }
     RowList > .kind--gpu { color: $success; }
+    RowList > .kind--privileged { color: $warning; }
+    RowList > .kind--unprivileged { color: $success; }
     """
     BINDINGS = [
         Binding("up,k", "cursor(-1)", "Up", show=False),
