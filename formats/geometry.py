@@ -22,6 +22,19 @@ ENTRY_SIZE_BYTES = 8
 LAST_LEVEL = 3
 
 
+def field_layout(entry_bits: Struct) -> dict[str, tuple[int, int]]:
+    """(lowest bit, width) of every field of a 64-bit entry declared as a BitStruct, most
+    significant field first: the (shift, width) pairs bulk decoders use."""
+    layout: dict[str, tuple[int, int]] = {}
+    bit = ENTRY_SIZE_BYTES * 8
+    for sub in entry_bits.subcons:
+        width = sub.sizeof()  # in bits inside a BitStruct
+        bit -= width
+        layout[sub.name] = (bit, width)
+    assert bit == 0, "the fields must cover the entry exactly"
+    return layout
+
+
 @dataclass(frozen=True)
 class LevelGeometry:
     """One lookup level: which VA bits index its tables and what one entry spans."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 from construct import BitsInteger, Bitwise, ByteSwapped, Flag, Struct
 
 from formats.elf import PF_R, PF_W, PF_X
-from formats.geometry import LAST_LEVEL, Geometry
+from formats.geometry import LAST_LEVEL, Geometry, field_layout
 
 GRANULE_SHIFTS = {"4k": 12, "16k": 14, "64k": 16}
 
@@ -65,18 +65,7 @@ LpaeEntry = ByteSwapped(Bitwise(LpaeEntryBits))
 assert LpaeEntry.sizeof() == 8
 
 
-def _field_layout() -> dict[str, tuple[int, int]]:
-    """(lowest bit, width) of every LpaeEntry field, derived from the declaration."""
-    layout: dict[str, tuple[int, int]] = {}
-    bit = 64
-    for sub in LpaeEntryBits.subcons:
-        bit -= sub.sizeof()
-        layout[sub.name] = (bit, sub.sizeof())
-    assert bit == 0
-    return layout
-
-
-FIELDS: dict[str, tuple[int, int]] = _field_layout()
+FIELDS: dict[str, tuple[int, int]] = field_layout(LpaeEntryBits)
 OA_MASK = ((1 << FIELDS["oa"][1]) - 1) << FIELDS["oa"][0]  # bits 47:12
 PA52_SHIFT = 12  # 64K granule: entry bits 15:12 hold PA bits 51:48
 PA52_MASK = 0xF << PA52_SHIFT

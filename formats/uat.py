@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from construct import BitsInteger, Bitwise, ByteSwapped, Flag, Struct
 
 from formats.elf import PF_R, PF_W, PF_X
-from formats.geometry import Geometry
+from formats.geometry import Geometry, field_layout
 
 PAGE_SHIFT = 14
 PAGE_SIZE = 1 << PAGE_SHIFT  # 16 KiB
@@ -62,20 +62,8 @@ UatEntry = ByteSwapped(Bitwise(UatEntryBits))
 assert UatEntry.sizeof() == 8
 
 
-def _field_layout() -> dict[str, tuple[int, int]]:
-    """(lowest bit, width) of every UatEntry field, derived from the declaration."""
-    layout: dict[str, tuple[int, int]] = {}
-    bit = 64
-    for sub in UatEntryBits.subcons:
-        width = sub.sizeof()  # in bits inside a BitStruct
-        bit -= width
-        layout[sub.name] = (bit, width)
-    assert bit == 0
-    return layout
-
-
 # Field name -> (shift, width); the bulk (numpy) decoder uses exactly these.
-FIELDS: dict[str, tuple[int, int]] = _field_layout()
+FIELDS: dict[str, tuple[int, int]] = field_layout(UatEntryBits)
 OA_MASK_FULL = ((1 << FIELDS["oa_pfn"][1]) - 1) << FIELDS["oa_pfn"][0]  # bits 51:14
 
 BIT_AF = 1 << 10

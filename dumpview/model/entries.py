@@ -76,10 +76,6 @@ def _bits(shift: int, width: int) -> str:
     return str(shift) if width == 1 else f"{shift + width - 1}:{shift}"
 
 
-def field_value(pte: int, name: str, fmt: EntryFormat = entryformat.UAT) -> int:
-    return fmt.field_value(pte, name)
-
-
 def decode_entry(
     pte: int,
     level: int,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from dumpview.model.entries import bulk_fields
-from formats import entryformat, uat
+from formats import entryformat, lpae, uat
 from formats.entryformat import EntryFormat
 
 EMPTY = "empty"
@@ -68,7 +68,7 @@ def leaf_kind(pte: int, dumped: bool, fmt: EntryFormat = entryformat.UAT) -> str
     if not dumped:
         return NOT_DUMPED
     if fmt.id != entryformat.UAT.id:
-        return UNPRIVILEGED if pte & (1 << 6) else PRIVILEGED
+        return UNPRIVILEGED if pte & lpae.BIT_AP_UNPRIV else PRIVILEGED
     return GPU if uat.gpu_view(pte) != "--" else FIRMWARE
 
 
@@ -99,7 +99,7 @@ def leaf_kinds(
     memattr = fmt.memattr(ptes)
     device = np.isin(memattr, np.array(sorted(fmt.device_memattrs), dtype=np.uint64))
     if fmt.id != entryformat.UAT.id:
-        unpriv = (ptes & np.uint64(1 << 6)) != 0
+        unpriv = (ptes & np.uint64(lpae.BIT_AP_UNPRIV)) != 0
         out = np.where(unpriv, CODE[UNPRIVILEGED], CODE[PRIVILEGED]).astype(np.uint8)
     else:
         fields = bulk_fields(ptes)

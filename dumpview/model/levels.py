@@ -264,9 +264,12 @@ class TableRows:
         pages = span // page
         with_data = 0
         first_hole: tuple[int, int] | None = None
-        seg = dump.segment_at(va)
+        # The first PT_LOAD ending after the block's start, then every one starting inside it.
+        seg = int(np.searchsorted(dump.seg_va, np.uint64(va), side="right")) - 1
+        if seg < 0 or int(dump.seg_va[seg]) + int(dump.seg_memsz[seg]) <= va:
+            seg += 1
         covered = 0
-        while seg is not None and seg < dump.segment_count:
+        while seg < dump.segment_count:
             seg_va, memsz = int(dump.seg_va[seg]), int(dump.seg_memsz[seg])
             if seg_va >= va + span:
                 break
