@@ -123,13 +123,20 @@ class ErrorScreen(Screen):
 # ---- modal prompts ---------------------------------------------------------------------------
 
 
+GOTO_EXAMPLE = "0xffffffa000000000  or  p:0x10000000000"  # a dump with no PT_LOAD: UAT's
+
+
 class GotoScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, example: str = GOTO_EXAMPLE) -> None:
+        super().__init__()
+        self.example = example  # addresses of the open dump, as a hint
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="prompt"):
             yield Label("Go to VA (0x… or decimal), or p:PA")
-            yield Input(placeholder="0xffffffa000000000  or  p:0x10000000000", id="goto-input")
+            yield Input(placeholder=self.example, id="goto-input")
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
@@ -475,7 +482,11 @@ class MainScreen(Screen):
     # -- go to --
 
     def action_goto(self) -> None:
-        self.app.push_screen(GotoScreen(), self._goto_text)
+        example = GOTO_EXAMPLE
+        if self.dump.segment_count:  # the first mapped page of this dump
+            va, pa = int(self.dump.seg_va[0]), int(self.dump.seg_pa[0])
+            example = f"{va:#x}  or  p:{pa:#x}"
+        self.app.push_screen(GotoScreen(example), self._goto_text)
 
     def _goto_text(self, text: str | None) -> None:
         if not text:
