@@ -111,6 +111,10 @@ class EntryFormat:
         """The two permission views of a leaf entry."""
         return self.view_functions[0](pte), self.view_functions[1](pte)
 
+    def keyed_views(self, pte: int) -> dict[str, str]:
+        """The two permission views under their JSON keys (``view_keys``)."""
+        return dict(zip(self.view_keys, self.views(pte), strict=True))
+
     def is_block(self, type_value: int, level: int) -> bool:
         return type_value == TYPE_BLOCK and level in self.block_levels
 

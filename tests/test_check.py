@@ -37,7 +37,7 @@ from dumpview.sim.scenarios import (
     generate_file,
 )
 from dumpview.sim.writer import SpaceInfo, TableInfo
-from formats import clhe, uat
+from formats import clhe, entryformat, uat
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PAGE = uat.PAGE_SIZE
@@ -357,7 +357,7 @@ def test_write_exec_in_bulk_with_a_view_that_grants_it(monkeypatch) -> None:
     """A view that says RWX for AP2 with bit 55 (GPU_SHARED_*): every such leaf, in every
     carried context, must come back, coalesced, with its context."""
     fake = (("fake", lambda pte: "RWX" if (pte >> 6) & 3 == 2 and pte & uat.BIT_GPU else "--"),)
-    monkeypatch.setattr(check_module, "PERMISSION_VIEWS", fake)
+    monkeypatch.setitem(check_module.PERMISSION_VIEWS, entryformat.UAT.id, fake)
     path = SAMPLES / "user-contexts.dump"
     result = run(path, ["write-exec"])
     with open_dump(path) as dump:

@@ -149,9 +149,10 @@ NO_MANAGED_RANGE = (
 NO_CRASHLOG = "the dump carries no RTKit crash log"
 NO_CCDP = "the dump's crash logs record no Ccdp pairs"
 
-# Permission views a UAT leaf is checked in for write-exec: (name, view of an entry); other
-# formats use their EntryFormat.check_views.
-PERMISSION_VIEWS: tuple[tuple[str, Callable[[int], str]], ...] = entryformat.UAT.check_views
+# Permission views a leaf is checked in for write-exec, per entry format id: (name, view).
+PERMISSION_VIEWS: dict[int, tuple[tuple[str, Callable[[int], str]], ...]] = {
+    fmt.id: fmt.check_views for fmt in entryformat.ENTRY_FORMATS.values()
+}
 
 _DUMPED = -1  # context key of the dumped address space in the leaf columns
 _U64 = np.uint64
@@ -259,10 +260,10 @@ def grants_write_and_execute(perm: str) -> bool:
 def write_exec_views(
     pte: int, views: tuple[tuple[str, Callable[[int], str]], ...] | None = None
 ) -> tuple[str, ...]:
-    """``"name PERM"`` for every view of ``views`` (default ``PERMISSION_VIEWS``) in which the
-    leaf ``pte`` is writable and executable; empty when none is."""
+    """``"name PERM"`` for every view of ``views`` (default: UAT's ``PERMISSION_VIEWS``) in
+    which the leaf ``pte`` is writable and executable; empty when none is."""
     out = []
-    for name, view in PERMISSION_VIEWS if views is None else views:
+    for name, view in PERMISSION_VIEWS[entryformat.UAT.id] if views is None else views:
         perm = view(pte)
         if grants_write_and_execute(perm):
             out.append(f"{name} {perm}")
@@ -382,20 +383,13 @@ class _Facts:
         the dumped one, sorted by (context, VA)."""
         if self.index is None:
             return None
-        last = self.geometry.levels[-1]
         contexts, vas, ptes = [], [], []
         for node in self.nodes:
             if node.context == self.dumped_context:
                 continue
-            if node.level == last.level:
-                wanted = entryformat.TYPE_PAGE
-            elif node.level in self.fmt.block_levels:
-                wanted = entryformat.TYPE_BLOCK
-            else:
-                continue
+            idx = self.index.leaf_entries(node)  # pages, or blocks at a block level
             lg = self.geometry.level(node.level)
-            entries = self.index.entries_at(node.pa)[: lg.entries]
-            idx = np.flatnonzero((entries & _U64(entryformat.TYPE_MASK)) == _U64(wanted))
+            entries = self.index.entries_at(node.pa)
             vas.append(_U64(node.va_start) + idx.astype(np.uint64) * _U64(lg.entry_span_bytes))
             ptes.append(entries[idx].astype(np.uint64))
             contexts.append(np.full(len(idx), node.context, dtype=np.int64))
@@ -768,8 +762,7 @@ def _write_exec_lut(
 
 def _check_write_exec(facts: _Facts) -> list[Anomaly]:
     leaves = facts.leaves
-    views = PERMISSION_VIEWS if facts.fmt is entryformat.UAT else facts.fmt.check_views
-    lut = _write_exec_lut(leaves.perm, views)
+    lut = _write_exec_lut(leaves.perm, PERMISSION_VIEWS[facts.fmt.id])
     bad = np.array([code for code, views in lut.items() if views], dtype=np.uint8)
     mask = np.isin(leaves.perm, bad)
     out = []

@@ -50,8 +50,7 @@ class DecodedEntry:
     memattr: int
     memattr_name: str
     views: tuple[str, str]
-    view_names: tuple[str, str]
-    view_short: tuple[str, str]
+    entry_format: EntryFormat  # names the views and the fields
     ng: bool | None  # None: not recorded
     af: bool
     fields: tuple[EntryField, ...]
@@ -65,6 +64,14 @@ class DecodedEntry:
     def maps(self) -> bool:
         """Whether this entry maps memory itself (a page or a block)."""
         return self.type_name in ("page", "block")
+
+    @property
+    def view_names(self) -> tuple[str, str]:
+        return self.entry_format.view_names
+
+    @property
+    def view_short(self) -> tuple[str, str]:
+        return self.entry_format.view_short
 
     @property
     def permissions(self) -> str:
@@ -125,8 +132,7 @@ def decode_entry(
         memattr=memattr,
         memattr_name=fmt.memattr_names[memattr] if leaf_like else "-",
         views=fmt.views(pte) if leaf_like else ("-", "-"),
-        view_names=fmt.view_names,
-        view_short=fmt.view_short,
+        entry_format=fmt,
         ng=bool(pte & (1 << 11)) if exact or "ng" not in not_recorded else None,
         af=bool(pte & (1 << 10)),
         fields=tuple(fields),

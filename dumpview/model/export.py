@@ -135,7 +135,6 @@ def attributes(
     unprivileged)."""
     memattr = fmt.memattr(pte)
     reason_name, detail = reason if not dumped else (None, None)
-    views = dict(zip(fmt.view_keys, fmt.views(pte), strict=True))
     return {
         "pte_exact": exact,
         "flags": f"{flags:#x}",
@@ -144,7 +143,7 @@ def attributes(
         "reason_detail": detail,
         "memattr": memattr,
         "memattr_name": fmt.memattr_names[memattr],
-        **views,
+        **fmt.keyed_views(pte),
         "kind": kinds.leaf_kind(pte, dumped, fmt),
     }
 

@@ -53,7 +53,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 def kinds_of(fmt: EntryFormat) -> tuple[str, ...]:
     """The leaf kinds a dump of this entry format can show, in ``KIND_CODES`` order."""
-    reach = (UNPRIVILEGED, PRIVILEGED) if fmt.id != entryformat.UAT.id else (GPU, FIRMWARE)
+    reach = (GPU, FIRMWARE) if fmt is entryformat.UAT else (UNPRIVILEGED, PRIVILEGED)
     return tuple(k for k in KIND_CODES if k in (EMPTY, DEVICE, NOT_DUMPED) or k in reach)
 
 
@@ -67,7 +67,7 @@ def leaf_kind(pte: int, dumped: bool, fmt: EntryFormat = entryformat.UAT) -> str
         return DEVICE
     if not dumped:
         return NOT_DUMPED
-    if fmt.id != entryformat.UAT.id:
+    if fmt is not entryformat.UAT:
         return UNPRIVILEGED if pte & lpae.BIT_AP_UNPRIV else PRIVILEGED
     return GPU if uat.gpu_view(pte) != "--" else FIRMWARE
 
@@ -98,7 +98,7 @@ def leaf_kinds(
     ptes = np.asarray(ptes, dtype=np.uint64)
     memattr = fmt.memattr(ptes)
     device = np.isin(memattr, np.array(sorted(fmt.device_memattrs), dtype=np.uint64))
-    if fmt.id != entryformat.UAT.id:
+    if fmt is not entryformat.UAT:
         unpriv = (ptes & np.uint64(lpae.BIT_AP_UNPRIV)) != 0
         out = np.where(unpriv, CODE[UNPRIVILEGED], CODE[PRIVILEGED]).astype(np.uint8)
     else:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dumpview.model.entries import decode_entry
-from formats import entryformat
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -63,7 +62,7 @@ def _mapping(
         pte=pte,
         pte_exact=exact,
         memattr_name=decoded.memattr_name,
-        views=dict(zip(fmt.view_keys, decoded.views, strict=True)),
+        views=fmt.keyed_views(pte),
         dumped=dumped,
         source=SOURCE_TABLES if exact else SOURCE_PT_LOAD,
     )
@@ -95,24 +94,17 @@ def ptov(dump: Dump, pa: int) -> list[Mapping]:
             )
     if index is None:
         return out
-    geometry = dump.geometry
     fmt = dump.entry_format
-    leaf = geometry.levels[-1]
     for node in index.nodes:
         if node.context == dumped_context:
             continue
-        if node.level == leaf.level:
-            wanted, span = entryformat.TYPE_PAGE, leaf.entry_span_bytes
-        elif node.level in fmt.block_levels:
-            wanted, span = entryformat.TYPE_BLOCK, geometry.level(node.level).entry_span_bytes
-        else:
+        leaves = index.leaf_entries(node)  # pages, or blocks at a block level
+        if not len(leaves):
             continue
-        entries = index.entries_at(node.pa)[: geometry.level(node.level).entries]
+        span = dump.geometry.level(node.level).entry_span_bytes
+        entries = index.entries_at(node.pa)
         inside = np.uint64(pa & ~(span - 1) & ((1 << 64) - 1))
-        hits = np.flatnonzero(
-            ((entries & np.uint64(entryformat.TYPE_MASK)) == wanted)
-            & ((fmt.output_address(entries) & ~np.uint64(span - 1)) == inside)
-        )
+        hits = leaves[(fmt.output_address(entries[leaves]) & ~np.uint64(span - 1)) == inside]
         for i in hits.tolist():
             va = node.va_start + i * span + (pa & (span - 1))
             out.append(_mapping(dump, node.context, va, int(entries[i]), True, None, node.level))

@@ -187,12 +187,22 @@ class TablesIndex:
 
     def block_entries(self, node: TableNode) -> np.ndarray:
         """Indices of the block entries of a walked table (empty where its level has none)."""
-        if node.level not in self.entry_format.block_levels:
+        if node.level == self.geometry.levels[-1].level:
+            return np.zeros(0, np.intp)
+        return self.leaf_entries(node)
+
+    def leaf_entries(self, node: TableNode) -> np.ndarray:
+        """Indices of the entries of a walked table that map memory themselves: pages at the
+        last level, blocks at a block level (empty elsewhere). One entry maps
+        ``geometry.level(node.level).entry_span_bytes``."""
+        if node.level == self.geometry.levels[-1].level:
+            wanted = entryformat.TYPE_PAGE
+        elif node.level in self.entry_format.block_levels:
+            wanted = entryformat.TYPE_BLOCK
+        else:
             return np.zeros(0, np.intp)
         entries = self.entries_at(node.pa)[: self.geometry.level(node.level).entries]
-        return np.flatnonzero(
-            (entries & np.uint64(entryformat.TYPE_MASK)) == entryformat.TYPE_BLOCK
-        )
+        return np.flatnonzero((entries & np.uint64(entryformat.TYPE_MASK)) == wanted)
 
     @cached_property
     def _leaves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -207,9 +217,7 @@ class TablesIndex:
                 continue
             entries = self.entries_at(node.pa)
             if node.level == last.level:
-                idx = np.flatnonzero(
-                    (entries & np.uint64(entryformat.TYPE_MASK)) == entryformat.TYPE_PAGE
-                )
+                idx = self.leaf_entries(node)
                 vas.append(np.uint64(node.va_start) + idx.astype(np.uint64) * np.uint64(page))
                 ptes.append(entries[idx])
                 levels.append(np.full(len(idx), node.level, np.uint8))

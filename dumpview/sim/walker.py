@@ -82,7 +82,6 @@ def walk_space(
     ttb = api.borrow_phys(ttb_pa)
     if ttb is None:
         raise EIO(f"EIO: TTB at {ttb_pa:#x} is not RAM (borrow_phys refused it)")
-    is_uat = entry_format.id == ext.ENTRY_FORMAT_UAT
     levels = geometry.levels
     granule = geometry.page_size_bytes
     tables: list[TableInfo] = []
@@ -113,9 +112,7 @@ def walk_space(
         return np.frombuffer(api.memory.read(table_pa, count * 8), dtype=_ENTRY_DTYPE)
 
     def child_pa(pte: int) -> int:
-        if is_uat:
-            return pte & geometry.oa_mask
-        return int(entry_format.output_address(pte)) & geometry.oa_mask
+        return entry_format.output_address(pte) & geometry.oa_mask
 
     stack = [(0, ttb_pa, space_base)]
     while stack:
