@@ -238,26 +238,6 @@ def pick_va(path: str | os.PathLike[str]) -> int:
 # ---- entry points: the CLI -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _recording_fail() -> Iterator[list[BaseException | None]]:
-    """Swap ``dumpview.cli.fail`` for one that records the exception being handled when the CLI
-    takes its error path (None when it fails on its own, e.g. an unmapped VA)."""
-    from dumpview import cli
-
-    seen: list[BaseException | None] = []
-    original = cli.fail
-
-    def recording(message: str, code: int = cli.EXIT_BAD_INPUT):
-        seen.append(sys.exc_info()[1])
-        original(message, code)
-
-    cli.fail = recording
-    try:
-        yield seen
-    finally:
-        cli.fail = original
-
-
 def run_cli(
     argv: list[str], timeout: float
 ) -> tuple[int | None, str, str, BaseException | None, list]:
@@ -270,12 +250,15 @@ def run_cli(
     runner = CliRunner()
     code: int | None = 0
     escaped: BaseException | None = None
-    with _recording_fail() as handled, runner.isolation() as (out, err, _mixed):
+    handled: list[BaseException | None] = []
+    with runner.isolation() as (out, err, _mixed):
         try:
             with time_limit(timeout):
                 cli.main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc, cli.common.CommandFailed):
+                handled.append(exc.handled)
         except BaseException as exc:  # Hang, or anything main let through
             escaped = exc
             code = None

@@ -166,7 +166,7 @@ def test_the_harness_reports_unhandled_hang_and_lies(
         return doc
 
     monkeypatch.setattr(text, "info_dict", lying_info_dict)
-    monkeypatch.setattr("dumpview.cli.info_dict", lying_info_dict)
+    monkeypatch.setattr("dumpview.cli.info.info_dict", lying_info_dict)
     outcome = hostile.exercise(path, entries=("info-json", "export"))
     assert outcome.results["export"].outcome == UNHANDLED
     assert outcome.results["export"].detail.startswith("LIE:")

@@ -121,8 +121,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import dumpview
-from dumpview.model.dump import Extension as ModelExtension
 from dumpview.model.errors import AddressError, NotDumpedError
+from dumpview.model.extension import Extension as ModelExtension
 from dumpview.model.kinds import KIND_CODES, leaf_kind, leaf_kinds
 from dumpview.model.pagearrays import unpack_p_flags_bulk
 from dumpview.npstruct import dtype_from_struct

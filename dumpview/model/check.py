@@ -92,7 +92,8 @@ from formats import clhe, entryformat, uat
 from formats.entryformat import EntryFormat
 
 if TYPE_CHECKING:
-    from dumpview.model.dump import Dump, Region, Space
+    from dumpview.model.dump import Dump
+    from dumpview.model.extension import Region, Space
     from dumpview.model.tables import TableNode
 
 MEMATTR_ALIAS = "memattr-alias"

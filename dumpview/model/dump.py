@@ -13,7 +13,6 @@ without data and ``AddressError`` for addresses no segment maps. The file is nev
 from __future__ import annotations
 
 import contextlib
-import json
 import mmap
 import os
 from collections.abc import Iterator
@@ -25,12 +24,25 @@ import construct
 import numpy as np
 
 from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
+from dumpview.model.extension import Extension
 from dumpview.npstruct import dtype_from_struct
 from formats import agx, elf, entryformat, ext, uat
 from formats.entryformat import EntryFormat
-from formats.geometry import Geometry, GeometryRecord
+from formats.geometry import Geometry
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import TextIO
+
+    from dumpview.model.check import CheckResult
+    from dumpview.model.crash import Fault
+    from dumpview.model.export import ExportStats
+    from dumpview.model.ptov import Mapping
+    from dumpview.model.ranges import RangeTable
+    from dumpview.model.search import SearchResult
+    from dumpview.model.tables import TablesIndex
+    from dumpview.model.translate import Translation
+    from dumpview.model.vtop import BulkTranslation, Translator
     from formats import clhe
 
 PHDR_DTYPE = dtype_from_struct(elf.Elf64_Phdr)
@@ -41,7 +53,6 @@ CHECK_CHUNK = 1 << 15  # PT_LOADs validated per step (fits in cache)
 # could claim 2**50 pages.
 MAX_PAGES = 1 << (uat.UAT_IAS - uat.PAGE_SHIFT)
 SHDR_DTYPE = dtype_from_struct(elf.Elf64_Shdr)
-DIR_DTYPE = dtype_from_struct(ext.ExtDirEntry)
 LAYOUT_AGX = "agx-devcoredump"
 # An LPAE (SMMU) dump: the same ELF core layout, its pages the granule's, no AGX note.
 LAYOUT_DEVCOREDUMP = "devcoredump"
@@ -71,255 +82,6 @@ class Note:
     note_type: int
     offset: int  # of the descriptor in the file
     desc: memoryview
-
-
-@dataclass(frozen=True)
-class Region:
-    """A memory-map region from the extension."""
-
-    kind: str  # "ram" | "reserved" | "mmio"
-    name: str
-    base: int
-    size_bytes: int
-    no_map: bool
-    reusable: bool
-
-    @property
-    def end(self) -> int:
-        return self.base + self.size_bytes
-
-
-@dataclass(frozen=True)
-class Space:
-    context: int
-    ttb_pa: int
-    ttb_owned: bool
-    va_start: int
-    va_size_bytes: int
-    managed_va_start: int
-    managed_va_size_bytes: int
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    seed: int
-    knobs_json: str
-    generator: str
-
-
-class _DirEntry(NamedTuple):
-    """One directory entry of the extension (offsets from the start of the section)."""
-
-    kind: int
-    count: int
-    offset: int
-    size_bytes: int
-
-
-class Extension:
-    """The parsed ``.dumpview`` section: views over its record arrays.
-
-    Everything a later lazy read depends on is checked here, at open, in bulk: the directory
-    fits the section, each entry's array lies inside it and its record count fills it, hole
-    records are sorted and disjoint, the scenario record decodes (knobs: a JSON object). Each
-    failure is a ``DumpFormatError`` naming the offset of the entry or record that is wrong.
-    Region names outside the strings blob and hole region indices past the regions are
-    warnings (``Dump.warnings``): the names read "?" and the detail has no region."""
-
-    def __init__(self, dump: Dump, offset: int, size_bytes: int) -> None:
-        self._dump = dump
-        self.offset = offset
-        mv = dump.buffer
-        # The fixed header (size and magic checked by the caller), then the directory as one
-        # array: its size is checked before anything is decoded, so a hostile count costs
-        # nothing.
-        fixed = ext.ExtHeaderFixed.parse(mv[offset : offset + ext.EXT_HEADER_FIXED_SIZE])
-        self.version = fixed.version
-        count = fixed.directory_count
-        entry_size = DIR_DTYPE.itemsize
-        directory_end = ext.EXT_HEADER_FIXED_SIZE + count * entry_size
-        if directory_end > size_bytes:
-            raise DumpFormatError(
-                offset,
-                f"bad .dumpview extension header: a directory of {count} entries of "
-                f"{entry_size} bytes ends at +{directory_end:#x}, past the end of the "
-                f"{size_bytes:#x}-byte section",
-            )
-        directory = np.frombuffer(
-            mv, dtype=DIR_DTYPE, count=count, offset=offset + ext.EXT_HEADER_FIXED_SIZE
-        )
-        starts, sizes = directory["offset"], directory["size_bytes"]
-        section = np.uint64(size_bytes)
-        outside = (starts > section) | (sizes > section - np.minimum(starts, section))
-        if outside.any():
-            i = int(outside.argmax())
-            raise DumpFormatError(
-                offset + ext.EXT_HEADER_FIXED_SIZE + i * entry_size,
-                f"extension directory entry {i}: record kind {int(directory['kind'][i])} at "
-                f"+{int(starts[i]):#x} ({int(sizes[i])} bytes) runs past the end of the "
-                f"{size_bytes:#x}-byte .dumpview section",
-            )
-        for kind, record in ext.RECORDS.items():
-            wrong = (directory["kind"] == kind) & (
-                directory["count"].astype(np.uint64) * np.uint64(record.sizeof()) != sizes
-            )
-            if wrong.any():
-                i = int(wrong.argmax())
-                raise DumpFormatError(
-                    offset + int(starts[i]),
-                    f"extension record kind {kind}: {int(directory['count'][i])} records of "
-                    f"{record.sizeof()} bytes do not fill {int(sizes[i])} bytes",
-                )
-        self._dir: dict[int, _DirEntry] = {}
-        for i in np.flatnonzero(np.isin(directory["kind"], list(ext.KINDS))).tolist():
-            row = directory[i]  # the last entry of a kind wins
-            self._dir[int(row["kind"])] = _DirEntry(
-                int(row["kind"]), int(row["count"]), int(row["offset"]), int(row["size_bytes"])
-            )
-        self._size = size_bytes
-        self._check_holes()
-        _ = self.scenario
-        self._check_references()
-
-    def _check_holes(self) -> None:
-        """Hole records must be sorted by VA and disjoint (lookups binary-search them)."""
-        holes = self.holes
-        if not len(holes):
-            return
-        va, size = holes["va"], holes["size_bytes"]
-        end = va + size
-        bad = np.flatnonzero(end < va)
-        problem = "wraps past the top of the address space"
-        if not len(bad):
-            bad = np.flatnonzero(va[1:] < end[:-1]) + 1
-            problem = "is not after the hole before it (holes are sorted by VA and disjoint)"
-        if len(bad):
-            i = int(bad[0])
-            entry = self._dir[ext.KIND_HOLES]
-            raise DumpFormatError(
-                self.offset + entry.offset + i * ext.HoleRecord.sizeof(),
-                f"extension hole #{i} (VA {int(va[i]):#x}, {int(size[i]):#x} bytes) {problem}",
-            )
-
-    def _check_references(self) -> None:
-        """Warn about region names outside the strings blob and hole region indices past the
-        regions (both still readable: "?" and no region)."""
-        regions = self._array(ext.KIND_REGIONS)
-        names = regions["name_offset"]
-        bad = np.flatnonzero(names >= len(self._strings))
-        if len(bad):
-            i = int(bad[0])
-            self._dump.warnings.append(
-                f"extension region #{i}: name offset {int(names[i]):#x} is outside the "
-                f'{len(self._strings)}-byte strings blob ({len(bad)} such regions); named "?"'
-            )
-        index = self.holes["region_index"]
-        bad = np.flatnonzero((index < -1) | (index >= len(regions)))
-        if len(bad):
-            i = int(bad[0])
-            self._dump.warnings.append(
-                f"extension hole #{i} (VA {int(self.holes['va'][i]):#x}): region index "
-                f"{int(index[i])} is not one of the {len(regions)} regions ({len(bad)} such "
-                "holes); shown without a region"
-            )
-
-    def _blob(self, kind: int) -> memoryview | None:
-        entry = self._dir.get(kind)
-        if entry is None:
-            return None
-        start = self.offset + entry.offset
-        return self._dump.buffer[start : start + entry.size_bytes]
-
-    def _array(self, kind: int) -> np.ndarray:
-        struct = ext.RECORDS[kind]
-        dtype = dtype_from_struct(struct)
-        blob = self._blob(kind)
-        if blob is None:
-            return np.zeros(0, dtype=dtype)
-        return np.frombuffer(blob, dtype=dtype)  # sizes checked against counts in __init__
-
-    @property
-    def geometry_offset(self) -> int:
-        """File offset of the geometry record (of the section when there is none)."""
-        entry = self._dir.get(ext.KIND_GEOMETRY)
-        return self.offset + (entry.offset if entry is not None else 0)
-
-    @cached_property
-    def geometry_record(self) -> construct.Container | None:
-        blob = self._blob(ext.KIND_GEOMETRY)
-        if blob is None:
-            return None
-        try:
-            return GeometryRecord.parse(blob)
-        except construct.ConstructError as exc:
-            raise DumpFormatError(self.geometry_offset, f"bad geometry record: {exc}") from None
-
-    @cached_property
-    def tables(self) -> np.ndarray:
-        return self._array(ext.KIND_TABLES)
-
-    @cached_property
-    def holes(self) -> np.ndarray:
-        return self._array(ext.KIND_HOLES)
-
-    @cached_property
-    def _strings(self) -> bytes:
-        blob = self._blob(ext.KIND_STRINGS)
-        return bytes(blob) if blob is not None else b""
-
-    @cached_property
-    def regions(self) -> tuple[Region, ...]:
-        out = []
-        for row in self._array(ext.KIND_REGIONS):
-            try:
-                name = ext.string_at(self._strings, int(row["name_offset"]))
-            except ValueError:
-                name = "?"
-            out.append(
-                Region(
-                    kind=ext.REGION_KIND_NAMES.get(int(row["kind"]), f"kind-{int(row['kind'])}"),
-                    name=name,
-                    base=int(row["base"]),
-                    size_bytes=int(row["size_bytes"]),
-                    no_map=bool(row["flags"] & ext.REGION_NO_MAP),
-                    reusable=bool(row["flags"] & ext.REGION_REUSABLE),
-                )
-            )
-        return tuple(out)
-
-    @cached_property
-    def spaces(self) -> tuple[Space, ...]:
-        return tuple(
-            Space(
-                context=int(r["context"]),
-                ttb_pa=int(r["ttb_pa"]),
-                ttb_owned=bool(r["flags"] & ext.SPACE_TTB_OWNED),
-                va_start=int(r["va_start"]),
-                va_size_bytes=int(r["va_size_bytes"]),
-                managed_va_start=int(r["managed_va_start"]),
-                managed_va_size_bytes=int(r["managed_va_size_bytes"]),
-            )
-            for r in self._array(ext.KIND_SPACES)
-        )
-
-    @cached_property
-    def scenario(self) -> Scenario | None:
-        blob = self._blob(ext.KIND_SCENARIO)
-        if blob is None:
-            return None
-        where = self.offset + self._dir[ext.KIND_SCENARIO].offset
-        try:
-            rec = ext.ScenarioRecord.parse(blob)
-        except (construct.ConstructError, UnicodeDecodeError) as exc:
-            raise DumpFormatError(where, f"bad scenario record: {exc}") from None
-        try:
-            knobs = json.loads(rec.knobs_json or "{}")
-        except ValueError as exc:
-            raise DumpFormatError(where, f"scenario knobs are not JSON: {exc}") from None
-        if not isinstance(knobs, dict):
-            raise DumpFormatError(where, "scenario knobs are not a JSON object")
-        return Scenario(rec.name, rec.seed, rec.knobs_json, rec.generator)
 
 
 class Dump:
@@ -1000,7 +762,7 @@ class Dump:
     # ---- tables ------------------------------------------------------------------------------
 
     @cached_property
-    def tables_index(self):  # -> TablesIndex | None (import cycle free)
+    def tables_index(self) -> TablesIndex | None:
         """The real page tables when the extension carries them."""
         from dumpview.model.tables import TablesIndex
 
@@ -1008,7 +770,7 @@ class Dump:
             return None
         return TablesIndex(self)
 
-    def translate(self, va: int, context: int | None = None):  # -> Translation
+    def translate(self, va: int, context: int | None = None) -> Translation:
         """The walk for ``va`` (in ``context``'s space, default the dumped one): see
         ``dumpview.model.translate``."""
         from dumpview.model.translate import translate
@@ -1016,7 +778,7 @@ class Dump:
         return translate(self, va, context)
 
     @cached_property
-    def _translator(self):  # -> Translator
+    def _translator(self) -> Translator:
         from dumpview.model.vtop import Translator
 
         return Translator(self)
@@ -1026,14 +788,16 @@ class Dump:
         µs; see ``dumpview.model.vtop``)."""
         return self._translator.va_to_pa(va, context)
 
-    def translate_many(self, vas, context: int | None = None):  # -> BulkTranslation
+    def translate_many(
+        self, vas: Iterable[int] | np.ndarray, context: int | None = None
+    ) -> BulkTranslation:
         """Translate a whole array of VAs with numpy: PAs, mapped, dumped and the level each
         unmapped walk stopped at (see ``dumpview.model.vtop``)."""
         return self._translator.translate_many(vas, context)
 
     # ---- queries (the scripted surface; each lives in its own module) --------------------------
 
-    def ranges(self, va_start: int = 0, va_end: int = 1 << 64):  # -> RangeTable
+    def ranges(self, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
         """Coalesced ranges, ptdump style, clipped to [va_start, va_end): see
         ``dumpview.model.ranges``. ``len()`` and ``.row(i)`` give each ``Range``."""
         from dumpview.model.ranges import ranges
@@ -1047,7 +811,7 @@ class Dump:
         va_start: int = 0,
         va_end: int = 1 << 64,
         limit: int | None = None,
-    ):  # -> SearchResult
+    ) -> SearchResult:
         """Find ``pattern`` in the dumped data: bytes as given, or text parsed as ``kind``
         ("hex", "string", "u32", "u64"). ValueError for a pattern that does not parse."""
         from dumpview.model.search import DEFAULT_HIT_LIMIT, parse_pattern, search
@@ -1058,25 +822,31 @@ class Dump:
             needle = parse_pattern(pattern, kind)
         return search(self, needle, va_start, va_end, limit or DEFAULT_HIT_LIMIT)
 
-    def check(self, kinds=None):  # -> CheckResult
+    def check(self, kinds: Iterable[str] | None = None) -> CheckResult:
         """Anomalies of the dump (``dumpview.model.check``); ``kinds`` limits the checks."""
         from dumpview.model.check import check
 
         return check(self, kinds)
 
-    def fault(self):  # -> Fault | None
+    def fault(self) -> Fault | None:
         """The crash log's fault: FAR, decoded ESR and the FAR's walk (``model.crash``)."""
         from dumpview.model.crash import fault
 
         return fault(self)
 
-    def ptov(self, pa: int):  # -> list[Mapping]
+    def ptov(self, pa: int) -> list[Mapping]:
         """Every VA mapping ``pa`` in the dump's entries (``dumpview.model.ptov``)."""
         from dumpview.model.ptov import ptov
 
         return ptov(self, pa)
 
-    def export(self, target, fmt: str = "jsonl", include=None, with_data: bool = False):
+    def export(
+        self,
+        target: str | os.PathLike[str] | TextIO,
+        fmt: str = "jsonl",
+        include: Iterable[str] | None = None,
+        with_data: bool = False,
+    ) -> ExportStats:
         """Export to ``target`` (a path, written atomically, or a text stream) as "jsonl" or
         "json"; ``include`` picks kinds (default all). Returns ``ExportStats``."""
         from dumpview.model.export import export, export_file
