@@ -127,22 +127,15 @@ def test_read_units_are_little_endian_like_gdb(holes: Path, unit: str, size: int
 def test_read_units_match_gdb_x_fmt() -> None:
     path = SAMPLES / "minimal.dump"
     va = 0xFFFF_FFA0_0000_0010
-    gdb_letters = {"h": "h", "w": "w", "g": "g"}
-    commands = []
-    for unit in gdb_letters:
-        commands += ["-ex", f"x/8{unit}x {va:#x}"]
-    proc = subprocess.run(
-        ["gdb-multiarch", "-nx", "-batch", "-ex", "set architecture aarch64"]
-        + ["-ex", f"core-file {path}", *commands],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    blocks = re.split(r"\n(?=0x[0-9a-f]+:)", proc.stdout.strip())
+    sizes = {"h": 2, "w": 4, "g": 8}
+    argv = ["gdb-multiarch", "-nx", "-batch", "-ex", "set architecture aarch64"]
+    argv += ["-ex", f"core-file {path}"]
+    for unit in sizes:
+        argv += ["-ex", f"x/8{unit}x {va:#x}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     gdb_values = [int(v, 16) for v in re.findall(r"\t0x([0-9a-f]+)", proc.stdout)]
-    assert len(gdb_values) == 24, proc.stdout + proc.stderr + str(blocks)
-    for n, unit in enumerate(gdb_letters):
-        size = {"h": 2, "w": 4, "g": 8}[unit]
+    assert len(gdb_values) == 24, proc.stdout + proc.stderr
+    for n, (unit, size) in enumerate(sizes.items()):
         out = run("read", "--unit", unit, str(path), hex(va), str(8 * size)).stdout.decode()
         ours = [int(g, 16) for line in out.splitlines() for g in line.split("  ")[1].split()]
         assert ours == gdb_values[8 * n : 8 * n + 8], unit
@@ -176,10 +169,14 @@ def test_an_existing_file_still_opens_even_when_named_like_a_command(tmp_path: P
     assert "agx-devcoredump" in proc.stdout.decode()
     sample = run(str(SAMPLES / "minimal.dump"))
     assert sample.returncode == 0 and b"PT_LOAD" in sample.stdout
-    # Not a file and not close to a command: it is taken for a dump, and fails as one.
-    missing = run(str(tmp_path / "nothing-here.dump"))
-    assert missing.returncode == 2
-    assert missing.stderr.decode().splitlines()[-1].endswith("No such file or directory")
+    # Not a file and not a mistyped command word: it is taken for a dump, and fails as one
+    # (even a name as close to a command as info.dump: it has a dot, it is a file name).
+    for name in (str(tmp_path / "nothing-here.dump"), "info.dump"):
+        missing = run(name, cwd=tmp_path)
+        assert missing.returncode == 2
+        assert missing.stderr.decode().splitlines()[-1] == (
+            f"dumpview: {name}: No such file or directory"
+        )
 
 
 # ---- --help examples, run for real ------------------------------------------------------------

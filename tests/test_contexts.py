@@ -378,6 +378,10 @@ def test_export_context_pages_are_the_simulators(users: tuple[Path, Builder]) ->
     zero = run("export", str(path), "--include", "pages,ranges", "--context", "0")
     assert zero.stdout.decode().splitlines()[1:] == plain[1:]
     assert run("export", str(path), "--context", "9").returncode == 2
+    document = run("export", str(path), "--context", "1", "--format", "json", "--include", "pages")
+    doc = json.loads(document.stdout)
+    validate(doc)
+    assert doc["context"] == 1 and len(doc["pages"]) == len(twin_leaves(twin, 1))
 
 
 def test_info_lists_the_contexts(users: tuple[Path, Builder]) -> None:
@@ -394,3 +398,24 @@ def test_info_lists_the_contexts(users: tuple[Path, Builder]) -> None:
     assert len(rows) == 3 and rows[0].lstrip().startswith("contexts     0   dumped")
     assert "tables only" in rows[1] and f"TTB {twin.m.users[0].ttb:#x} owned" in rows[1]
     assert f"{twin.m.users[0].count_leaves()} pages" in rows[1]
+
+
+# ---- the inspector's go-to prompt: the same parser ----------------------------------------------
+
+
+def test_inspector_goto_takes_ctx_va() -> None:
+    from tests.test_tui import USER_CONTEXTS, drive, go_to, status, wait_main
+
+    async def body(pilot) -> None:
+        screen = await wait_main(pilot)
+        await go_to(pilot, "1:0x110000010")
+        assert status(screen) == (
+            "VA 0x110000010 -> PA 0x10001040010 (context 1 not dumped: its tables only)"
+        )
+        assert screen.table.context == 1 and screen.table.level == 3
+        await go_to(pilot, "5:0x110000000")
+        assert status(screen) == "go to: the dump has no context 5"
+        await go_to(pilot, "x:0x1")
+        assert status(screen).startswith("go to: 'x:0x1': 'x' is not a context number")
+
+    drive(USER_CONTEXTS, body)

@@ -61,12 +61,12 @@ def close_command(word: str) -> str | None:
 def _route(argv: list[str]) -> list[str]:
     """``dumpview DUMP`` means ``dumpview open DUMP``: insert ``open`` when the first argument
     is neither an option nor a command. The rule for a first argument that is not a command:
-    an existing path opens; otherwise, when it is close to a command name (``inf``, ``chek``)
-    it is a mistyped command: one line naming the command meant, exit 2; anything else opens
-    (and fails as a missing file does)."""
+    an existing path opens; a word of letters (no dot, no slash: ``inf``, ``chek``) that is no
+    file and is close to a command name is a mistyped command: one line naming the command
+    meant, exit 2; anything else opens (and fails as a missing file does)."""
     if argv and not argv[0].startswith("-") and argv[0] not in cli.commands:
         word = argv[0]
-        if not os.path.lexists(word):
+        if word.replace("-", "").isalpha() and not os.path.lexists(word):
             meant = close_command(word)
             if meant is not None:
                 fail(f"no such command {word!r}; did you mean {meant}?")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import click
 
 from dumpview.model.location import Location, parse_location, parse_location_range
-from dumpview.model.text import parse_address, parse_va_range
+from dumpview.model.text import parse_address
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -162,16 +162,6 @@ def open_for_command(path: str) -> Dump:
     for warning in warnings:
         warn(f"{path}: {warning}")
     return dump
-
-
-def parse_range_option(command: str, text: str | None) -> tuple[int, int]:
-    """``--range`` as (start, end); the whole space without it; one line + exit 2 if bad."""
-    if text is None:
-        return 0, 1 << 64
-    try:
-        return parse_va_range(text)
-    except ValueError as exc:
-        fail(f"{command}: --range: {exc}")
 
 
 def parse_context_range_option(command: str, text: str | None) -> tuple[int | None, int, int]:

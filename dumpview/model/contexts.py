@@ -119,7 +119,7 @@ def contexts(dump: Dump) -> list[ContextInfo]:
         if number == 0:
             mapped, with_data = total, dumped
         else:
-            mapped, with_data = len(context_leaves(dump, space.context)[0]), 0
+            mapped, with_data = _leaf_page_count(dump, space.context), 0
         out.append(
             ContextInfo(
                 context=space.context,
@@ -135,6 +135,22 @@ def contexts(dump: Dump) -> list[ContextInfo]:
             )
         )
     return out
+
+
+def _leaf_page_count(dump: Dump, context: int) -> int:
+    """Pages ``context``'s leaves map (a block counts its pages), counted per table without
+    listing them: ``info`` on a table full of 1 GiB blocks costs its entries, not its pages."""
+    index = dump.tables_index
+    if index is None:
+        return 0
+    geometry = dump.geometry
+    page = geometry.page_size_bytes
+    pages = 0
+    for node in index.nodes:
+        if node.context == context:
+            span = geometry.level(node.level).entry_span_bytes
+            pages += len(index.leaf_entries(node)) * (span // page)
+    return pages
 
 
 def context_leaves(dump: Dump, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

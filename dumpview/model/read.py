@@ -11,7 +11,8 @@ gap with its reason, the way every view says it:
 - ``context-not-dumped``: a context whose tables the dump carries but not its pages (the detail
   names the PA, and says when the dumped context maps that PA, so ``p:PA`` reads it).
 
-Never zeros for a gap. Work grows with the span asked for (at most a step per page); nothing
+Never zeros for a gap. Work grows with the answer: a step per page with data or mapped, one
+per unmapped PT_LOAD gap (or per entry that stopped the walk, in other contexts); nothing
 here raises for an address: ``ContextError`` for a context the dump does not carry, and
 ``ValueError`` for a negative size.
 """
@@ -144,8 +145,14 @@ def _context_runs(dump: Dump, va: int, end: int, context: int) -> list[ReadRun]:
         take = min(end - cur, page - (cur % page))
         pa = dump.va_to_pa(cur, context)
         if pa is None:
+            # The whole span of the entry that stopped the walk is unmapped: one step for it.
+            walk = dump.translate(cur, context)
+            if walk.stopped_level is not None:
+                span = dump.geometry.level(walk.stopped_level).entry_span_bytes
+                take = min(end, (cur | (span - 1)) + 1) - cur
             fresh = not runs or runs[-1].reason != NOT_MAPPED or runs[-1].end != cur
-            _gap(runs, cur, take, NOT_MAPPED, _walk_stop(dump, cur, context) if fresh else None)
+            detail = f"the walk stopped at L{walk.stopped_level}: {walk.stopped_reason}"
+            _gap(runs, cur, take, NOT_MAPPED, detail if fresh else None)
         else:
             fresh = not runs or runs[-1].reason != CONTEXT_NOT_DUMPED or runs[-1].end != cur
             detail = None
