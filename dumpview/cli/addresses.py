@@ -23,24 +23,12 @@ from dumpview.cli.common import (
     resolve_context,
     with_examples,
 )
+from dumpview.cli.render import gap_line, state_text, walk_text
 from dumpview.model.location import Location
 from dumpview.model.numbers import address, byte_count, count
-from dumpview.model.text import data_state, hexdump_lines, human_size, walk_lines
+from dumpview.model.text import hexdump_lines
 
 UNITS = {"b": "u8", "h": "u16", "w": "u32", "g": "u64"}  # gdb's x/FMT sizes
-
-
-def state_text(dumped: bool, reason: str | None, detail: str | None) -> str:
-    """How a text output says whether a page has data: "dumped", "not dumped: REASON
-    (DETAIL)", "not mapped: …" or "context not dumped (…)"."""
-    from dumpview.model.contexts import CONTEXT_NOT_DUMPED
-    from dumpview.model.read import NOT_MAPPED
-
-    if reason == CONTEXT_NOT_DUMPED:
-        return "context not dumped" + (f" ({detail})" if detail else "")
-    if reason == NOT_MAPPED:
-        return "not mapped" + (f": {detail}" if detail else "")
-    return data_state(dumped, reason, detail)
 
 
 @with_examples(
@@ -100,11 +88,7 @@ def read(
             if r.dumped:
                 out += hexdump_lines(r.address, bytes(r.data), unit=UNITS[unit])
             else:
-                what = state_text(False, r.reason, r.detail)
-                out.append(
-                    f"{r.address:016x}  "
-                    + paint.paint("marker", f"** {byte_count(r.size_bytes)} {what} **")
-                )
+                out.append(gap_line(r, paint))
         click.echo("\n".join(out), color=paint.enabled)
     if gaps:
         more = f" (and {count(len(gaps) - 1)} more run(s))" if len(gaps) > 1 else ""
@@ -113,34 +97,6 @@ def read(
             f"{kind} {first.address:#x}: {state_text(False, first.reason, first.detail)}{more}",
             EXIT_NO,
         )
-
-
-def _leaf_line(t) -> str:
-    """The last line of a mapped walk: PA, attributes, block, whether the page has data."""
-    from dumpview.model.translate import walk_state
-
-    leaf = t.leaf
-    block = (
-        f"L{leaf.level} block of {human_size(leaf.block_size_bytes)}, "
-        if leaf.block_size_bytes
-        else ""
-    )
-    dumped, reason, detail = walk_state(t)
-    state = "not in any PT_LOAD" if reason == "not-in-any-pt-load" else None
-    state = state or state_text(dumped, reason, detail)
-    return (
-        f"VA {t.va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, {leaf.permissions}, {block}{state}"
-        + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else "")
-    )
-
-
-def _walk_text(t, paint) -> list[str]:
-    lines = [paint.paint("label", line[:3]) + line[3:] for line in walk_lines(t)]
-    if t.mapped:
-        line = _leaf_line(t)
-        head, sep, rest = line.partition("  ")
-        lines.append(paint.paint("heading", head) + sep + rest)
-    return lines
 
 
 @with_examples(
@@ -174,7 +130,7 @@ def vtop(dump_path: str, where: Location, context: int | None, as_json: bool) ->
                 out = []
                 for t in walks:
                     heading = f"PA {where.address:#x} <- context {t.context} VA {t.va:#x}"
-                    out += [paint.paint("heading", heading), *_walk_text(t, paint)]
+                    out += [paint.paint("heading", heading), *walk_text(t, paint)]
                 click.echo("\n".join(out), color=paint.enabled)
             if not walks:
                 scope = "any context" if ctx is None else f"context {ctx}"
@@ -185,7 +141,7 @@ def vtop(dump_path: str, where: Location, context: int | None, as_json: bool) ->
         if as_json:
             click.echo(json_document(dump, vtop=translation_dict(t)))
         else:
-            click.echo("\n".join(_walk_text(t, paint)), color=paint.enabled)
+            click.echo("\n".join(walk_text(t, paint)), color=paint.enabled)
     if not t.mapped:
         fail(
             f"VA {where.address:#x} is not mapped: walk stopped at L{t.stopped_level}: "

@@ -7,29 +7,9 @@ import json
 import click
 
 from dumpview.cli.common import fail, open_for_command, with_examples
+from dumpview.cli.render import context_lines
 from dumpview.model.numbers import byte_count, count, size
 from dumpview.model.text import info_dict
-
-
-def context_lines(contexts: list[dict]) -> list[str]:
-    """One line per context of the ``info --json`` document: number, whether its pages are in
-    the dump, TTB (owned by the driver or borrowed from the firmware), ASID, pages, tables."""
-    out = []
-    for c in contexts:
-        ttb = "TTB not recorded"
-        if c["ttb_pa"] is not None:
-            owner = {True: "owned", False: "borrowed", None: ""}[c["ttb_owned"]]
-            ttb = f"TTB {c['ttb_pa']} {owner}".rstrip()
-        state = "dumped" if c["dumped"] else "tables only"
-        pages = f"{count(c['pages_mapped'])} pages"
-        if c["dumped"]:
-            pages += f", {count(c['pages_dumped'])} dumped"
-        tables = f", {count(c['tables'])} tables" if c["tables"] else ""
-        out.append(
-            f"{c['context']:<3} {state:<11}  {ttb:<29} ASID {c['asid']:<3} "
-            f"VA {c['va_start']:<18}  {pages}{tables}"
-        )
-    return out
 
 
 @with_examples(
