@@ -1,6 +1,9 @@
 """The ``dumpview`` command line (click), one module per family of commands: ``app`` (open, the
 TUI), ``info`` (info, schema), ``addresses`` (read, vtop, ptov, search), ``ranges``, ``export``,
-``check`` (check, diff) and ``generate``; ``common`` holds what they share.
+``check`` (check, diff) and ``generate``; ``common`` holds what they share (parameters,
+``--context``, failing, examples), ``render`` the text renderers and ``style`` the colour.
+A first argument that is no command opens a dump, unless it is a mistyped command word
+(``_route``).
 
 Owns argument parsing and rendering to the terminal or JSON (every ``--json`` document and
 every export follows the schema ``dumpview-export/1`` that ``dumpview schema`` prints). Every
