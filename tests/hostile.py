@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # ``python tests/hostile.py`` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from dumpview.model.errors import DumpError, NotDumpedError  # noqa: E402
+from dumpview.model.errors import DumpError  # noqa: E402
 from dumpview.sim.writer import (  # noqa: E402
     HoleInfo,
     RegionInfo,
@@ -429,7 +429,7 @@ def _browse(path: str) -> list[str]:
 def _model_entry(entry: str, path: str, va: int) -> tuple[list[str], int | None]:
     """The model calls behind one CLI command (fast mode): (the warnings it shows, the page
     count it reports: info's total, export's page records)."""
-    from dumpview.model import AddressError, open_dump
+    from dumpview.model import open_dump
     from dumpview.model.export import export
     from dumpview.model.text import data_state, info_dict, walk_lines
 
@@ -445,9 +445,10 @@ def _model_entry(entry: str, path: str, va: int) -> tuple[list[str], int | None]
             walk_lines(t)
             if t.mapped and t.page is not None:
                 data_state(t.page.dumped, t.page.reason, t.page.reason_detail)
-        elif entry == "read":
-            with contextlib.suppress(NotDumpedError, AddressError):
-                bytes(dump.read_va(va, READ_SIZE))
+        elif entry == "read":  # as the CLI reads: runs of data and marked gaps
+            for run in dump.read_runs(va, READ_SIZE):
+                if run.dumped:
+                    bytes(run.data)
         elif entry == "export":
             pages = export(dump, _NullSink()).counts["page"]
         elif entry == "check":

@@ -202,20 +202,26 @@ def test_addresses_accept_hex_and_decimal(dump_path: Path) -> None:
     assert by_hex.stdout == by_dec.stdout == upper.stdout == page_bytes(0x8_0000_0000)[0x20:0x40]
 
 
-def test_read_not_dumped_exits_1_with_one_line(dump_path: Path) -> None:
+def test_read_not_dumped_exits_1_with_a_marked_line(dump_path: Path) -> None:
     proc = run("read", str(dump_path), hex(MMIO_VA + 0x10), "16")
     assert proc.returncode == 1
-    assert proc.stdout == b""
+    # No bytes, no zeros: one marked line naming the address, the size and the reason.
+    assert proc.stdout.decode().splitlines() == [
+        f"{MMIO_VA + 0x10:016x}  ** 16 bytes not dumped: device-memory (memattr 1 (device)) **"
+    ]
     lines = stderr_lines(proc)
     assert len(lines) == 1
     assert f"{MMIO_VA + 0x10:#x}" in lines[0]
     assert "not dumped" in lines[0]
 
 
-def test_read_unmapped_exits_1_with_one_line(dump_path: Path) -> None:
+def test_read_unmapped_exits_1_with_a_marked_line(dump_path: Path) -> None:
     proc = run("read", str(dump_path), hex(BASE_VA + 0x10000))
     assert proc.returncode == 1
-    assert proc.stdout == b""
+    out = proc.stdout.decode().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"{BASE_VA + 0x10000:016x}  ** 256 bytes not mapped: ")
+    assert "the walk stopped at L3" in out[0]
     assert len(stderr_lines(proc)) == 1
 
 

@@ -141,7 +141,7 @@ def test_the_harness_reports_unhandled_hang_and_lies(
     def boom(self, *args, **kwargs):
         raise ValueError("boom")
 
-    monkeypatch.setattr(dump_module.Dump, "read_va", boom)
+    monkeypatch.setattr(dump_module.Dump, "read_runs", boom)
     outcome = hostile.exercise(path, entries=("read",))
     assert outcome.results["read"].outcome == UNHANDLED
     assert "ValueError: boom" in outcome.results["read"].detail
@@ -152,7 +152,7 @@ def test_the_harness_reports_unhandled_hang_and_lies(
         while True:
             pass
 
-    monkeypatch.setattr(dump_module.Dump, "read_va", forever)
+    monkeypatch.setattr(dump_module.Dump, "read_runs", forever)
     started = time.perf_counter()
     outcome = hostile.exercise(path, entries=("read",), timeout=0.5)
     assert outcome.results["read"].outcome == HANG

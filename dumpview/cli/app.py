@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from dumpview.cli.common import with_examples
 from dumpview.cli.info import info
 
 
+@with_examples("dumpview open samples/faults.dump")
 @click.command("open")
 @click.argument("dump_path", metavar="[DUMP]", required=False, type=click.Path(dir_okay=False))
 def open_(dump_path: str | None) -> None:

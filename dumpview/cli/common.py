@@ -1,5 +1,6 @@
-"""What every command shares: exit codes, the address parameter, the one-line failure, opening a
-dump for a command, ``--range`` parsing, the ``--json`` document and the lazy progress bar.
+"""What every command shares: exit codes, the address and location parameters, ``--context``,
+the one-line failure, opening a dump for a command, ``--range`` parsing, the ``--json``
+document, the examples every ``--help`` ends with, and the lazy progress bar.
 
 Failure modes: ``fail`` never returns: it prints one line to stderr and raises
 ``CommandFailed`` (a ``SystemExit``) carrying the exit code and the exception being handled, if
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
-from dumpview.model.text import parse_address, parse_va_range
+from dumpview.model.location import Location, parse_location, parse_location_range
+from dumpview.model.text import parse_address
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -49,10 +53,94 @@ class Address(click.ParamType):
 ADDRESS = Address()
 
 
+class LocationType(click.ParamType):
+    """Where to look: ``VA``, ``CTX:VA`` (a VA of context CTX) or ``p:PA`` (``model.location``)."""
+
+    name = "location"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Location):
+            return value
+        try:
+            return parse_location(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+LOCATION = LocationType()
+
+F = TypeVar("F", bound=Callable)
+
+
+def context_option(what: str) -> Callable[[F], F]:
+    """``--context N``: the address space (TTB slot) ``what`` is about."""
+    return click.option(
+        "--context",
+        "context",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help=f"{what} context N's address space (default: the dumped one; "
+        "`dumpview info` lists them). A CTX: prefix on an address does the same.",
+    )
+
+
+def resolve_context(dump: Dump, command: str, *asked: int | None) -> int:
+    """The context a command works in: the one ``--context`` and any ``CTX:`` prefix name
+    (they must agree), else the dumped one. One line + exit 2 for a context the dump does not
+    carry or for two different ones."""
+    from dumpview.model.contexts import check_context
+    from dumpview.model.errors import ContextError
+
+    named = {c for c in asked if c is not None}
+    if len(named) > 1:
+        fail(f"{command}: contexts {' and '.join(str(c) for c in sorted(named))} both given")
+    try:
+        return check_context(dump, named.pop() if named else None)
+    except ContextError as exc:
+        fail(f"{command}: {dump.path}: {exc}")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A command line for ``--help`` (paths relative to the repository, where a test runs it)
+    and the exit code it ends with there."""
+
+    line: str
+    exit_code: int = 0
+
+
+def with_examples(*examples: Example | str) -> Callable[[click.Command], click.Command]:
+    """End the command's ``--help`` with these examples (kept as ``command.examples``, which
+    tests/test_cli_examples.py runs against the samples)."""
+
+    def attach(command: click.Command) -> click.Command:
+        items = tuple(e if isinstance(e, Example) else Example(e) for e in examples)
+        lines = "\n".join(f"  {e.line}" for e in items)
+        command.epilog = f"Examples:\n\n\b\n{lines}"
+        command.examples = items  # type: ignore[attr-defined]
+        return command
+
+    return attach
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print one line to stderr and exit with ``code`` (``CommandFailed``)."""
-    click.echo(f"dumpview: {message}", err=True)
+    """Print one line to stderr (in the error colour on a terminal) and exit with ``code``
+    (``CommandFailed``)."""
+    from dumpview.cli.style import palette
+
+    paint = palette(err=True)
+    click.echo(paint.paint("error", f"dumpview: {message}"), err=True, color=paint.enabled)
     raise CommandFailed(code, sys.exc_info()[1])
+
+
+def warn(message: str) -> None:
+    """One ``dumpview: warning: …`` line on stderr (in the warning colour on a terminal)."""
+    from dumpview.cli.style import palette
+
+    paint = palette(err=True)
+    text = paint.paint("warning", f"dumpview: warning: {message}")
+    click.echo(text, err=True, color=paint.enabled)
 
 
 def open_for_command(path: str) -> Dump:
@@ -72,22 +160,24 @@ def open_for_command(path: str) -> Dump:
         dump.close()
         fail(f"{path}: {exc}")
     for warning in warnings:
-        click.echo(f"dumpview: warning: {path}: {warning}", err=True)
+        warn(f"{path}: {warning}")
     return dump
 
 
-def parse_range_option(command: str, text: str | None) -> tuple[int, int]:
-    """``--range`` as (start, end); the whole space without it; one line + exit 2 if bad."""
+def parse_context_range_option(command: str, text: str | None) -> tuple[int | None, int, int]:
+    """``--range [CTX:]START-END`` as (context or None, start, end); the whole space without
+    it; one line + exit 2 if bad."""
     if text is None:
-        return 0, 1 << 64
+        return None, 0, 1 << 64
     try:
-        return parse_va_range(text)
+        return parse_location_range(text)
     except ValueError as exc:
         fail(f"{command}: --range: {exc}")
 
 
 def json_document(dump: Dump, **sections: object) -> str:
-    """A --json document of the export schema: the dump it describes and the sections."""
+    """A --json document of the export schema: the dump it describes and the sections (a
+    ``context`` section says which address space a context-scoped answer is about)."""
     from dumpview.model.export import SCHEMA_ID, header
 
     head = header(dump, (), False)

@@ -35,10 +35,12 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from dumpview.model.check import CheckResult
+    from dumpview.model.contexts import ContextInfo
     from dumpview.model.crash import Fault
     from dumpview.model.export import ExportStats
     from dumpview.model.ptov import Mapping
     from dumpview.model.ranges import RangeTable
+    from dumpview.model.read import ReadRun
     from dumpview.model.search import SearchResult
     from dumpview.model.tables import TablesIndex
     from dumpview.model.translate import Translation
@@ -797,12 +799,36 @@ class Dump:
 
     # ---- queries (the scripted surface; each lives in its own module) --------------------------
 
-    def ranges(self, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
+    def ranges(
+        self, va_start: int = 0, va_end: int = 1 << 64, context: int | None = None
+    ) -> RangeTable:
         """Coalesced ranges, ptdump style, clipped to [va_start, va_end): see
-        ``dumpview.model.ranges``. ``len()`` and ``.row(i)`` give each ``Range``."""
-        from dumpview.model.ranges import ranges
+        ``dumpview.model.ranges``; of another ``context`` than the dumped one, from its tables
+        (``dumpview.model.contexts.context_ranges``; ``ContextError`` for one the dump does not
+        carry). ``len()`` and ``.row(i)`` give each ``Range``."""
+        from dumpview.model.contexts import context_ranges
 
-        return ranges(self, va_start, va_end)
+        return context_ranges(self, va_start, va_end, context)
+
+    def contexts(self) -> list[ContextInfo]:
+        """The address spaces the dump carries, the dumped one first (``model.contexts``)."""
+        from dumpview.model.contexts import contexts
+
+        return contexts(self)
+
+    def read_runs(self, va: int, size_bytes: int, context: int | None = None) -> list[ReadRun]:
+        """``size_bytes`` at ``va`` (in ``context``) as runs of data and marked gaps, never
+        raising for a hole (``dumpview.model.read``)."""
+        from dumpview.model.read import read_runs
+
+        return read_runs(self, va, size_bytes, context)
+
+    def read_runs_pa(self, pa: int, size_bytes: int) -> list[ReadRun]:
+        """``size_bytes`` at physical ``pa`` as runs of data and marked gaps
+        (``dumpview.model.read``)."""
+        from dumpview.model.read import read_runs_pa
+
+        return read_runs_pa(self, pa, size_bytes)
 
     def search(
         self,
@@ -846,12 +872,14 @@ class Dump:
         fmt: str = "jsonl",
         include: Iterable[str] | None = None,
         with_data: bool = False,
+        context: int | None = None,
     ) -> ExportStats:
         """Export to ``target`` (a path, written atomically, or a text stream) as "jsonl" or
-        "json"; ``include`` picks kinds (default all). Returns ``ExportStats``."""
+        "json"; ``include`` picks kinds (default all); ``context`` scopes ranges, pages and
+        tables to one address space. Returns ``ExportStats``."""
         from dumpview.model.export import export, export_file
 
-        options = {"fmt": fmt, "include": include, "with_data": with_data}
+        options = {"fmt": fmt, "include": include, "with_data": with_data, "context": context}
         if hasattr(target, "write"):
             return export(self, target, **options)
         return export_file(self, target, **options)

@@ -282,18 +282,25 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
     codes = np.full(len(va_start), -1, dtype=np.int64)
     undumped = np.flatnonzero(~dumped)
     reasons: list = []
-    if len(undumped):
+    if table.reason is not None:  # one reason for every range (a context not dumped)
+        codes[undumped], reasons = 0, [table.reason]
+    elif len(undumped):
         hole_codes, reasons = hole_reasons(dump, va_start[undumped], flags[undumped])
         codes[undumped] = hole_codes
     fmt = dump.entry_format
-    attrs = unpack_p_flags_bulk(flags, fmt)
-    first, group = _groups(flags, dumped, codes + 1)
+    exact = table.pte is not None  # the entries themselves, from a context's tables
+    if exact:
+        attrs = table.pte[start:stop] & np.uint64(fmt.attribute_mask)
+        first, group = _groups(attrs, dumped, codes + 1)
+    else:
+        attrs = unpack_p_flags_bulk(flags, fmt)
+        first, group = _groups(flags, dumped, codes + 1)
     groups = [
         attributes(
             int(attrs[f]),
             int(flags[f]),
             bool(dumped[f]),
-            False,
+            exact,
             reasons[int(codes[f])] if codes[f] >= 0 else None,
             fmt,
         )
@@ -366,17 +373,19 @@ def region_records(dump: Dump) -> list[dict]:
     ]
 
 
-def table_records(dump: Dump) -> Iterator[str]:
-    """Every table of every address space as a JSON text, parents first: real tables with their
-    non-empty entries, or (driver dumps) rebuilt tables whose upper entries' values were not
-    recorded. A carried table reached again (shared by several entries, or a cycle) is written
-    once, with the parent that reached it first."""
+def table_records(dump: Dump, context: int | None = None) -> Iterator[str]:
+    """Every table of every address space (or only ``context``'s) as a JSON text, parents
+    first: real tables with their non-empty entries, or (driver dumps) rebuilt tables whose
+    upper entries' values were not recorded. A carried table reached again (shared by several
+    entries, or a cycle) is written once, with the parent that reached it first."""
     from dumpview.model.levels import LevelTree
 
     tree = LevelTree(dump)
     geometry = dump.geometry
     written: set[int] = set()  # carried table PAs: a table shared (or in a cycle) goes once
     for root in tree.roots:
+        if context is not None and root.context != context:
+            continue
         stack = [(root, None, None)]
         while stack:
             table, parent, parent_index = stack.pop()
@@ -571,10 +580,17 @@ def header(dump: Dump, include: tuple[str, ...], with_data: bool) -> dict:
 
 
 def _kind_chunks(
-    dump: Dump, kind: str, with_data: bool, progress: Progress | None
+    dump: Dump, kind: str, with_data: bool, progress: Progress | None, context: int | None = None
 ) -> Iterator[list[str]]:
-    """The records of one kind, as lists of JSON texts."""
-    if kind == "pages":
+    """The records of one kind, as lists of JSON texts; ``context`` scopes ranges, pages and
+    tables to one address space (a context not dumped: from its tables, ``export_context``)."""
+    from dumpview.model.contexts import context_ranges, is_dumped_context
+
+    if kind == "pages" and not is_dumped_context(dump, context):
+        from dumpview.model.export_context import context_page_lines
+
+        yield from context_page_lines(dump, context, with_data)
+    elif kind == "pages":
         index = PageIndex(dump)
         writer = _PageWriter(dump, with_data)
         done = 0
@@ -585,11 +601,11 @@ def _kind_chunks(
             if progress is not None:
                 progress(done, index.total)
     elif kind == "ranges":
-        yield from range_records(dump)
+        yield from range_records(dump, context_ranges(dump, context=context))
     elif kind == "tables":
         batch: list[str] = []
         size = 0
-        for record in table_records(dump):
+        for record in table_records(dump, context):
             batch.append(record)
             size += len(record)
             if size >= TABLE_BATCH_CHARS:  # a leaf table's record can be ~150 KB
@@ -655,16 +671,24 @@ def export(
     with_data: bool = False,
     progress: Progress | None = None,
     jobs: int | None = None,
+    context: int | None = None,
 ) -> ExportStats:
     """Write ``dump`` to the text stream ``out`` as ``fmt`` ("jsonl" or "json"); ``include``
     picks kinds (default: all). ``progress(done, total)`` is called per chunk of pages.
     ``jobs``: worker processes for page records (None: decided by ``parallel_jobs``, 1: none);
-    the output is the same bytes either way."""
+    the output is the same bytes either way. ``context`` scopes ranges, pages and tables to
+    one address space (the header says which); ``ContextError`` for one the dump lacks."""
+    from dumpview.model.contexts import check_context, is_dumped_context
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     kinds_ = EXPORT_KINDS if include is None else parse_kinds(include)
     stats = ExportStats(counts={RECORD_NAMES[k]: 0 for k in kinds_})
     head = header(dump, kinds_, with_data)
+    if context is not None:
+        head["context"] = check_context(dump, context)
+        if not is_dumped_context(dump, context):
+            jobs = 1  # a context's pages come from its tables, in one process
 
     def write(text: str) -> None:
         out.write(text)
@@ -684,7 +708,7 @@ def export(
             name = RECORD_NAMES[kind]
             if kind == "pages" and parallel_pages():
                 continue
-            for lines in _kind_chunks(dump, kind, with_data, progress):
+            for lines in _kind_chunks(dump, kind, with_data, progress, context):
                 if lines:
                     write("\n".join(lines) + "\n")
                     stats.counts[name] += len(lines)
@@ -705,7 +729,7 @@ def export(
             write("]")
             continue
         first = True
-        for lines in _kind_chunks(dump, kind, with_data, progress):
+        for lines in _kind_chunks(dump, kind, with_data, progress, context):
             if not lines:
                 continue
             write(("\n" if first else ",\n") + ",\n".join(lines))

@@ -178,7 +178,8 @@ class LeafTables:
     full path is ``paths[i]`` plus the unit's own step (``level[i]``, ``table_pa[i]``, and the
     VA's index at that level: ``(va >> shift[i]) & index_mask[i]``)."""
 
-    def __init__(self, dump: Dump) -> None:
+    def __init__(self, dump: Dump, context: int | None = None) -> None:
+        """``context``: whose leaves (default: the dumped address space's)."""
         index = dump.tables_index
         self.geometry = dump.geometry
         leaf_level = self.geometry.levels[-1]
@@ -192,7 +193,9 @@ class LeafTables:
         self.paths: list[tuple[PathStep, ...]] = []  # the steps above the unit's table
         if index is None:
             return
-        nodes = [n for n in index.nodes if n.context == index.dumped_context]
+        nodes = index.nodes  # walking them decides index.dumped_context
+        wanted = index.dumped_context if context is None else context
+        nodes = [n for n in nodes if n.context == wanted]
         by_pa = {n.pa: n for n in nodes}
         units: list[tuple[int, int, int, int, tuple[PathStep, ...]]] = []
         for node in nodes:

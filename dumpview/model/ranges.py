@@ -32,8 +32,8 @@ U64_MAX = (1 << 64) - 1
 @dataclass(frozen=True)
 class Range:
     """One coalesced range: ``va_end`` is exclusive; ``pte`` is the entry rebuilt for its first
-    page from p_paddr/p_flags; ``reason``/``reason_detail`` say why an undumped range has no
-    data (None when dumped)."""
+    page from p_paddr/p_flags (the exact entry for a context read from its tables);
+    ``reason``/``reason_detail`` say why an undumped range has no data (None when dumped)."""
 
     va_start: int
     va_end: int
@@ -64,7 +64,14 @@ class RangeTable:
         pa_start: np.ndarray,
         flags: np.ndarray,
         dumped: np.ndarray,
+        *,
+        pte: np.ndarray | None = None,
+        reason: tuple[str, str | None] | None = None,
+        context: int | None = None,
     ) -> None:
+        """``pte`` (exact entries of each range's first page, from a context's tables) and
+        ``reason`` (why every undumped range has no data) replace what the PT_LOADs say:
+        ranges of a context the dump did not dump (``context``)."""
         self._dump = dump
         self.entry_format = dump.entry_format
         self.va_start = va_start
@@ -72,6 +79,9 @@ class RangeTable:
         self.pa_start = pa_start
         self.flags = flags
         self.dumped = dumped
+        self.pte = pte
+        self.reason = reason
+        self.context = context
 
     def __len__(self) -> int:
         return len(self.va_start)
@@ -82,9 +92,12 @@ class RangeTable:
         pa_start, flags = int(self.pa_start[i]), int(self.flags[i])
         dumped = bool(self.dumped[i])
         fmt = self._dump.entry_format
-        pte = fmt.unpack_p_flags(flags, pa_start)
+        pte = fmt.unpack_p_flags(flags, pa_start) if self.pte is None else int(self.pte[i])
         memattr = fmt.memattr(pte)
-        reason, detail = (None, None) if dumped else self._dump.hole_reason(va_start, flags)
+        if dumped:
+            reason, detail = None, None
+        else:
+            reason, detail = self.reason or self._dump.hole_reason(va_start, flags)
         return Range(
             va_start=va_start,
             va_end=va_end,

@@ -206,6 +206,20 @@ class TablesIndex:
 
     @cached_property
     def _leaves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _ = self.nodes  # sets dumped_context
+        return self.leaves_of(self.dumped_context)
+
+    def leaves_of(self, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(VAs, entries, levels) of every page ``context``'s tables map, sorted by VA: each
+        page entry of the last level and each page of a block entry (with the block's entry),
+        at most ``MAX_BLOCK_PAGES`` block pages (a warning says where the rest begin). Empty
+        arrays for a context the dump carries no tables for."""
+        cache = self.__dict__.setdefault("_leaves_by_context", {})
+        if context not in cache:
+            cache[context] = self._collect_leaves(context)
+        return cache[context]
+
+    def _collect_leaves(self, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         last = self.geometry.levels[-1]
         page = self.geometry.page_size_bytes
         vas, ptes, levels = [], [], []
@@ -213,7 +227,7 @@ class TablesIndex:
         for node in self.nodes:
             if block_pages > MAX_BLOCK_PAGES:
                 break
-            if node.context != self.dumped_context:
+            if node.context != context:
                 continue
             entries = self.entries_at(node.pa)
             if node.level == last.level:

@@ -17,7 +17,8 @@ SIZE_UNITS = "KMGT"
 
 def info_dict(dump) -> dict:
     """The ``info --json`` document (keys are a stable interface for scripts). ``warnings``
-    holds every warning about the file (``Dump.all_warnings``)."""
+    holds every warning about the file (``Dump.all_warnings``), ``contexts`` every address
+    space (``Dump.contexts``)."""
     total, dumped = dump.page_totals
     gpu = None
     info = dump.agx_info
@@ -64,6 +65,7 @@ def info_dict(dump) -> dict:
         },
         "size_bytes": dump.size_bytes,
         "warnings": dump.all_warnings(),
+        "contexts": [c.to_dict() for c in dump.contexts()],
     }
     if extension is not None and extension.scenario is not None:
         s = extension.scenario

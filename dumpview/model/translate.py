@@ -45,6 +45,7 @@ class Translation:
     stopped_reason: str | None = None
     rebuilt: bool = False
     page: PageRecord | None = None  # only for the dumped space: other contexts have no pages
+    context_dumped: bool = True  # False: a context whose pages the dump does not carry
 
     @property
     def mapped(self) -> bool:
@@ -54,16 +55,11 @@ class Translation:
 def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
     """Walk ``va`` through the dump's tables (real or rebuilt). ``context`` picks the address
     space (its TTB) when the dump carries several; None is the dumped space. A context the dump
-    does not carry is a stopped walk, not an error."""
+    does not carry is a stopped walk, not an error. Each space has its own VA half (the
+    kernel's upper half, a user context's lower half): a VA outside it stops at the top."""
     geometry = dump.geometry
     result = Translation(va=va, context=context)
-    if not 0 <= va < 1 << 64 or not geometry.in_space(va):
-        result.stopped_level = geometry.levels[0].level
-        result.stopped_reason = (
-            f"VA {va:#x} is outside the walked address space "
-            f"({geometry.va_base & ~geometry.ias_mask:#x} and up, {geometry.ias}-bit)"
-        )
-        return result
+    space = None
     if dump.tables_index is not None and dump.extension.spaces:
         spaces = dump.extension.spaces
         space = spaces[0]
@@ -73,12 +69,21 @@ def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
                 result.stopped_level = geometry.levels[0].level
                 result.stopped_reason = f"the dump carries no address space for context {context}"
                 return result
+        result.context_dumped = space is spaces[0]
+    upper = (geometry.va_base if space is None else space.va_start) & ~geometry.ias_mask
+    if not 0 <= va < 1 << 64 or va & ~geometry.ias_mask != upper:
+        last = upper + geometry.ias_mask
+        result.stopped_level = geometry.levels[0].level
+        result.stopped_reason = (
+            f"VA {va:#x} is outside the walked address space "
+            f"({upper:#x}..{last:#x}, {geometry.ias}-bit)"
+        )
+        return result
+    if space is not None:
         _walk_tables(dump, va, result, space.ttb_pa)
-        dumped_space = space is spaces[0]
     else:
         _walk_rebuilt(dump, va, result)
-        dumped_space = True
-    if result.pa is not None and dumped_space:
+    if result.pa is not None and result.context_dumped:
         result.page = dump.page(va)
     return result
 
@@ -178,3 +183,75 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
     )
     result.leaf = decoded
     result.pa = decoded.output_address | (va & (geometry.page_size_bytes - 1))
+
+
+# ---- the walk as JSON (``vtop --json``, schema ``walk``) ---------------------------------------
+
+NO_PT_LOAD = "not-in-any-pt-load"  # a leaf the tables map but no PT_LOAD records
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"
+
+
+def walk_state(t: Translation) -> tuple[bool, str | None, str | None] | None:
+    """(dumped, reason, detail) of a mapped walk's page, None when unmapped: the page record's
+    state; ``context-not-dumped`` for a context whose pages the dump does not carry."""
+    from dumpview.model.contexts import CONTEXT_NOT_DUMPED, CONTEXT_NOT_DUMPED_DETAIL
+
+    if not t.mapped:
+        return None
+    if not t.context_dumped:
+        return False, CONTEXT_NOT_DUMPED, CONTEXT_NOT_DUMPED_DETAIL
+    if t.page is None:
+        return False, NO_PT_LOAD, "the tables map it but the dump has no PT_LOAD for it"
+    return t.page.dumped, t.page.reason, t.page.reason_detail
+
+
+def translation_dict(t: Translation) -> dict:
+    """The walk as a JSON object (schema ``walk``): every step, the leaf decoded, the PA and
+    whether its page has data, or where and why the walk stopped."""
+    steps = [
+        {
+            "level": s.level,
+            "table_pa": _hex(s.table_pa),
+            "index": s.index,
+            "entry": _hex(s.entry),
+            "type": None if s.decoded is None else s.decoded.type_name,
+            "rebuilt": s.rebuilt,
+            "note": s.note or None,
+        }
+        for s in t.steps
+    ]
+    leaf = None
+    if t.leaf is not None:
+        d = t.leaf
+        leaf = {
+            "level": d.level,
+            "entry": f"{d.value:#x}",
+            "exact": d.exact,
+            "type": d.type_name,
+            "output_address": f"{d.output_address:#x}",
+            "block_size_bytes": d.block_size_bytes,
+            "memattr": d.memattr,
+            "memattr_name": d.memattr_name,
+            **dict(zip(d.entry_format.view_keys, d.views, strict=True)),
+            "ng": d.ng,
+            "af": d.af,
+        }
+    state = walk_state(t)
+    return {
+        "va": f"{t.va:#x}",
+        "context": t.context,
+        "context_dumped": t.context_dumped,
+        "mapped": t.mapped,
+        "pa": _hex(t.pa),
+        "rebuilt": t.rebuilt,
+        "steps": steps,
+        "leaf": leaf,
+        "dumped": None if state is None else state[0],
+        "reason": None if state is None else state[1],
+        "reason_detail": None if state is None else state[2],
+        "stopped_level": t.stopped_level,
+        "stopped_reason": t.stopped_reason,
+    }

@@ -78,18 +78,21 @@ class Translator:
         self._walks_tables = self._index is not None and bool(spaces)
         self._ttbs = {s.context: s.ttb_pa for s in spaces}
         self._dumped_context = spaces[0].context if spaces else None
+        # Each space's VA half (a user context's lower half, the kernel's upper half).
+        self._uppers = {s.context: s.va_start & ~geometry.ias_mask for s in spaces}
         self._segment_columns: tuple | None = None
 
     # ---- scalar ------------------------------------------------------------------------------
 
     def va_to_pa(self, va: int, context: int | None = None) -> int | None:
         """The PA ``va`` translates to in ``context`` (None: the dumped space), or None."""
-        if not 0 <= va < 1 << 64 or (va & self._not_ias) != self._upper:
-            return None
         if not self._walks_tables:
+            if not 0 <= va < 1 << 64 or (va & self._not_ias) != self._upper:
+                return None
             return self._segment_pa(va)
-        table_pa = self._ttbs.get(self._dumped_context if context is None else context)
-        if table_pa is None:
+        space = self._dumped_context if context is None else context
+        table_pa = self._ttbs.get(space)
+        if table_pa is None or not 0 <= va < 1 << 64 or (va & self._not_ias) != self._uppers[space]:
             return None
         offset_of = self._index.offset_of
         buffer = self._dump.buffer
@@ -147,7 +150,10 @@ class Translator:
         pa = np.zeros(n, np.uint64)
         mapped = np.zeros(n, bool)
         stopped = np.full(n, self._levels[0][0], np.int8)
-        in_space = (va & np.uint64(self._not_ias)) == np.uint64(self._upper)
+        upper = self._upper
+        if self._walks_tables:
+            upper = self._uppers.get(self._dumped_context if context is None else context, upper)
+        in_space = (va & np.uint64(self._not_ias)) == np.uint64(upper)
         dumped_space = context is None or context == self._dumped_context
         dumped = np.zeros(n, bool)
         page_mask = np.uint64(self._page_mask)

@@ -38,13 +38,15 @@ from textual.widgets.option_list import Option
 
 from dumpview.model import Dump, DumpError
 from dumpview.model.bookmarks import Bookmarks
+from dumpview.model.contexts import context_numbers
 from dumpview.model.crash import crashlog_sections
 from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES, kinds_of
 from dumpview.model.levels import FoldRow, LevelTree, TableRef, open_for_browsing
+from dumpview.model.location import parse_location
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
-from dumpview.model.text import HEX_UNITS, info_dict, parse_address
+from dumpview.model.text import HEX_UNITS, info_dict
 from dumpview.tui import sources
 from dumpview.tui.keys import KEYS, NAVIGATION
 from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
@@ -135,7 +137,7 @@ class GotoScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="prompt"):
-            yield Label("Go to VA (0x… or decimal), or p:PA")
+            yield Label("Go to VA (0x… or decimal), CTX:VA (a context's VA), or p:PA")
             yield Input(placeholder=self.example, id="goto-input")
 
     @on(Input.Submitted)
@@ -491,10 +493,10 @@ class MainScreen(Screen):
     def _goto_text(self, text: str | None) -> None:
         if not text:
             return
-        text = text.strip()
         try:
-            if text.lower().startswith("p:"):
-                pa = parse_address(text[2:])
+            where = parse_location(text)
+            if where.physical:
+                pa = where.address
                 vas = self.dump.vas_for_pa(pa)
                 if not vas:
                     self.status(f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
@@ -504,7 +506,10 @@ class MainScreen(Screen):
                     vas[0], note=f"PA {pa:#x} at VA {vas[0]:#x}" + (aliases if len(vas) > 1 else "")
                 )
                 return
-            self.goto(parse_address(text))
+            if where.context is not None and where.context not in context_numbers(self.dump):
+                self.status(f"go to: the dump has no context {where.context}")
+                return
+            self.goto(where.address, context=where.context)
         except ValueError as exc:
             self.status(f"go to: {exc}")
 
@@ -529,6 +534,8 @@ class MainScreen(Screen):
             state = ""
             if walk.page is not None:
                 state = "dumped" if walk.page.dumped else f"not dumped ({walk.page.reason})"
+            elif not walk.context_dumped:
+                state = f"(context {context} not dumped: its tables only)"
             self.status(note or f"VA {va:#x} -> PA {walk.pa:#x} {state}")
         else:
             self.status(

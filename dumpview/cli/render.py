@@ -1,0 +1,89 @@
+"""Text renderers the commands share (and ``triage``/``crashlog`` will): how a page's data
+state reads, a walk with its last line, a run ``read`` could not show, a context's line.
+
+Each takes model results (``Translation``, ``ReadRun``, ``info``'s context dicts) and a
+``style.Palette`` and returns lines; numbers go through ``model.numbers`` so every output
+writes them alike. Colour is only added by the palette (none when piped). Nothing here raises
+for a result the model returned.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dumpview.model.numbers import byte_count, count, size
+from dumpview.model.text import data_state, walk_lines
+
+if TYPE_CHECKING:
+    from dumpview.cli.style import Palette
+    from dumpview.model.read import ReadRun
+    from dumpview.model.translate import Translation
+
+
+def state_text(dumped: bool, reason: str | None, detail: str | None) -> str:
+    """How a text output says whether a page has data: "dumped", "not dumped: REASON
+    (DETAIL)", "not mapped: …" or "context not dumped (…)"."""
+    from dumpview.model.contexts import CONTEXT_NOT_DUMPED
+    from dumpview.model.read import NOT_MAPPED
+    from dumpview.model.translate import NO_PT_LOAD
+
+    if reason == CONTEXT_NOT_DUMPED:
+        return "context not dumped" + (f" ({detail})" if detail else "")
+    if reason == NOT_MAPPED:
+        return "not mapped" + (f": {detail}" if detail else "")
+    if reason == NO_PT_LOAD:
+        return "not in any PT_LOAD"
+    return data_state(dumped, reason, detail)
+
+
+def leaf_line(t: Translation) -> str:
+    """The last line of a mapped walk: PA, attributes, block, whether the page has data."""
+    from dumpview.model.translate import walk_state
+
+    leaf = t.leaf
+    block = (
+        f"L{leaf.level} block of {size(leaf.block_size_bytes)}, " if leaf.block_size_bytes else ""
+    )
+    state = state_text(*walk_state(t))
+    return (
+        f"VA {t.va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, {leaf.permissions}, {block}{state}"
+        + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else "")
+    )
+
+
+def walk_text(t: Translation, paint: Palette) -> list[str]:
+    """One line per level of the walk (``text.walk_lines``), then ``leaf_line`` when mapped."""
+    lines = [paint.paint("label", line[:3]) + line[3:] for line in walk_lines(t)]
+    if t.mapped:
+        head, sep, rest = leaf_line(t).partition("  ")
+        lines.append(paint.paint("heading", head) + sep + rest)
+    return lines
+
+
+def gap_line(run: ReadRun, paint: Palette) -> str:
+    """A run ``read`` has no bytes for, as one marked line in the hex dump's address column."""
+    what = state_text(False, run.reason, run.detail)
+    return f"{run.address:016x}  " + paint.paint(
+        "marker", f"** {byte_count(run.size_bytes)} {what} **"
+    )
+
+
+def context_lines(contexts: list[dict]) -> list[str]:
+    """One line per context of the ``info --json`` document: number, whether its pages are in
+    the dump, TTB (owned by the driver or borrowed from the firmware), ASID, pages, tables."""
+    out = []
+    for c in contexts:
+        ttb = "TTB not recorded"
+        if c["ttb_pa"] is not None:
+            owner = {True: "owned", False: "borrowed", None: ""}[c["ttb_owned"]]
+            ttb = f"TTB {c['ttb_pa']} {owner}".rstrip()
+        state = "dumped" if c["dumped"] else "tables only"
+        pages = f"{count(c['pages_mapped'])} pages"
+        if c["dumped"]:
+            pages += f", {count(c['pages_dumped'])} dumped"
+        tables = f", {count(c['tables'])} tables" if c["tables"] else ""
+        out.append(
+            f"{c['context']:<3} {state:<11}  {ttb:<29} ASID {c['asid']:<3} "
+            f"VA {c['va_start']:<18}  {pages}{tables}"
+        )
+    return out
