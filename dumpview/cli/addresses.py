@@ -15,7 +15,7 @@ from dumpview.cli.common import (
     open_for_command,
     parse_range_option,
 )
-from dumpview.model.text import data_state, hexdump_lines, human_size, walk_lines
+from dumpview.model.text import data_state, hexdump_lines, human_size, oas_flag, pa_text, walk_lines
 
 
 @click.command()
@@ -63,7 +63,8 @@ def vtop(dump_path: str, va: int) -> None:
                 else "not in any PT_LOAD"
             )
             lines.append(
-                f"VA {va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, {leaf.permissions}, "
+                f"VA {va:#x} -> {pa_text(t.pa, t.pa_raw, dump.geometry.oas)}  "
+                f"{leaf.memattr_name}, {leaf.permissions}, "
                 f"{block}{state}"
                 + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else "")
             )
@@ -92,9 +93,10 @@ def ptov(dump_path: str, pa: int, as_json: bool) -> None:
                 exact = "" if m.pte_exact else " (rebuilt from the PT_LOAD)"
                 names = dump.entry_format.view_names
                 views = ", ".join(f"{n} {v}" for n, v in zip(names, m.views.values(), strict=True))
+                says = oas_flag(m.pa, m.pa_raw, dump.geometry.oas)
                 click.echo(
-                    f"PA {pa:#x} <- VA {m.va:#x}  context {m.context}  entry {m.pte:#x}{exact}  "
-                    f"{m.memattr_name}, {views}, {state}"
+                    f"PA {pa:#x}{says} <- VA {m.va:#x}  context {m.context}  entry {m.pte:#x}"
+                    f"{exact}  {m.memattr_name}, {views}, {state}"
                 )
     if not mappings:
         fail(f"PA {pa:#x} is not mapped by any entry of the dump", EXIT_NO)

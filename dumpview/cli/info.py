@@ -56,10 +56,34 @@ def info(dump_path: str, as_json: bool) -> None:
     lines.append(
         f"  crash log    {log['format']}, {log['size']:,} bytes" if log else "  crash log    none"
     )
+    lines += crashlog_lines(log) if log else []
     if "scenario" in doc:
         s = doc["scenario"]
         lines.append(f"  generated    scenario {s['name']}, seed {s['seed']}")
     click.echo("\n".join(lines))
+
+
+def crashlog_lines(log: dict) -> list[str]:
+    """The crash log summary of ``info_dict`` as text lines: panic, fault, Ccdp verdicts."""
+    lines = []
+    if log["tag_order"] == "reading":
+        lines.append("               tags in reading order (written by dumpview 0.1.0 or earlier)")
+    if log["panic"] is not None:
+        lines.append(f"  panic        {log['panic']}")
+    f = log["fault"]
+    if f is not None:
+        verdict = {True: "the tables agree", False: "the tables DISAGREE", None: "not comparable"}
+        lines.append(
+            f"  fault        FAR {f['far']}, PC {f['pc']}, ESR {f['esr']} ({f['ec_name']})"
+        )
+        if f["fault_status"]:
+            lines.append(
+                f"               {f['fault_status']}: {verdict[f['walk_agrees']]}: {f['walk_note']}"
+            )
+    c = log["ccdp"]
+    if c is not None:
+        lines.append(f"  ccdp         {c['pairs']} pairs, {c['disagree']} disagree with the tables")
+    return lines
 
 
 @click.command()

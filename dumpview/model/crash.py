@@ -2,9 +2,20 @@
 and every decoded entry as plain-text sections.
 
 Owns decoding an ARMv8 ESR_ELx value (``decode_esr``: exception class, IL, ISS and, for the
-classes that have them, the fault status code and syndrome bits), checking the firmware's
-recorded VA/PA pairs against the dump's own translation (``check_ccdp``), and the sections any
-view shows for a dump's crash logs (``crashlog_sections``). No Textual, no click.
+classes that have them, the fault status code and syndrome bits), checking what the firmware
+says against the dump's own tables (``check_ccdp``: its recorded VA/PA pairs; ``compare_fault``:
+the fault status's kind and lookup level against the dump's walk of the FAR), and the sections
+any view shows for a dump's crash logs (``crashlog_sections``). No Textual, no click.
+
+Fault status against the walk (``compare_fault``): a translation fault at level N agrees when
+the dump's walk of the FAR stops at LN too (a rebuilt walk that stops above LN cannot tell: a
+driver dump shows no empty tables); an access flag fault when the FAR is mapped by a
+leaf at LN whose AF is clear (a driver dump does not record AF: then it cannot tell); a
+permission fault when the FAR is mapped by a leaf at LN; an address size fault when the walk
+meets an output address with bits at or above the OAS at LN (or in the table entry above it).
+Anything else (no abort, FnV set, a status without a level, a FAR outside the dumped space)
+cannot be compared (``agrees`` None). A disagreement is the ``fault-mismatch`` finding of
+``dumpview.model.check``.
 
 Nothing here raises for a hostile log: ``formats.clhe.parse_crashlog`` already never raises,
 entries whose payload did not decode have ``fields`` None and are reported as such, and
@@ -16,7 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dumpview.model.text import data_state, hexdump_lines, walk_lines
+from dumpview.model.entries import source_notes
+from dumpview.model.text import data_state, hexdump_lines, oas_flag, pa_text, walk_lines
 from formats import clhe
 
 if TYPE_CHECKING:
@@ -69,7 +81,9 @@ EC_NAMES: dict[int, str] = {
     0x35: "watchpoint, same EL",
     0x38: "BKPT, AArch32",
     0x3A: "vector catch, AArch32",
+    0x2D: "guarded control stack exception",
     0x3C: "BRK, AArch64",
+    0x3F: "implementation defined exception (IMPDEF)",  # m1n1's ESR_EC.IMPDEF
 }
 EC_INSTRUCTION_ABORTS = frozenset({0x20, 0x21})
 EC_DATA_ABORTS = frozenset({0x24, 0x25})
@@ -105,6 +119,9 @@ FSC_NAMES: dict[int, str] = {
     0x34: "implementation defined fault (lockdown)",
     0x35: "implementation defined fault (unsupported exclusive or atomic access)",
 }
+# The levelled fault statuses a dump's tables can confirm or contradict (FSC & ~3).
+FSC_ADDRESS_SIZE, FSC_TRANSLATION, FSC_ACCESS_FLAG, FSC_PERMISSION = 0x00, 0x04, 0x08, 0x0C
+FSC_TABLE_KINDS = frozenset({FSC_ADDRESS_SIZE, FSC_TRANSLATION, FSC_ACCESS_FLAG, FSC_PERMISSION})
 SERROR_AET = {
     0: "uncontainable (UC)",
     1: "unrecoverable state (UEU)",
@@ -128,7 +145,9 @@ def fault_status_name(fsc: int) -> str:
 
 @dataclass
 class EsrInfo:
-    """A decoded ESR_ELx: class, instruction length, syndrome, and what the syndrome says."""
+    """A decoded ESR_ELx: class, instruction length, syndrome, and what the syndrome says.
+    ``fsc`` is the fault status code of an instruction or data abort (None otherwise),
+    ``far_valid`` False when such an abort sets FnV."""
 
     esr: int
     ec: int
@@ -136,6 +155,18 @@ class EsrInfo:
     il: int
     iss: int
     details: list[str]
+    fsc: int | None = None
+    far_valid: bool = True
+    write: bool | None = None  # data aborts: WnR
+
+    @property
+    def is_abort(self) -> bool:
+        return self.ec in EC_DATA_ABORTS or self.ec in EC_INSTRUCTION_ABORTS
+
+    @property
+    def fault_status(self) -> str | None:
+        """ "translation fault, level 3" for an abort, else None."""
+        return None if self.fsc is None else fault_status_name(self.fsc)
 
 
 def _abort_details(iss: int, data: bool) -> list[str]:
@@ -188,8 +219,12 @@ def decode_esr(esr: int) -> EsrInfo:
     """Decode ESR_ELx (any 64-bit value): EC bits 31:26, IL bit 25, ISS bits 24:0, ISS2 36:32."""
     esr &= (1 << 64) - 1
     ec, il, iss = _bits(esr, 31, 26), _bits(esr, 25, 25), _bits(esr, 24, 0)
+    fsc: int | None = None
+    write: bool | None = None
     if ec in EC_DATA_ABORTS or ec in EC_INSTRUCTION_ABORTS:
         details = _abort_details(iss, data=ec in EC_DATA_ABORTS)
+        fsc = _bits(iss, 5, 0)
+        write = bool(_bits(iss, 6, 6)) if ec in EC_DATA_ABORTS else None
     elif ec in EC_CALLS:
         details = [f"immediate {_bits(iss, 15, 0):#06x}"]
     elif ec == EC_BRK:
@@ -204,7 +239,9 @@ def decode_esr(esr: int) -> EsrInfo:
         details.append(f"ISS2 {_bits(esr, 36, 32):#x}")
     if esr >> 37:
         details.append(f"bits 63:37 are set ({esr >> 37 << 37:#x}): they should be zero")
-    return EsrInfo(esr, ec, EC_NAMES.get(ec, f"EC {ec:#04x}"), il, iss, details)
+    far_valid = fsc is None or not _bits(iss, 10, 10)
+    name = EC_NAMES.get(ec, f"EC {ec:#04x}")
+    return EsrInfo(esr, ec, name, il, iss, details, fsc, far_valid, write)
 
 
 # ---- Ccdp ---------------------------------------------------------------------------------------
@@ -212,53 +249,135 @@ def decode_esr(esr: int) -> EsrInfo:
 
 @dataclass
 class CcdpCheck:
-    """One Ccdp pair against the dump: ``pa_dump`` None when the dump does not map the VA."""
+    """One Ccdp pair against the dump: ``pa_dump`` (the walker's PA) None when the dump does not
+    map the VA; ``pa_dump_raw`` what the entry says (differs only above the OAS)."""
 
     va: int
     pa_log: int
     pa_dump: int | None
     agree: bool
     note: str
+    pa_dump_raw: int | None = None
 
 
 def check_ccdp(dump: Dump, log: clhe.CrashLog) -> list[CcdpCheck]:
     """Every decoded Ccdp pair of ``log`` checked against the dump's translation of its VA
-    (exact PA comparison, page offset included)."""
+    (exact PA comparison with the walker's PA, page offset included)."""
     out = []
+    oas = dump.geometry.oas
     for va, pa, _unknown in clhe.ccdp_pairs(log):
         walk = dump.translate(va)
         if walk.pa is None:
             note = f"not mapped in the dump: walk stopped at L{walk.stopped_level}: "
             out.append(CcdpCheck(va, pa, None, False, note + str(walk.stopped_reason)))
-        elif walk.pa == pa:
-            out.append(CcdpCheck(va, pa, walk.pa, True, "the dump maps it to the same PA"))
+            continue
+        shown = pa_text(walk.pa, walk.pa_raw, oas)
+        if walk.pa == pa:
+            note = "the dump maps it to the same PA" + oas_flag(walk.pa, walk.pa_raw, oas)
+            out.append(CcdpCheck(va, pa, walk.pa, True, note, walk.pa_raw))
         else:
-            out.append(CcdpCheck(va, pa, walk.pa, False, f"dump maps it to {walk.pa:#x}"))
+            out.append(CcdpCheck(va, pa, walk.pa, False, f"dump maps it to {shown}", walk.pa_raw))
     return out
 
 
 # ---- the fault ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FaultComparison:
+    """The ESR's fault status against the dump's walk of the FAR: ``agrees`` None when they
+    cannot be compared (``note`` says why), else whether the tables show that fault."""
+
+    fault_status: str | None  # "translation fault, level 3"; None when the ESR is no abort
+    level: int | None  # the lookup level the fault status names
+    agrees: bool | None
+    note: str  # one sentence: what the dump's walk shows
+
+
 @dataclass
 class Fault:
-    """What the firmware faulted on: the FAR, the ESR decoded, and the FAR's walk in the dump."""
+    """What the firmware faulted on: the FAR, the ESR decoded, the FAR's walk in the dump and
+    whether that walk shows the fault the ESR names (``comparison``)."""
 
     far: int
     esr: EsrInfo
     walk: Any  # dumpview.model.translate.Translation
+    comparison: FaultComparison
+
+
+def _walk_summary(walk: Any) -> str:
+    if walk.mapped:
+        level = walk.steps[-1].level if walk.steps else "?"
+        return f"maps it to PA {walk.pa:#x} (leaf at L{level})"
+    return f"stops at L{walk.stopped_level}: {walk.stopped_reason}"
+
+
+def compare_fault(esr: EsrInfo, walk: Any, oas: int) -> FaultComparison:
+    """Whether the dump's ``walk`` of the FAR shows the fault ``esr`` names (see the module
+    docstring for the rules). ``oas`` is the geometry's output address size. Total: never
+    raises."""
+    status = esr.fault_status
+    if esr.fsc is None:
+        return FaultComparison(None, None, None, f"EC {esr.ec:#04x} is not an abort")
+    kind = esr.fsc & ~3
+    level = esr.fsc & 3
+    if kind not in FSC_TABLE_KINDS:
+        return FaultComparison(status, None, None, "this fault status names no table entry")
+    if not esr.far_valid:
+        return FaultComparison(status, level, None, "FnV is set: the FAR is not valid")
+    if not walk.steps:
+        return FaultComparison(status, level, None, f"the FAR is {walk.stopped_reason}")
+    rebuilt = " (rebuilt walk)" if walk.rebuilt else ""
+    seen = f"the dump's walk{rebuilt} {_walk_summary(walk)}"
+    leaf_level = walk.steps[-1].level if walk.mapped else None
+    if kind == FSC_TRANSLATION:
+        if walk.rebuilt and not walk.mapped and level > walk.stopped_level:
+            # Rebuilt levels prove tables only where PT_LOADs lie: a deeper empty table
+            # (allocated, nothing mapped) would not show.
+            note = f"{seen}; a driver dump cannot tell whether a table exists below that level"
+            return FaultComparison(status, level, None, note)
+        agrees = not walk.mapped and walk.stopped_level == level
+        return FaultComparison(status, level, agrees, seen)
+    if kind == FSC_ADDRESS_SIZE:
+        stray = [
+            step.level
+            for step in walk.steps
+            if step.decoded is not None and step.decoded.output_address_raw >> oas
+        ]
+        agrees = any(at in (level, level - 1) for at in stray)
+        if stray:
+            where = ", ".join(f"L{at}" for at in stray)
+            seen += f"; output address bits at or above the {oas}-bit OAS at {where}"
+        else:
+            seen += f"; no entry on the way has output address bits at or above the {oas}-bit OAS"
+        return FaultComparison(status, level, agrees, seen)
+    if leaf_level != level:
+        return FaultComparison(status, level, False, seen)
+    if kind == FSC_ACCESS_FLAG:
+        af = walk.leaf.af
+        if af is None:
+            note = f"{seen}; a driver dump does not record AF"
+            return FaultComparison(status, level, None, note)
+        return FaultComparison(status, level, not af, f"{seen}; its AF is {int(af)}")
+    access = "a write" if esr.write else ("an instruction fetch" if esr.write is None else "a read")
+    note = f"{seen}, {walk.leaf.permissions}; the access was {access}"
+    return FaultComparison(status, level, True, note)
 
 
 def fault(dump: Dump, log: clhe.CrashLog | None = None) -> Fault | None:
     """The fault of ``log`` (default: the dump's first crash log) from its first decoded Crg8
-    entry; None when there is no crash log or no decoded register entry."""
+    entry; None when there is no crash log or no decoded AArch64 register entry (a ``CrgA``
+    AArch32 set records no FAR or ESR)."""
     log = dump.crashlog if log is None else log
     if log is None:
         return None
     for entry in _entries(log, "Crg8"):
         if entry.fields is not None:
             far = int(entry.fields.far)
-            return Fault(far, decode_esr(int(entry.fields.esr)), dump.translate(far))
+            esr = decode_esr(int(entry.fields.esr))
+            walk = dump.translate(far)
+            comparison = compare_fault(esr, walk, dump.geometry.oas)
+            return Fault(far, esr, walk, comparison)
     return None
 
 
@@ -299,15 +418,41 @@ def _time_lines(fields: Any) -> list[str]:
     return [f"time {fields.time:#x} ({fields.time})"]
 
 
+# SPSR.M[3:0] of an AArch64 exception (Linux names the same in its Crg8 dump).
+AARCH64_MODES = {0x0: "EL0t", 0x4: "EL1t", 0x5: "EL1h", 0x8: "EL2t", 0x9: "EL2h"}
+# CPSR.M[4:0] of AArch32 (Linux's CrgA dump, where a tree has it).
+AARCH32_MODES = {
+    0x10: "User",
+    0x11: "FIQ",
+    0x12: "IRQ",
+    0x13: "Supervisor",
+    0x16: "Monitor",
+    0x17: "Abort",
+    0x1A: "Hypervisor",
+    0x1B: "Undefined",
+    0x1F: "System",
+}
+
+
 def _register_lines(fields: Any) -> list[str]:
+    mode = AARCH64_MODES.get(fields.psr & 0xF, "unknown")
+    head = [f"AArch64 (Crg8): exception taken from {mode} (psr {fields.psr:#x})"]
     named = [(f"x{i}", value) for i, value in enumerate(fields.x)]
     named += [(name, fields[name]) for name in ("sp", "pc", "psr", "far", "esr")]
     named += [(name, fields[name]) for name in ("cpacr", "fpsr", "fpcr")]
     cells = [f"{name:>5} {value:#018x}" for name, value in named]
-    return [
+    return head + [
         "  ".join(cells[i : i + REGISTERS_PER_LINE])
         for i in range(0, len(cells), REGISTERS_PER_LINE)
     ]
+
+
+def _aarch32_register_lines(fields: Any) -> list[str]:
+    mode = AARCH32_MODES.get(fields.psr & 0x1F, "unknown")
+    cells = [f"{f'r{i}':>4} {value:#010x}" for i, value in enumerate(fields.r)]
+    lines = [f"AArch32 (CrgA): exception taken from {mode} mode (psr {fields.psr:#x})"]
+    lines += ["  ".join(cells[i : i + 4]) for i in range(0, len(cells), 4)]
+    return [*lines, "stack (256 bytes):", *hexdump_lines(0, bytes(fields.stack))]
 
 
 def _esr_lines(fields: Any) -> list[str]:
@@ -319,8 +464,20 @@ def _esr_lines(fields: Any) -> list[str]:
     ]
 
 
-def _fault_address_lines(dump: Dump, far: int) -> list[str]:
+def comparison_line(comparison: FaultComparison) -> str:
+    """One line: the ESR's fault status and whether the dump's walk shows it."""
+    status = comparison.fault_status or "no fault status"
+    if comparison.agrees is None:
+        return f"ESR says {status}; cannot compare with the tables: {comparison.note}"
+    verdict = "agree" if comparison.agrees else "DISAGREE"
+    return f"ESR says {status}; the dump's tables {verdict}: {comparison.note}"
+
+
+def _fault_address_lines(dump: Dump, fields: Any) -> list[str]:
+    far = int(fields.far)
+    esr = decode_esr(int(fields.esr))
     walk = dump.translate(far)
+    comparison = compare_fault(esr, walk, dump.geometry.oas)
     if walk.pa is None:
         head = [
             f"FAR {far:#x} is not mapped: walk stopped at L{walk.stopped_level}: "
@@ -329,14 +486,15 @@ def _fault_address_lines(dump: Dump, far: int) -> list[str]:
     else:
         leaf = walk.leaf
         head = [
-            f"FAR {far:#x} -> PA {walk.pa:#x}",
+            f"FAR {far:#x} -> {pa_text(walk.pa, walk.pa_raw, dump.geometry.oas)}",
             f"{leaf.memattr_name}, {leaf.permissions}"
             + (" (entry rebuilt from the PT_LOAD)" if walk.rebuilt else ""),
+            *source_notes(leaf),
         ]
         page = walk.page
         if page is not None and not page.dumped:
             head.append("page " + data_state(False, page.reason, page.reason_detail))
-    return head + walk_lines(walk)
+    return [*head, comparison_line(comparison), *walk_lines(walk)]
 
 
 def _stack_lines(fields: Any) -> list[str]:
@@ -387,7 +545,9 @@ def _log_sections(dump: Dump, log: clhe.CrashLog) -> list[Section]:
             "Crash log",
             [
                 f"CLHE version {log.version}, {log.total_size:#x} bytes, "
-                f"{len(log.entries)} entries" + ("" if log.closed else ", not closed"),
+                f"{len(log.entries)} entries"
+                + ("" if log.closed else ", not closed")
+                + ("" if log.tag_order == clhe.TAG_ORDER_FIRMWARE else ", tags in reading order"),
                 *_decoded_lines(log, "Cver", _version_lines),
                 *_decoded_lines(log, "Ctim", _time_lines),
             ],
@@ -395,8 +555,9 @@ def _log_sections(dump: Dump, log: clhe.CrashLog) -> list[Section]:
     ]
     for title, kind, render in (
         ("Registers", "Crg8", _register_lines),
+        ("AArch32 registers", "CrgA", _aarch32_register_lines),
         ("Exception", "Crg8", _esr_lines),
-        ("Fault address", "Crg8", lambda fields: _fault_address_lines(dump, fields.far)),
+        ("Fault address", "Crg8", lambda fields: _fault_address_lines(dump, fields)),
         ("Call stack", "Ccst", _stack_lines),
         ("Mailbox", "Cmbx", _mailbox_lines),
         ("Tasks", "Crtk", _task_lines),
