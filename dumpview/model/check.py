@@ -767,13 +767,13 @@ def _check_oa_beyond_oas(facts: _Facts) -> list[Anomaly]:
         ctx = facts.context_of(int(leaves.context[row]))
         pa = _pa_text(int(leaves.pa[row]), pages, facts.page, contiguous)
         raw = int(leaves.pa_raw[row])
-        says = f"{raw:#x}" if pages == 1 else f"{raw:#x}.. (first page)"
         where = _where(int(leaves.va[row]), pages, facts.page, ctx)
-        goes = "" if facts.fmt.oas_truncates else " (an SMMU raises an address size fault)"
-        message = (
-            f"{where} {_maps(pages)} {pa} (entry says {says}: bits at or above the {oas}-bit "
-            f"output address size, {int(leaves.stray[row]):#x}){goes}"
-        )
+        stray = f"bits at or above the {oas}-bit output address size, {int(leaves.stray[row]):#x}"
+        if facts.fmt.oas_truncates:  # the walker went to the cut address
+            says = f"{raw:#x}" if pages == 1 else f"{raw:#x}.. (first page)"
+            message = f"{where} {_maps(pages)} {pa} (entry says {says}: {stray})"
+        else:
+            message = f"{where} {_maps(pages)} {pa} ({stray}: an SMMU raises an address size fault)"
         out.append(_run_anomaly(facts, OA_BEYOND_OAS, row, pages, message))
     if facts.index is not None:
         out.extend(facts.table_findings[2])

@@ -859,7 +859,8 @@ class Dump:
         return check(self, kinds)
 
     def fault(self) -> Fault | None:
-        """The crash log's fault: FAR, decoded ESR and the FAR's walk (``model.crash``)."""
+        """The crash log's fault: FAR, decoded ESR, the FAR's walk and whether that walk shows
+        the fault the ESR names (``model.crash.compare_fault``)."""
         from dumpview.model.crash import fault
 
         return fault(self)
