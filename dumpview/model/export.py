@@ -228,11 +228,9 @@ class _PageWriter:
             )
             for f in first.tolist()
         ]
-        head = '{"record":"page","va":"0x%x","pa":"0x%x","pa_raw":%s,"pte":"0x%x",'
-        rows = zip(
-            pages.va.tolist(), pages.pa.tolist(), _raw_texts(pages.pa, pages.pa_raw),
-            pages.pte.tolist(), strict=True,
-        )  # fmt: skip
+        # pa_raw is null but where the entry says another address (rare): patched below.
+        head = '{"record":"page","va":"0x%x","pa":"0x%x","pa_raw":null,"pte":"0x%x",'
+        rows = zip(pages.va.tolist(), pages.pa.tolist(), pages.pte.tolist(), strict=True)
         if self.leaf_tables is None:
             # One format per group, the shared members baked in: one % per page.
             formats = np.array([f'{head}{c},"table_path":null}}' for c in common], dtype=object)
@@ -254,6 +252,9 @@ class _PageWriter:
                     group.tolist(), rows, positions.tolist(), index, strict=True
                 )
             ]
+        for k in np.flatnonzero(pages.pa != pages.pa_raw).tolist():
+            raw = f'"pa_raw":"{int(pages.pa_raw[k]):#x}"'
+            out[k] = out[k].replace('"pa_raw":null', raw, 1)
         if self.with_data:
             buffer = dump.buffer
             size = dump.page_size_bytes
