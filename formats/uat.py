@@ -37,7 +37,7 @@ OAS_T600X = 42  # t600x
 # Entry type, bits 1:0.
 PTE_TYPE_MASK = 0b11
 PTE_EMPTY = 0
-PTE_BLOCK = 1  # m1n1 reads "valid, not table" as a block; the driver never writes it
+PTE_BLOCK = 1  # no UAT block: the driver never writes it, m1n1's valid() wants bit 1 too
 PTE_TABLE = 3  # upper levels
 PTE_PAGE = 3  # leaf level
 
@@ -176,17 +176,19 @@ PROTS: dict[str, Prot] = {
     )
 }
 
-# p_flags packing (crashdump.rs): bits 0-2 ELF R/W/X from the firmware view, bits 8-19 the PTE's
-# bits 0-11 as rebuilt from the protection (AF, AP, memattr: type, SH, nG and bit 5 are lost),
-# bits 20-31 the PTE's bits 52-63.
-PFLAGS_LOW_RECORDED = BIT_AF | (3 << 6) | (7 << 2)
+# p_flags packing (crashdump.rs, pgtable.rs elf_flags): bits 0-2 ELF R/W/X from the firmware
+# view, bits 8-19 the PTE's bits 0-11 as the driver rebuilds them from its ``Prot`` (``as_pte``:
+# AP and memattr from the entry, AF always 1; type, SH, nG and bit 5 are 0), bits 20-31 the PTE's
+# bits 52-63. So a driver dump records AP and memattr of the low bits, nothing else.
+PFLAGS_LOW_RECORDED = (3 << 6) | (7 << 2)  # AP, memattr
+PFLAGS_LOW_ALWAYS = BIT_AF  # set in every driver p_flags, whatever the entry says
 PFLAGS_HIGH_SHIFT = 52  # PTE bits 52-63 ...
 PFLAGS_LOW_POS = 8  # ... and 0-11 sit in p_flags at these bit positions, 12 bits each
 PFLAGS_HIGH_POS = 20
 PFLAGS_FIELD_MASK = 0xFFF
-# The PTE bits a driver dump records; the rest of bits 0-11 are "not recorded".
+# The PTE bits a driver dump records; the rest of bits 0-13 are "not recorded".
 RECORDED_PTE_BITS_DRIVER = PFLAGS_LOW_RECORDED | (0xFFF << 52) | OA_MASK_FULL
-NOT_RECORDED_FIELDS_DRIVER = ("type", "sh", "ng", "bit5", "bits_13_12")
+NOT_RECORDED_FIELDS_DRIVER = ("type", "sh", "ng", "af", "bit5", "bits_13_12")
 
 
 def elf_rwx(perm: str) -> int:
@@ -197,8 +199,8 @@ def elf_rwx(perm: str) -> int:
 
 
 def pack_p_flags(pte: int) -> int:
-    """The driver's p_flags for a leaf entry."""
-    low = pte & PFLAGS_LOW_RECORDED
+    """The driver's p_flags for a leaf entry (AF always set: see ``PFLAGS_LOW_ALWAYS``)."""
+    low = (pte & PFLAGS_LOW_RECORDED) | PFLAGS_LOW_ALWAYS
     high = (pte >> PFLAGS_HIGH_SHIFT) & PFLAGS_FIELD_MASK
     return elf_rwx(firmware_view(pte)) | (low << PFLAGS_LOW_POS) | (high << PFLAGS_HIGH_POS)
 
@@ -206,8 +208,8 @@ def pack_p_flags(pte: int) -> int:
 def unpack_p_flags(p_flags: int, p_paddr: int) -> int:
     """The entry value a driver dump lets us rebuild from ``p_paddr`` and ``p_flags``.
 
-    Only ``RECORDED_PTE_BITS_DRIVER`` are known; type, SH, nG read as zero here and must be
-    shown as "not recorded".
+    Only ``RECORDED_PTE_BITS_DRIVER`` are known; type, SH, nG read as zero and AF as one
+    here (as the driver wrote them), and must be shown as "not recorded".
     """
     low = (p_flags >> PFLAGS_LOW_POS) & PFLAGS_FIELD_MASK
     high = (p_flags >> PFLAGS_HIGH_POS) & PFLAGS_FIELD_MASK

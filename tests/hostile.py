@@ -717,12 +717,16 @@ class Layout:
 RICH_CRASHLOG_FAR = BASE_VA + 0x40
 
 
-def rich_crashlog(entries: list[tuple[str, bytes | dict]] | None = None) -> bytes:
+def rich_crashlog(
+    entries: list[tuple[str, bytes | dict]] | None = None,
+    tag_order: str = clhe.TAG_ORDER_FIRMWARE,
+) -> bytes:
     """A crash log with every payload kind (panic, registers with FAR/ESR, stack, mailbox, tasks,
-    async errors, Ccdp pairs), built with ``formats.clhe``."""
+    async errors, Ccdp pairs), built with ``formats.clhe`` (tags as the firmware writes them,
+    or in reading order as dumpview 0.1.0 did)."""
     if entries is None:
         entries = rich_crashlog_entries()
-    return clhe.build_crashlog(entries)
+    return clhe.build_crashlog(entries, tag_order=tag_order)
 
 
 def rich_crashlog_entries() -> list[tuple[str, bytes | dict]]:
@@ -1294,7 +1298,7 @@ def _crashlog_entry_offsets(log: bytes) -> list[int]:
     while pos + clhe.ENTRY_HEADER_SIZE <= len(log):
         offsets.append(pos)
         kind, _flags, length = struct.unpack_from("<4s4xII", log, pos)
-        if kind == b"CLHE" or length < clhe.ENTRY_HEADER_SIZE:
+        if kind in (b"EHLC", b"CLHE") or length < clhe.ENTRY_HEADER_SIZE:  # both tag orders
             break
         pos += length
     return offsets
@@ -1335,6 +1339,19 @@ def crashlog_cases() -> list[Case]:
 
     def header_only(log: bytearray, at: list[int]) -> bytes:
         return bytes(log[:20])
+
+    def bytes_past_total_size(log: bytearray, at: list[int]) -> bytes:
+        # A whole well-formed entry after the closing one, outside the total size: not read.
+        return bytes(log) + clhe.build_crashlog([("Cstr", {"id": 9, "message": "past"})])[32:]
+
+    def total_size_inside_entries(log: bytearray, at: list[int]) -> bytes:
+        return bytes(put(log, 8, "<I", at[3]))  # ends where Crg8 starts: no closing entry
+
+    def total_size_below_header(log: bytearray, at: list[int]) -> bytes:
+        return bytes(put(log, 8, "<I", 8))
+
+    def reading_order(log: bytearray, at: list[int]) -> bytes:
+        return rich_crashlog(tag_order=clhe.TAG_ORDER_READING)
 
     return [
         Case(
@@ -1392,6 +1409,34 @@ def crashlog_cases() -> list[Case]:
             _broken_log(header_only),
             EITHER,
             warns="crash log",
+        ),
+        Case(
+            "clhe-bytes-past-total-size",
+            "a well-formed entry after the closing one, past the header's total size",
+            _broken_log(bytes_past_total_size),
+            EITHER,
+            warns="past the header's total size",
+        ),
+        Case(
+            "clhe-total-size-inside-entries",
+            "the header's total size ends where the Crg8 entry starts",
+            _broken_log(total_size_inside_entries),
+            EITHER,
+            warns="crash log",
+        ),
+        Case(
+            "clhe-total-size-below-header",
+            "the header's total size (8) is smaller than the header itself",
+            _broken_log(total_size_below_header),
+            EITHER,
+            warns="smaller than the header",
+        ),
+        Case(
+            "clhe-reading-order",
+            'every tag in reading order ("CLHE" on disk), as dumpview 0.1.0 wrote them',
+            _broken_log(reading_order),
+            EITHER,
+            warns="reading order",
         ),
     ]
 

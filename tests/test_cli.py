@@ -72,7 +72,15 @@ def test_info_json_keys_and_values(dump_path: Path) -> None:
         "firmware_version": "13.5.2",
         "initdata_address": "0xffffffa000abc000",
     }
-    assert doc["crashlog"] == {"size": len(factory.crashlog_note()[2]), "format": "clhe"}
+    assert doc["crashlog"] == {
+        "size": len(factory.crashlog_note()[2]),
+        "format": "clhe",
+        "tag_order": "firmware",
+        "entries": 1,
+        "panic": "test panic",
+        "fault": None,
+        "ccdp": None,
+    }
     assert doc["crashlog"]["size"] == 95  # 32-byte header + Cstr entry (31) + closing entry (32)
 
 
@@ -109,7 +117,15 @@ def test_info_json_raw_crashlog_unknown_values_and_long_firmware(tmp_path: Path)
     ]
     path = factory.build_dump(tmp_path / "raw.dump", notes=notes)
     doc = json.loads(run("info", str(path), "--json").stdout)
-    assert doc["crashlog"] == {"size": 14, "format": "raw"}
+    assert doc["crashlog"] == {
+        "size": 14,
+        "format": "raw",
+        "tag_order": None,
+        "entries": 0,
+        "panic": None,
+        "fault": None,
+        "ccdp": None,
+    }
     gpu = doc["gpu"]
     assert (gpu["generation"], gpu["variant"], gpu["revision"]) == ("G14", "S", "C0")
     assert gpu["firmware_version"] == "12.3.0.1"

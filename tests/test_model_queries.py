@@ -601,7 +601,8 @@ def test_decode_esr_classes(esr: int, ec_name: str, detail: str) -> None:
 
 def test_decode_esr_names_what_it_does_not_know() -> None:
     assert decode_esr(0x0000_0000).ec_name == "unknown reason"
-    assert decode_esr(0x3F << 26).ec_name == "EC 0x3f"
+    assert decode_esr(0x3F << 26).ec_name == "implementation defined exception (IMPDEF)"
+    assert decode_esr(0x3E << 26).ec_name == "EC 0x3e"
     assert decode_esr(0x8A << 24).details == []  # EC 0x22: PC alignment, no ISS decode
     assert fault_status_name(0x3F) == "reserved fault status 0x3f"
     assert fault_status_name(0x09) == "access flag fault, level 1"
@@ -627,7 +628,7 @@ def test_check_ccdp_finds_the_planted_disagreement() -> None:
     (bad,) = wrong
     assert bad.va == RANGES["PRIV"][0]
     assert bad.pa_log == bad.pa_dump + 0x10_0000
-    assert bad.note == f"dump maps it to {bad.pa_dump:#x}"
+    assert bad.note == f"dump maps it to PA {bad.pa_dump:#x}"
     assert all(c.pa_dump == c.pa_log for c in checks if c.agree)
 
 
@@ -691,7 +692,14 @@ def test_crashlog_fault_address_through_a_driver_dump() -> None:
     lines = sections_by_title(SAMPLES / "minimal-driver.dump")["Fault address"]
     assert lines[0] == "FAR 0xffffffa000000040 -> PA 0x10001008040"
     assert lines[1] == "cached, firmware RW, GPU -- (entry rebuilt from the PT_LOAD)"
-    assert len(lines) == 2 + 3  # one line per (rebuilt) level
+    # The instruction abort's permission fault at L3: the (rebuilt) walk maps the FAR at L3.
+    assert lines[2].startswith(
+        "ESR says permission fault, level 3; the dump's tables agree: the dump's walk "
+        "(rebuilt walk) maps it to PA 0x10001008040 (leaf at L3), firmware RW, GPU --; "
+        "the access was an instruction fetch"
+    )
+    assert len(lines) == 3 + 3  # one line per (rebuilt) level
+    assert lines[-1].endswith("AF:not recorded nG:not recorded")
 
 
 def dump_with_notes(directory: Path, notes: list) -> Path:

@@ -26,7 +26,7 @@ from dumpview.cli.common import (
 from dumpview.cli.render import gap_line, state_text, walk_text
 from dumpview.model.location import Location
 from dumpview.model.numbers import address, byte_count, count
-from dumpview.model.text import hexdump_lines
+from dumpview.model.text import hexdump_lines, oas_flag
 
 UNITS = {"b": "u8", "h": "u16", "w": "u32", "g": "u64"}  # gdb's x/FMT sizes
 
@@ -190,8 +190,10 @@ def ptov(dump_path: str, where: Location, as_json: bool) -> None:
                 state = {True: "dumped", False: "not dumped", None: "context not dumped"}[m.dumped]
                 exact = "" if m.pte_exact else " (rebuilt from the PT_LOAD)"
                 views = ", ".join(f"{n} {v}" for n, v in zip(names, m.views.values(), strict=True))
+                says = oas_flag(m.pa, m.pa_raw, dump.geometry.oas)
                 click.echo(
-                    f"PA {pa:#x} <- VA {m.va:#x}  context {m.context}  entry {m.pte:#x}{exact}  "
+                    f"PA {pa:#x}{says} <- VA {m.va:#x}  context {m.context}  entry {m.pte:#x}"
+                    f"{exact}  "
                     f"{m.memattr_name}, {views}, {paint.state(state)}",
                     color=paint.enabled,
                 )

@@ -77,12 +77,34 @@ def info(dump_path: str, as_json: bool) -> None:
         rows.append(("gpu", "no AGX note"))
     log = doc["crashlog"]
     rows.append(("crash log", f"{log['format']}, {byte_count(log['size'])}" if log else "none"))
+    rows += crashlog_rows(log) if log else []
     if "scenario" in doc:
         s = doc["scenario"]
         rows.append(("generated", f"scenario {s['name']}, seed {s['seed']}"))
     lines = [paint.paint("heading", dump_path)]
     lines += [f"  {paint.paint('label', f'{label:<12}')} {text}" for label, text in rows]
     click.echo("\n".join(lines), color=paint.enabled)
+
+
+def crashlog_rows(log: dict) -> list[tuple[str, str]]:
+    """The crash log summary of ``info_dict`` as (label, text) rows: panic, fault, Ccdp."""
+    rows = []
+    if log["tag_order"] == "reading":
+        rows.append(("", "tags in reading order (written by dumpview 0.1.0 or earlier)"))
+    if log["panic"] is not None:
+        rows.append(("panic", log["panic"]))
+    f = log["fault"]
+    if f is not None:
+        verdict = {True: "the tables agree", False: "the tables DISAGREE", None: "not comparable"}
+        rows.append(("fault", f"FAR {f['far']}, PC {f['pc']}, ESR {f['esr']} ({f['ec_name']})"))
+        if f["fault_status"]:
+            rows.append(("", f"{f['fault_status']}: {verdict[f['walk_agrees']]}: {f['walk_note']}"))
+    c = log["ccdp"]
+    if c is not None:
+        rows.append(
+            ("ccdp", f"{count(c['pairs'])} pairs, {count(c['disagree'])} disagree with the tables")
+        )
+    return rows
 
 
 @with_examples("dumpview schema")

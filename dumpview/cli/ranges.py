@@ -63,18 +63,24 @@ def ranges_(dump_path: str, va_range: str | None, context: int | None, as_json: 
                 texts.append(f"{views}  {g['memattr_name']:<9} {kind} {paint.state(state)}")
             out.write(
                 "".join(
-                    f"{a:#018x}-{b:#018x} {size:>7}  PA {pa:<#14x}  {texts[g]}\n"
-                    for a, b, size, pa, g in zip(
+                    f"{a:#018x}-{b:#018x} {size:>7}  PA {pa:<#14x}  {texts[g]}{_says(raw)}\n"
+                    for a, b, size, pa, raw, g in zip(
                         chunk.va_start,
                         chunk.va_end,
                         chunk.size,
                         chunk.pa_start,
+                        chunk.pa_start_raw,
                         chunk.group,
                         strict=True,
                     )
                 )
             )
         out.flush()
+
+
+def _says(raw_json: str) -> str:
+    """The entry's own PA where it differs from the one shown (``pa_start_raw`` JSON)."""
+    return "" if raw_json == "null" else f"  (entry says {raw_json.strip(chr(34))}: above the OAS)"
 
 
 COMMANDS = (ranges_,)

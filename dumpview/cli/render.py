@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dumpview.model.numbers import byte_count, count, size
-from dumpview.model.text import data_state, walk_lines
+from dumpview.model.text import data_state, pa_text, walk_lines
 
 if TYPE_CHECKING:
     from dumpview.cli.style import Palette
@@ -46,7 +46,8 @@ def leaf_line(t: Translation) -> str:
     )
     state = state_text(*walk_state(t))
     return (
-        f"VA {t.va:#x} -> PA {t.pa:#x}  {leaf.memattr_name}, {leaf.permissions}, {block}{state}"
+        f"VA {t.va:#x} -> {pa_text(t.pa, t.pa_raw, leaf.oas)}  "
+        f"{leaf.memattr_name}, {leaf.permissions}, {block}{state}"
         + ("  (levels rebuilt from the VA: driver dump)" if t.rebuilt else "")
     )
 

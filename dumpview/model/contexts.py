@@ -163,11 +163,16 @@ def context_leaves(dump: Dump, context: int) -> tuple[np.ndarray, np.ndarray, np
     return index.leaves_of(context)
 
 
-def leaf_pas(dump: Dump, va: np.ndarray, pte: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """The PA of each leaf page: its entry's output address (as the walk masks it), plus the
-    page's offset inside a block."""
+def leaf_pas(
+    dump: Dump, va: np.ndarray, pte: np.ndarray, level: np.ndarray, raw: bool = False
+) -> np.ndarray:
+    """The PA of each leaf page: its entry's output address (as the walk masks it to the OAS;
+    as the entry says it with ``raw``, the ``pa_raw`` of the model), plus the page's offset
+    inside a block."""
     geometry = dump.geometry
-    pa = dump.entry_format.output_address(pte) & np.uint64(geometry.oa_mask)
+    pa = dump.entry_format.output_address(pte)
+    if not raw:
+        pa &= np.uint64(dump.pa_mask)
     for lg in geometry.levels[:-1]:
         at = level == lg.level
         if at.any():
@@ -205,7 +210,7 @@ def context_ranges(
             pte=empty, reason=reason, context=context,
         )  # fmt: skip
     fmt = dump.entry_format
-    pa = leaf_pas(dump, va, pte, level)
+    pa = leaf_pas(dump, va, pte, level, raw=True)  # RangeTable masks it to the OAS
     start = va.copy()
     end = va + np.uint64(page - 1) + np.uint64(1)  # the last page of 2**64 ends at 0
     if start[0] < lo:  # clip the edge pages to the window

@@ -65,10 +65,14 @@ REASON_BORROW = "borrow-refused"
 
 
 class PageRecord(NamedTuple):
-    """One page (of the geometry's size) of the dumped address space."""
+    """One page (of the geometry's size) of the dumped address space. ``pa`` is the address
+    the walker and the hardware use (UAT: the entry's output address cut to the OAS), ``pa_raw``
+    what the entry says (``p_paddr``: UAT bits 51:14); they differ only for an entry with bits
+    at or above the OAS (see ``formats.entryformat``)."""
 
     va: int
     pa: int
+    pa_raw: int
     pte: int
     pte_exact: bool  # False: rebuilt from p_paddr/p_flags (driver dumps)
     flags: int  # the segment's p_flags
@@ -221,8 +225,26 @@ class Dump:
         return np.ascontiguousarray(self._loads["p_offset"])
 
     @cached_property
-    def seg_pa(self) -> np.ndarray:
+    def seg_pa_raw(self) -> np.ndarray:
+        """``p_paddr`` of each PT_LOAD: what the entries say (``pa_raw``)."""
         return np.ascontiguousarray(self._loads["p_paddr"])
+
+    @cached_property
+    def seg_pa(self) -> np.ndarray:
+        """Each PT_LOAD's first PA as the walker and the hardware use it (``p_paddr`` through
+        ``pa_mask``); page ``k`` of a run is ``(p_paddr + k * page) & pa_mask``, which is
+        ``seg_pa + k * page`` unless the run crosses a multiple of 2**OAS."""
+        raw = self.seg_pa_raw
+        mask = self.pa_mask
+        if mask == entryformat.U64_MAX:
+            return raw
+        return raw & np.uint64(mask)
+
+    @cached_property
+    def pa_mask(self) -> int:
+        """The mask taking an output address as an entry says it (``pa_raw``) to the one the
+        walker and the hardware use (``pa``): the OAS for the UAT, none for LPAE."""
+        return self.entry_format.pa_mask(self.geometry.oas)
 
     @cached_property
     def seg_flags(self) -> np.ndarray:
@@ -254,10 +276,11 @@ class Dump:
             block = loads[start : start + CHECK_CHUNK]
             va, memsz = block["p_vaddr"], block["p_memsz"]
             filesz, offset = block["p_filesz"], block["p_offset"]
-            end = va + memsz
+            end = va + memsz  # 0 for a PT_LOAD ending exactly at 2**64 (allowed)
+            at_top = (end == 0) & (memsz != 0)
             file_end = offset + filesz
             for hit, problem in (
-                (end < va, "wraps past the top of the address space"),
+                ((end < va) & ~at_top, "wraps past the top of the address space"),
                 (
                     (filesz > 0) & ((file_end > size) | (file_end < offset)),
                     "data at {off:#x}+{filesz:#x} runs past the end of the file ({eof:#x})",
@@ -268,10 +291,10 @@ class Dump:
                     self._raise_bad_segment(start + int(hit.argmax()), problem)
             if prev_end is not None and prev_end > int(va[0]):
                 self._raise_overlap(start - 1)
-            hit = end[:-1] > va[1:]
+            hit = (end[:-1] > va[1:]) | at_top[:-1]  # nothing can follow a PT_LOAD at the top
             if hit.any():
                 self._raise_overlap(start + int(hit.argmax()))
-            prev_end = int(end[-1])
+            prev_end = 1 << 64 if at_top[-1] else int(end[-1])
             hit = ((va | memsz) & mask) != 0
             count = int(np.count_nonzero(hit))
             if count and first_unaligned is None:
@@ -581,7 +604,9 @@ class Dump:
         last = np.searchsorted(self.seg_va, last_va, side="right") - 1
         ok = last >= 0
         idx = last[ok]
-        out[ok] = self.seg_va[idx] + self.seg_memsz[idx] > starts[ok]
+        memsz = self.seg_memsz[idx]
+        # Inclusive last bytes: a PT_LOAD may end exactly at 2**64.
+        out[ok] = (memsz != 0) & (self.seg_va[idx] + (memsz - np.uint64(1)) >= starts[ok])
         return out
 
     def hole_reason(self, va: int, flags: int) -> tuple[str, str | None]:
@@ -607,7 +632,7 @@ class Dump:
 
     def pte_from_segment(self, seg: int, va: int) -> int:
         """The entry a driver dump lets us rebuild for ``va`` in segment ``seg``."""
-        pa = int(self.seg_pa[seg]) + (va - int(self.seg_va[seg]))
+        pa = int(self.seg_pa_raw[seg]) + (va - int(self.seg_va[seg]))
         return self.entry_format.unpack_p_flags(int(self.seg_flags[seg]), pa)
 
     def pages(self, va_start: int = 0, va_end: int = 1 << 64) -> Iterator[PageRecord]:
@@ -617,6 +642,7 @@ class Dump:
         leaf_pte: list[int] = []
         leaf_level: list[int] = []
         unpack = self.entry_format.unpack_p_flags
+        pa_mask = self.pa_mask
         if self.tables_index is not None:
             lv, lp = self.tables_index.leaf_map()
             j0 = int(np.searchsorted(lv, np.uint64(min(va_start, (1 << 64) - 1))))
@@ -634,7 +660,7 @@ class Dump:
             if seg_va >= va_end:
                 break
             memsz, filesz = int(self.seg_memsz[seg]), int(self.seg_filesz[seg])
-            pa0, flags = int(self.seg_pa[seg]), int(self.seg_flags[seg])
+            pa0, flags = int(self.seg_pa_raw[seg]), int(self.seg_flags[seg])
             # Start at the first page at or after va_start: a large segment is not walked from
             # its beginning (``page()`` on a 1 GiB segment was O(segment)).
             skip = max(0, va_start - seg_va + page - 1) // page * page
@@ -649,7 +675,10 @@ class Dump:
                 pte = leaf_pte[j] if exact else unpack(flags, pa0 + off)
                 level = leaf_level[j] if exact else None
                 reason, detail = (None, None) if dumped else self.hole_reason(va, flags)
-                yield PageRecord(va, pa0 + off, pte, exact, flags, dumped, reason, detail, level)
+                pa_raw = pa0 + off
+                yield PageRecord(
+                    va, pa_raw & pa_mask, pa_raw, pte, exact, flags, dumped, reason, detail, level
+                )
 
     def page(self, va: int) -> PageRecord | None:
         """The page record covering ``va`` or None if no PT_LOAD maps it."""
@@ -714,7 +743,8 @@ class Dump:
         return int(self.seg_memsz.max()) if len(self.seg_memsz) else 0
 
     def vas_for_pa(self, pa: int) -> list[int]:
-        """Every VA whose PT_LOAD maps ``pa`` (aliases), in VA order."""
+        """Every VA whose PT_LOAD maps ``pa`` (aliases), in VA order. ``pa`` is the address
+        the walker uses (``seg_pa``): an entry with bits above the OAS maps its cut address."""
         order = self._pa_order
         pas = self.seg_pa[order]
         hi = int(np.searchsorted(pas, np.uint64(pa), side="right"))
@@ -855,7 +885,8 @@ class Dump:
         return check(self, kinds)
 
     def fault(self) -> Fault | None:
-        """The crash log's fault: FAR, decoded ESR and the FAR's walk (``model.crash``)."""
+        """The crash log's fault: FAR, decoded ESR, the FAR's walk and whether that walk shows
+        the fault the ESR names (``model.crash.compare_fault``)."""
         from dumpview.model.crash import fault
 
         return fault(self)

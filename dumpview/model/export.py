@@ -170,6 +170,15 @@ def _groups(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, group.astype(np.int64)
 
 
+def _raw_texts(pa: np.ndarray, pa_raw: np.ndarray) -> list[str]:
+    """The ``pa_raw`` member of each row as JSON: null where it equals ``pa`` (nearly always),
+    else the entry's own address as a "0x…" string."""
+    out = ["null"] * len(pa)
+    for i in np.flatnonzero(pa != pa_raw).tolist():
+        out[i] = f'"{int(pa_raw[i]):#x}"'
+    return out
+
+
 def _path_prefix(steps) -> str:
     """The table path up to (not including) the leaf entry's index."""
     parts = [f'{{"level":{s.level},"table":"{s.table_pa:#x}","index":{s.index}}}' for s in steps]
@@ -219,7 +228,8 @@ class _PageWriter:
             )
             for f in first.tolist()
         ]
-        head = '{"record":"page","va":"0x%x","pa":"0x%x","pte":"0x%x",'
+        # pa_raw is null but where the entry says another address (rare): patched below.
+        head = '{"record":"page","va":"0x%x","pa":"0x%x","pa_raw":null,"pte":"0x%x",'
         rows = zip(pages.va.tolist(), pages.pa.tolist(), pages.pte.tolist(), strict=True)
         if self.leaf_tables is None:
             # One format per group, the shared members baked in: one % per page.
@@ -242,6 +252,9 @@ class _PageWriter:
                     group.tolist(), rows, positions.tolist(), index, strict=True
                 )
             ]
+        for k in np.flatnonzero(pages.pa != pages.pa_raw).tolist():
+            raw = f'"pa_raw":"{int(pages.pa_raw[k]):#x}"'
+            out[k] = out[k].replace('"pa_raw":null', raw, 1)
         if self.with_data:
             buffer = dump.buffer
             size = dump.page_size_bytes
@@ -268,6 +281,7 @@ class RangeChunk:
     size_bytes: list[int]
     pages: list[int]
     pa_start: list[int]
+    pa_start_raw: list[str]  # JSON: null where it equals pa_start
     pte: list[int]
     group: list[int]
     groups: list[dict]
@@ -277,6 +291,7 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
     va_start = table.va_start[start:stop]
     va_end = table.va_end[start:stop]
     pa_start = table.pa_start[start:stop]
+    pa_start_raw = table.pa_start_raw[start:stop]
     flags = table.flags[start:stop]
     dumped = table.dumped[start:stop]
     codes = np.full(len(va_start), -1, dtype=np.int64)
@@ -312,12 +327,13 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
     names = np.array([human_size(int(n)) for n in sizes_unique.tolist()], dtype=object)
     return RangeChunk(
         va_start=va_start.tolist(),
-        va_end=va_end.tolist(),
+        va_end=table.end_list(start, stop),  # 2**64 where the uint64 wrapped
         size=names[size_inverse.reshape(-1)].tolist(),
         size_bytes=size.tolist(),
         pages=((size + page - np.uint64(1)) // page).tolist(),
         pa_start=pa_start.tolist(),
-        pte=(fmt.encode_output_address(pa_start) | attrs).tolist(),
+        pa_start_raw=_raw_texts(pa_start, pa_start_raw),
+        pte=(fmt.encode_output_address(pa_start_raw) | attrs).tolist(),
         group=group.tolist(),
         groups=groups,
     )
@@ -334,7 +350,7 @@ def range_records(dump: Dump, table: RangeTable | None = None) -> Iterator[list[
     """Range records (JSON text, one per range) in chunks; ``table`` defaults to every range."""
     head = (
         '{"record":"range","va_start":"0x%x","va_end":"0x%x","size":"%s","size_bytes":%d,'
-        '"pages":%d,"pa_start":"0x%x","pte":"0x%x",'
+        '"pages":%d,"pa_start":"0x%x","pa_start_raw":%s,"pte":"0x%x",'
     )
     for chunk in range_chunks(dump, table):
         formats = [f"{head}{_members(g)}}}" for g in chunk.groups]
@@ -345,6 +361,7 @@ def range_records(dump: Dump, table: RangeTable | None = None) -> Iterator[list[
             chunk.size_bytes,
             chunk.pages,
             chunk.pa_start,
+            chunk.pa_start_raw,
             chunk.pte,
             strict=True,
         )
@@ -428,7 +445,7 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> str:
         elif rows.is_leaf_level:
             segs = rows.segment[present]
             offs = rows.entry_vas[present] - dump.seg_va[segs]
-            ptes = ptes_from_segments(fmt, dump.seg_pa[segs] + offs, dump.seg_flags[segs])
+            ptes = ptes_from_segments(fmt, dump.seg_pa_raw[segs] + offs, dump.seg_flags[segs])
             entries = list(
                 map(
                     _ENTRY_REBUILT_LEAF.__mod__,
@@ -508,15 +525,23 @@ def crashlog_records(dump: Dump) -> list[dict]:
                 "iss": f"{info.iss:#x}",
                 "details": list(info.details),
                 "far_pa": hex_or_none(found.walk.pa),
+                "far_pa_raw": None
+                if found.walk.pa_raw == found.walk.pa
+                else hex_or_none(found.walk.pa_raw),
                 "far_stopped": None
                 if found.walk.mapped
                 else f"L{found.walk.stopped_level}: {found.walk.stopped_reason}",
+                "fault_status": found.comparison.fault_status,
+                "fault_level": found.comparison.level,
+                "walk_agrees": found.comparison.agrees,
+                "walk_note": found.comparison.note,
             }
         ccdp = [
             {
                 "va": f"{c.va:#x}",
                 "pa_log": f"{c.pa_log:#x}",
                 "pa_dump": hex_or_none(c.pa_dump),
+                "pa_dump_raw": None if c.pa_dump_raw == c.pa_dump else hex_or_none(c.pa_dump_raw),
                 "agree": c.agree,
                 "note": c.note,
             }
@@ -529,6 +554,8 @@ def crashlog_records(dump: Dump) -> list[dict]:
                 "format": log.format,
                 "size_bytes": len(log.raw),
                 "version": log.version,
+                "total_size": log.total_size,
+                "tag_order": log.tag_order,
                 "closed": log.closed,
                 "warnings": list(log.warnings),
                 "entries": entries,
@@ -644,7 +671,7 @@ def _pages_in_parallel(
     # Smaller chunks than one process uses: every worker's peak RSS counts the parent's pages
     # too. The columns every chunk reads are built before the fork, so workers share them.
     chunk = PARALLEL_CHUNK_PAGES if not with_data else 1 << 10
-    _ = dump.seg_va, dump.seg_pa, dump.seg_memsz, dump.seg_filesz, dump.seg_offset
+    _ = dump.seg_va, dump.seg_pa_raw, dump.seg_memsz, dump.seg_filesz, dump.seg_offset
     _ = dump.seg_flags
     last_line = "\n" if fmt == "jsonl" else ""
     join = "\n" if fmt == "jsonl" else ",\n"

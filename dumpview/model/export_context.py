@@ -32,7 +32,7 @@ def context_page_lines(
     dump: Dump, context: int, with_data: bool, chunk_pages: int = DEFAULT_CHUNK_PAGES
 ) -> Iterator[list[str]]:
     """The page records of ``context`` as JSON texts, ``chunk_pages`` at a time."""
-    from dumpview.model.export import _groups, _members, _path_prefix, attributes
+    from dumpview.model.export import _groups, _members, _path_prefix, _raw_texts, attributes
 
     fmt = dump.entry_format
     va_all, pte_all, level_all = context_leaves(dump, context)
@@ -46,11 +46,13 @@ def context_page_lines(
             + f'{{"level":{leaf_tables.level[position]},"table":"{pa:#x}","index":'
         )
     tail = ',"data_base64":null}' if with_data else "}"
-    head = '{"record":"page","va":"0x%x","pa":"0x%x","pte":"0x%x",'
+    head = '{"record":"page","va":"0x%x","pa":"0x%x","pa_raw":%s,"pte":"0x%x",'
     for start in range(0, len(va_all), chunk_pages):
         va = va_all[start : start + chunk_pages]
         pte = pte_all[start : start + chunk_pages]
-        pa = leaf_pas(dump, va, pte, level_all[start : start + chunk_pages])
+        levels = level_all[start : start + chunk_pages]
+        pa = leaf_pas(dump, va, pte, levels)
+        raw_texts = _raw_texts(pa, leaf_pas(dump, va, pte, levels, raw=True))
         attrs = pte & np.uint64(fmt.attribute_mask)
         first, group = _groups(attrs)
         common = []
@@ -61,11 +63,12 @@ def context_page_lines(
         no_path = [line.replace(',"table_path":[%s%d}]', ',"table_path":null') for line in common]
         positions = leaf_tables.of_pages(va).tolist()
         lines = []
-        for g, v, p, e, pos in zip(
-            group.tolist(), va.tolist(), pa.tolist(), pte.tolist(), positions, strict=True
-        ):
+        for g, v, p, r, e, pos in zip(
+            group.tolist(), va.tolist(), pa.tolist(), raw_texts, pte.tolist(), positions,
+            strict=True,
+        ):  # fmt: skip
             if pos >= 0:
-                lines.append(common[g] % (v, p, e, prefixes[pos], leaf_tables.index_at(pos, v)))
+                lines.append(common[g] % (v, p, r, e, prefixes[pos], leaf_tables.index_at(pos, v)))
             else:
-                lines.append(no_path[g] % (v, p, e))
+                lines.append(no_path[g] % (v, p, r, e))
         yield lines

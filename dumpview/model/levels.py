@@ -87,6 +87,8 @@ class EntryRow:
     dumped: bool | None  # leaves and blocks only; None for tables and undumped contexts
     state: str  # "dumped", the reason it is not, "table", "empty", ...
     kind: str  # a dumpview.model.kinds name
+    pa_raw: int | None = None  # what the entry says (``pa`` is where the walker goes)
+    oas: int = 64  # the geometry's output address size (for flagging ``pa_raw``)
 
     @property
     def va_end(self) -> int:
@@ -251,6 +253,8 @@ class TableRows:
             dumped=dumped,
             state=state,
             kind=kind,
+            pa_raw=decoded.output_address_raw if type_name in ("table", "page", "block") else None,
+            oas=dump.geometry.oas,
         )
 
     def _block_state(self, va: int, span: int) -> tuple[bool | None, str]:
@@ -344,7 +348,7 @@ class LevelTree:
             values = self.rows(table).values
         if values is None:
             return TableRef(table.context, table.depth + 1, below.level, va, span, None, True)
-        pa = self.dump.entry_format.output_address(int(values[index])) & geometry.oa_mask
+        pa = self.dump.entry_format.output_address(int(values[index])) & self.dump.pa_mask
         carried = self.dump.tables_index.offset_of(pa) is not None
         return TableRef(table.context, table.depth + 1, below.level, va, span, pa, carried)
 

@@ -1,8 +1,10 @@
 """Every page of a dump as numpy columns, in bounded chunks: the bulk form of ``Dump.pages``.
 
 Owns expanding PT_LOADs into one row per page without a Python loop per page or per segment:
-VA, PA, ``p_flags``, dumped, the segment, the file offset of the data, the entry (exact from the
-carried leaf tables when the dump has them, else rebuilt from ``p_paddr``/``p_flags``), why a
+VA, PA (``pa``, the address the walker uses, and ``pa_raw``, what the entry says: see
+``formats.entryformat``), ``p_flags``, dumped, the segment, the file offset of the data, the
+entry (exact from the carried leaf tables when the dump has them, else rebuilt from
+``p_paddr``/``p_flags``), why a
 page has no data (``hole_reasons``: the extension's hole records, else memattr; one scalar
 ``Dump.hole_reason`` call per distinct answer, so both paths say the same thing), and which leaf
 table holds each page (``LeafTables``). Export, check and diff read pages through here.
@@ -55,7 +57,8 @@ class PageArrays:
 
     index: np.ndarray  # int64
     va: np.ndarray  # uint64
-    pa: np.ndarray  # uint64
+    pa: np.ndarray  # uint64: pa_raw through Dump.pa_mask (the walker's address)
+    pa_raw: np.ndarray  # uint64: p_paddr + offset (what the entry says)
     flags: np.ndarray  # uint32, the PT_LOAD's p_flags
     dumped: np.ndarray  # bool
     segment: np.ndarray  # int64, PT_LOAD index in VA order
@@ -101,11 +104,13 @@ class PageIndex:
         k = (index - self.first[seg]).astype(np.uint64)
         off = k * page
         va = dump.seg_va[seg] + off
-        pa = dump.seg_pa[seg] + off
+        pa_raw = dump.seg_pa_raw[seg] + off
+        mask = dump.pa_mask
+        pa = pa_raw if mask == entryformat.U64_MAX else pa_raw & U64(mask)
         flags = dump.seg_flags[seg]
         dumped = off + page <= dump.seg_filesz[seg]
         file_offset = dump.seg_offset[seg] + off
-        pte = ptes_from_segments(dump.entry_format, pa, flags)
+        pte = ptes_from_segments(dump.entry_format, pa_raw, flags)
         exact = np.zeros(len(index), dtype=bool)
         if self._leaf_va is not None and len(self._leaf_va):
             j = np.searchsorted(self._leaf_va, va)
@@ -115,7 +120,7 @@ class PageIndex:
             pte[found] = self._leaf_pte[j[found]]
         attribute_mask = dump.entry_format.attribute_mask
         return PageArrays(
-            index, va, pa, flags, dumped, seg, file_offset, pte, exact, attribute_mask
+            index, va, pa, pa_raw, flags, dumped, seg, file_offset, pte, exact, attribute_mask
         )
 
     def chunks(self, chunk_pages: int = DEFAULT_CHUNK_PAGES) -> Iterator[PageArrays]:

@@ -113,6 +113,7 @@ class TablesIndex:
         many more do."""
         geometry = self.geometry
         levels = geometry.levels
+        pa_mask = self._dump.pa_mask
         out: list[TableNode] = []
         seen: set[int] = set()
         spaces = self._dump.extension.spaces
@@ -156,7 +157,7 @@ class TablesIndex:
                 children = []
                 for index in np.flatnonzero(types == entryformat.TYPE_TABLE):
                     child_pa = self.entry_format.output_address(int(entries[index]))
-                    child_pa &= geometry.oa_mask
+                    child_pa &= pa_mask  # followed where the walker goes (UAT: the OAS)
                     child_va = va_start + int(index) * lg.entry_span_bytes
                     children.append((depth + 1, child_pa, child_va, pa, int(index)))
                 stack.extend(reversed(children))

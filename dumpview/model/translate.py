@@ -7,6 +7,11 @@ level count and checking that each table is carried. Without tables (driver dump
 the levels from the VA's index bits and the PT_LOAD covering the VA; every rebuilt step is
 marked ``rebuilt`` and the table PAs it cannot know are None. It never raises for an address:
 an unmapped VA is a result.
+
+``Translation.pa`` is the address the walker and the hardware use (UAT: the output address cut
+to the OAS, as the driver masks every table and data address), ``pa_raw`` what the leaf entry
+says (UAT bits 51:14, the driver's ``p_paddr``); they differ only for an entry with bits at or
+above the OAS, the ``oa-beyond-oas`` finding. Tables are followed at their ``pa`` too.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ class Translation:
     va: int
     context: int | None = None  # None: the dumped address space
     steps: list[WalkStep] = field(default_factory=list)
-    pa: int | None = None
+    pa: int | None = None  # the PA the walker and the hardware use
+    pa_raw: int | None = None  # what the leaf entry says (None when not mapped)
     leaf: DecodedEntry | None = None
     stopped_level: int | None = None  # the level whose entry ended the walk (None: mapped)
     stopped_reason: str | None = None
@@ -121,12 +127,10 @@ def _walk_tables(dump: Dump, va: int, result: Translation, table_pa: int) -> Non
                     f"L{lg.level} entry {index} has type {entry_type}: not a page"
                 )
                 return
-            result.leaf = decoded
-            result.pa = decoded.output_address | (va & (geometry.page_size_bytes - 1))
+            _set_leaf(result, decoded, va & (geometry.page_size_bytes - 1))
             return
         if fmt.is_block(entry_type, lg.level):
-            result.leaf = decoded
-            result.pa = decoded.output_address | (va & (lg.entry_span_bytes - 1))
+            _set_leaf(result, decoded, va & (lg.entry_span_bytes - 1))
             return
         if entry_type != entryformat.TYPE_TABLE:
             result.stopped_level = lg.level
@@ -135,7 +139,13 @@ def _walk_tables(dump: Dump, va: int, result: Translation, table_pa: int) -> Non
                 f"index {index} (type {entry_type})"
             )
             return
-        table_pa = fmt.output_address(value) & geometry.oa_mask
+        table_pa = fmt.output_address(value) & dump.pa_mask
+
+
+def _set_leaf(result: Translation, decoded: DecodedEntry, offset: int) -> None:
+    result.leaf = decoded
+    result.pa = decoded.output_address | offset
+    result.pa_raw = decoded.output_address_raw | offset
 
 
 def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
@@ -181,8 +191,7 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
     result.steps.append(
         WalkStep(leaf_level.level, None, leaf_level.index_of(va), pte, decoded, True)
     )
-    result.leaf = decoded
-    result.pa = decoded.output_address | (va & (geometry.page_size_bytes - 1))
+    _set_leaf(result, decoded, va & (geometry.page_size_bytes - 1))
 
 
 # ---- the walk as JSON (``vtop --json``, schema ``walk``) ---------------------------------------
@@ -232,6 +241,9 @@ def translation_dict(t: Translation) -> dict:
             "exact": d.exact,
             "type": d.type_name,
             "output_address": f"{d.output_address:#x}",
+            "output_address_raw": None
+            if d.output_address_raw == d.output_address
+            else f"{d.output_address_raw:#x}",
             "block_size_bytes": d.block_size_bytes,
             "memattr": d.memattr,
             "memattr_name": d.memattr_name,
@@ -246,6 +258,7 @@ def translation_dict(t: Translation) -> dict:
         "context_dumped": t.context_dumped,
         "mapped": t.mapped,
         "pa": _hex(t.pa),
+        "pa_raw": None if t.pa_raw == t.pa else _hex(t.pa_raw),
         "rebuilt": t.rebuilt,
         "steps": steps,
         "leaf": leaf,

@@ -63,8 +63,10 @@ class Translator:
         )
         self._upper = geometry.va_base & ~geometry.ias_mask
         self._not_ias = ~geometry.ias_mask & ((1 << 64) - 1)
-        self._oa_mask = geometry.oa_mask
         self._page_mask = geometry.page_size_bytes - 1
+        # Tables and leaves are followed at ``pa``: the OAS-cut address for the UAT (as the
+        # driver masks them), the whole output address for LPAE (``EntryFormat.pa_mask``).
+        self._oa_mask = dump.pa_mask & ~self._page_mask
         fmt = dump.entry_format
         self._fmt = fmt
         # Per level: the span mask of its block entries, 0 where the level has none.
@@ -72,7 +74,8 @@ class Translator:
             (lg.entry_span_bytes - 1) if lg.level in fmt.block_levels else 0
             for lg in geometry.levels
         )
-        self._pa_mask = fmt.output_address((1 << 64) - 1)  # the PA bits an entry can hold
+        # The PA bits an entry can hold, as the walker uses them: p_paddr through pa_mask.
+        self._pa_mask = fmt.output_address((1 << 64) - 1) & dump.pa_mask
         self._index = dump.tables_index
         spaces = dump.extension.spaces if dump.extension is not None else ()
         self._walks_tables = self._index is not None and bool(spaces)
@@ -129,7 +132,7 @@ class Translator:
             dump = self._dump
             # memoryviews: indexing one gives a Python int twice as fast as numpy's scalars.
             columns = (dump.seg_va, memoryview(dump.seg_va), memoryview(dump.seg_memsz))
-            columns += (memoryview(dump.seg_pa),)
+            columns += (memoryview(dump.seg_pa_raw),)
             self._segment_columns = columns
         seg_va, va_of, memsz_of, pa_of = columns
         i = int(seg_va.searchsorted(va, side="right")) - 1
@@ -166,7 +169,7 @@ class Translator:
             has_data = page_off + (page_mask + np.uint64(1)) <= self._dump.seg_filesz[seg]
         if not self._walks_tables:
             if dumped_space:
-                pa[hit] = ((self._dump.seg_pa[seg] + page_off) & np.uint64(self._pa_mask)) | (
+                pa[hit] = ((self._dump.seg_pa_raw[seg] + page_off) & np.uint64(self._pa_mask)) | (
                     va[hit] & page_mask
                 )
                 mapped[hit] = True

@@ -52,6 +52,12 @@ GIB = 1 << 30
 # The driver's kernel VA layout (context 0, upper half), reference section 2.
 KERNEL_VA_START = 0xFFFF_FFA0_0000_0000
 KERNEL_VA_END = 0xFFFF_FFB0_0000_0000
+# ESR fault status codes (ISS bits 5:0) the simulated firmware reports: kind | level.
+ESR_FSC_TRANSLATION = 0x04
+ESR_FSC_PERMISSION = 0x0C
+# What the driver's dump walks: IOVA_KERN_FULL_RANGE, 0xffffff80_00000000 up to !UAT_PGMSK,
+# exclusive: the last 16 KiB page of the address space is never walked.
+KERNEL_WALK_END = (1 << 64) - PAGE
 RANGES: dict[str, tuple[int, int, str]] = {
     "PRIV": (0xFFFF_FFA0_0000_0000, 0xFFFF_FFA6_0000_0000, "FW_PRIV_RW"),
     "GPU_RO": (0xFFFF_FFA6_0000_0000, 0xFFFF_FFA8_0000_0000, "GPU_RO_FW_PRIV_RW"),
@@ -236,6 +242,10 @@ class Machine:
     users: list[UatPageTable] = field(default_factory=list)
     ccdp: list[tuple[int, int]] = field(default_factory=list)
     far: int = 0
+    # The ESR's fault status code, None: what the hardware would report for ``far`` in these
+    # tables (translation fault at the level the walk stops at, else a permission fault: the
+    # firmware branched into a page it may not execute).
+    fsc: int | None = None
     initdata_va: int = 0
     notes_extra: list[str] = field(default_factory=list)
 
@@ -516,6 +526,9 @@ class Builder:
             FAULT_OUTSIDE_RANGE_VA, outside_pa | uat.PROTS["FW_PRIV_RW"].bits | uat.PTE_PAGE
         )
         self.m.far = bad_va + 0x20  # the fault is under the bad table entry
+        # The hardware reports a translation fault at L2 there (type 01 is not valid: m1n1's
+        # valid() wants bits 0 and 1); the crash log claims L3: a planted fault-mismatch.
+        self.m.fsc = ESR_FSC_TRANSLATION | 3
 
     def _build_large(self) -> None:
         self.firmware_side()
@@ -831,10 +844,23 @@ class Builder:
 
     # ---- crash log, notes, walk, write -------------------------------------------------------
 
+    def fault_status(self) -> int:
+        """The ESR's fault status for the FAR (``Machine.fsc`` when a scenario plants one):
+        a translation fault at the level where the kernel context's tables stop, or a
+        permission fault at L3 when they map it."""
+        if self.m.fsc is not None:
+            return self.m.fsc
+        level = self.m.firmware.fault_level(self.m.far)
+        return ESR_FSC_PERMISSION | 3 if level is None else ESR_FSC_TRANSLATION | level
+
     def crashlog(self) -> bytes:
         rng = self.rng
         far = self.m.far
-        esr = (0x25 << 26) | (1 << 25) | 0x07  # data abort, same EL; translation fault L3
+        fsc = self.fault_status()
+        if fsc & ~3 == ESR_FSC_PERMISSION:  # an instruction abort: it branched into data
+            esr, what = (0x21 << 26) | (1 << 25) | fsc, "instruction abort"
+        else:  # a data abort (read), same EL
+            esr, what = (0x25 << 26) | (1 << 25) | fsc, "data abort"
         regs = [rng.getrandbits(64) for _ in range(31)]
         regs[0] = far
         entries: list[tuple[str, bytes | dict]] = [
@@ -847,7 +873,7 @@ class Builder:
             ),
             (
                 "Cstr",
-                {"id": 0, "message": f"GPU firmware panic: page fault at {far:#x} (data abort)"},
+                {"id": 0, "message": f"GPU firmware panic: page fault at {far:#x} ({what})"},
             ),
             ("Ctim", {"time": 0x1234_5678_9ABC}),
             (
@@ -946,7 +972,7 @@ class Builder:
             g,
             self.m.firmware.ttb_pa,
             space_start,
-            space_start + (1 << g.ias),
+            KERNEL_WALK_END,
             self.region_list(),
             context=0,
             managed=(KERNEL_VA_START, KERNEL_VA_END),
@@ -978,7 +1004,7 @@ class Builder:
                 0,
                 self.m.firmware.ttb_pa,
                 space_start,
-                1 << g.ias,
+                KERNEL_WALK_END - space_start,
                 KERNEL_VA_START,
                 KERNEL_VA_END - KERNEL_VA_START,
             )
@@ -1063,6 +1089,7 @@ def generate(
         e_entry=builder.e_entry,
         page_size=builder.page_size,
         note_segment=not builder.lpae,
+        data_pa_mask=builder.entry_format.pa_mask(builder.geometry.oas),
     )
     reports = builder.reports()
     return {

@@ -46,7 +46,7 @@ from dumpview.model.location import parse_location
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
-from dumpview.model.text import HEX_UNITS, info_dict
+from dumpview.model.text import HEX_UNITS, info_dict, pa_text
 from dumpview.tui import sources
 from dumpview.tui.keys import KEYS, NAVIGATION
 from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
@@ -446,6 +446,7 @@ class MainScreen(Screen):
             )
             return
         pa = entry.pa
+        pa_raw = entry.pa_raw
         where = ""
         if is_block:
             # One page of the block: the one holding the VA asked for, else the first.
@@ -453,6 +454,7 @@ class MainScreen(Screen):
             inside = wanted is not None and va <= wanted < entry.va_end
             offset = (wanted - va) & ~(size - 1) if inside else 0
             va, pa = va + offset, pa + offset
+            pa_raw = None if pa_raw is None else pa_raw + offset
             where = f"  (L{table.level} block of {human_size(entry.span_bytes)})"
         self.page_va = va
         note = None
@@ -461,7 +463,8 @@ class MainScreen(Screen):
                 f"context {table.context} is not dumped: the walker dumps context "
                 f"{self.levels.dumped_context}"
             )
-        title.update(Text(f"page {va:#x} -> PA {pa:#x}  [{self.unit}]{where}"), layout=False)
+        shown = pa_text(pa, pa_raw, self.dump.geometry.oas)
+        title.update(Text(f"page {va:#x} -> {shown}  [{self.unit}]{where}"), layout=False)
         source = sources.PageSource(self.dump, va, pa, self.unit, self.highlight, note)
         target = 0
         if wanted is not None and va <= wanted < va + self.dump.page_size_bytes:
@@ -536,7 +539,8 @@ class MainScreen(Screen):
                 state = "dumped" if walk.page.dumped else f"not dumped ({walk.page.reason})"
             elif not walk.context_dumped:
                 state = f"(context {context} not dumped: its tables only)"
-            self.status(note or f"VA {va:#x} -> PA {walk.pa:#x} {state}")
+            shown = pa_text(walk.pa, walk.pa_raw, self.dump.geometry.oas)
+            self.status(note or f"VA {va:#x} -> {shown} {state}")
         else:
             self.status(
                 f"VA {va:#x} is not mapped: the walk stopped at L{walk.stopped_level}: "

@@ -8,10 +8,10 @@ ranges cost the same per frame.
 from __future__ import annotations
 
 from dumpview.model import AddressError, Dump, NotDumpedError
-from dumpview.model.entries import DecodedEntry
+from dumpview.model.entries import DecodedEntry, source_notes
 from dumpview.model.levels import EntryRow, FoldRow, TableRef, TableRows
 from dumpview.model.ranges import RangeTable, human_size
-from dumpview.model.text import data_state, hex_row
+from dumpview.model.text import data_state, hex_row, oas_flag, pa_text
 from dumpview.model.translate import Translation
 from dumpview.tui.widgets import CallbackSource, LinesSource, Row, RowSource, plain_rows
 
@@ -67,11 +67,13 @@ def entry_row(entry: EntryRow | FoldRow, view_short: tuple[str, str] = ("fw", "g
     if entry.value is not None and not entry.exact:
         value = value[:-1] + "~"  # rebuilt from p_flags: some bits not recorded
     pa = f"{entry.pa:#014x}" if entry.pa is not None else "-" * 14
+    says = "" if entry.pa is None else oas_flag(entry.pa, entry.pa_raw, entry.oas)
+    pa += "!" if says else " "  # the entry's own address differs (bits above the OAS)
     w1, w2 = _view_widths(view_short)
     text = (
         f" {entry.index:04d} {entry.va:016x}  {human_size(entry.span_bytes):>5}  {value}  "
-        f"{entry.type_name:<6} {pa}  {entry.memattr_name:<9}  {entry.views[0]:<{w1}} "
-        f"{entry.views[1]:<{w2}} {_flag(entry.ng):<2} {_flag(entry.af):<2}  {entry.state}"
+        f"{entry.type_name:<6} {pa} {entry.memattr_name:<9}  {entry.views[0]:<{w1}} "
+        f"{entry.views[1]:<{w2}} {_flag(entry.ng):<2} {_flag(entry.af):<2}  {entry.state}{says}"
     )
     return [(text, _kind_class(entry.kind))]
 
@@ -107,6 +109,14 @@ def details_source(
     else:
         exact = "exact" if decoded.exact else "rebuilt from p_paddr/p_flags"
         rows.append([(f"value {decoded.value:#018x}  ({exact})", None)])
+        if decoded.type_name in ("table", "page", "block"):
+            what = "next table at" if decoded.type_name == "table" else "maps"
+            shown = pa_text(decoded.pa, decoded.pa_raw, decoded.oas)
+            style = "rowlist--warn" if decoded.beyond_oas else None
+            rows.append([(f"{decoded.type_name}: {what} {shown}", style)])
+        else:
+            rows.append([(decoded.type_name, None)])
+        rows.extend([(f"note: {line}", "rowlist--warn")] for line in source_notes(decoded))
         rows.append([("bits  field       value  meaning", "rowlist--dim")])
         for field in decoded.fields:
             if field.name.startswith(("ignored", "bits_", "bit5", "bit52")) and field.value == 0:
@@ -122,7 +132,8 @@ def details_source(
         value = f"{step.entry:#x}" if step.entry is not None else step.note or "-"
         rows.append([(f" L{step.level}[{step.index}] in {table_text}: {value}", None)])
     if walk.mapped:
-        rows.append([(f" -> PA {walk.pa:#x}", "kind--gpu")])
+        oas = walk.leaf.oas if walk.leaf is not None else 64
+        rows.append([(f" -> {pa_text(walk.pa, walk.pa_raw, oas)}", "kind--gpu")])
     else:
         rows.append(
             [(f" stopped at L{walk.stopped_level}: {walk.stopped_reason}", "kind--invalid")]
