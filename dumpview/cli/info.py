@@ -7,6 +7,7 @@ import json
 import click
 
 from dumpview.cli.common import fail, open_for_command
+from dumpview.model.source import display_name
 from dumpview.model.text import human_size, info_dict
 
 
@@ -18,6 +19,7 @@ def info(dump_path: str, as_json: bool) -> None:
     from dumpview.model import DumpError
 
     with open_for_command(dump_path) as dump:
+        source = dump.source
         try:
             doc = info_dict(dump)
         except DumpError as exc:
@@ -28,7 +30,7 @@ def info(dump_path: str, as_json: bool) -> None:
     p = doc["pages"]
     g = doc["geometry"]
     lines = [
-        f"{dump_path}",
+        f"{display_name(dump_path)}",
         f"  layout       {doc['layout']}{' + dumpview extension' if doc['extension'] else ''}",
         f"  entries      {doc['entry_format']}, {g['page_size'] // 1024} KiB pages, "
         f"{'/'.join(g['levels'])}, IAS {g['ias']}, OAS {g['oas']}, from {g['va_base']}",
@@ -39,6 +41,8 @@ def info(dump_path: str, as_json: bool) -> None:
         f"  pages        {p['total']:,} mapped, {p['dumped']:,} dumped, "
         f"{p['not_dumped']:,} not dumped",
     ]
+    if source.spooled:
+        lines.insert(1, f"  source       {source.describe()}")
     blocks = [d for d in g["level_detail"] if d["blocks"]]
     if blocks:
         sizes = ", ".join(f"L{d['level']} {human_size(d['entry_span_bytes'])}" for d in blocks)

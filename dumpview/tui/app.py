@@ -44,7 +44,7 @@ from dumpview.model.levels import FoldRow, LevelTree, TableRef, open_for_browsin
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
-from dumpview.model.text import HEX_UNITS, info_dict, parse_address
+from dumpview.model.text import HEX_UNITS, approx_size, info_dict, parse_address
 from dumpview.tui import sources
 from dumpview.tui.keys import KEYS, NAVIGATION
 from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
@@ -69,14 +69,6 @@ MINIMAP_STYLES = {
     "device": "magenta",
     "not-dumped": "red",
 }
-
-
-def approx_size(size_bytes: int) -> str:
-    """A size to one decimal in K/M/G/T ("5.2G"), for scales that are not exact."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if size_bytes >= 1 << shift:
-            return f"{size_bytes / (1 << shift):.1f}".removesuffix(".0") + unit
-    return f"{size_bytes}B"
 
 
 # ---- loading and errors ------------------------------------------------------------------------
