@@ -1,6 +1,7 @@
 """The ``dumpview`` command line (click), one module per family of commands: ``app`` (open, the
 TUI), ``info`` (info, schema), ``addresses`` (read, vtop, ptov, search), ``ranges``, ``export``,
-``check`` (check, diff) and ``generate``; ``common`` holds what they share.
+``check`` (check, diff), ``collect`` (devcoredumps from sysfs) and ``generate``; ``common`` holds
+what they share.
 
 Owns argument parsing and rendering to the terminal or JSON (every ``--json`` document and
 every export follows the schema ``dumpview-export/1`` that ``dumpview schema`` prints). Every
@@ -18,7 +19,7 @@ import sys
 import click
 
 from dumpview import __version__
-from dumpview.cli import addresses, app, check, common, export, generate, info, ranges
+from dumpview.cli import addresses, app, check, collect, common, export, generate, info, ranges
 from dumpview.cli.common import EXIT_BAD_INPUT, EXIT_NO, fail
 
 
@@ -34,15 +35,15 @@ def cli(ctx: click.Context) -> None:
         ctx.invoke(app.open_, dump_path=None)
 
 
-for _module in (app, info, addresses, ranges, export, check, generate):
+for _module in (app, info, addresses, ranges, export, check, collect, generate):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
 
 def _route(argv: list[str]) -> list[str]:
     """``dumpview DUMP`` means ``dumpview open DUMP``: insert ``open`` when the first argument
-    is neither an option nor a command."""
-    if argv and not argv[0].startswith("-") and argv[0] not in cli.commands:
+    is neither an option nor a command (``-``, standard input, is a DUMP)."""
+    if argv and (argv[0] == "-" or not argv[0].startswith("-")) and argv[0] not in cli.commands:
         return ["open", *argv]
     return argv
 

@@ -572,7 +572,7 @@ def _decompress(
     """Decompress into the spool; the decompressor runs a few pieces ahead in a thread (it
     releases the GIL), so decompressing and writing overlap."""
     first = b""  # the first decompressed bytes, until the ELF magic is checked
-    for out in _ahead(_decompressed(reader, compression, head, spool), reader, report):
+    for out in _ahead(_decompressed(reader, compression, head), reader, report):
         if len(first) < len(ELF_MAGIC):
             first += bytes(out[: len(ELF_MAGIC) - len(first)])
             if len(first) == len(ELF_MAGIC):
@@ -583,9 +583,7 @@ def _decompress(
         _check_elf(compression.name, first)
 
 
-def _decompressed(
-    reader: _Reader, compression: _Compression, head: bytes, spool: _Spool
-) -> Iterator[bytes]:
+def _decompressed(reader: _Reader, compression: _Compression, head: bytes) -> Iterator[bytes]:
     """The decompressed pieces (``OUT_SIZE`` at most) of ``head`` + the reader's bytes, fed
     ``READ_SIZE`` at a time; concatenated streams (gzip members, zstd frames, xz streams)
     one after the other: bytes after a complete stream must start another one. Raises
@@ -678,6 +676,27 @@ def _ahead(pieces: Iterator[bytes], reader: _Reader, report: _Reporter) -> Itera
         stop.set()
         thread.join()
         reader.cancel = user_cancel
+
+
+def decompress_file(
+    path: str | os.PathLike[str], consume: Callable[[bytes], object]
+) -> tuple[str, int]:
+    """Decompress the file ``path`` (zstd, xz, gzip or bzip2) piece by piece into
+    ``consume``, whatever the bytes are (no spool, no ELF check): (compression, compressed
+    bytes read). DumpFormatError for a file that is not compressed, or corrupt or truncated
+    data (as ``open_input`` names them); OSError from reading."""
+    name = os.fspath(path)
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        compression = compression_of(os.pread(fd, MAGIC_BYTES, 0))
+        if compression is None:
+            raise DumpFormatError(0, "not compressed with zstd, xz, gzip or bzip2")
+        reader = _Reader(fd, name, pollable=False, cancel=None, positioned=True)
+        for piece in _decompressed(reader, COMPRESSIONS[compression], b""):
+            consume(piece)
+        return compression, reader.read_bytes
+    finally:
+        os.close(fd)
 
 
 class _GzipDecompressor:

@@ -10,6 +10,7 @@ bookmarks sidecar, through ``dumpview.model.bookmarks``.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -44,6 +45,7 @@ from dumpview.model.levels import FoldRow, LevelTree, TableRef, open_for_browsin
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
+from dumpview.model.source import OpenCancelled
 from dumpview.model.text import HEX_UNITS, approx_size, info_dict, parse_address
 from dumpview.tui import sources
 from dumpview.tui.keys import KEYS, NAVIGATION
@@ -75,7 +77,10 @@ MINIMAP_STYLES = {
 
 
 class LoadingScreen(Screen):
-    """Progress while the worker opens and indexes the dump."""
+    """Progress while the worker opens and indexes the dump (decompressing or reading a
+    stream first, which can wait for a FIFO's writer: q, Escape or Ctrl+C quit at once)."""
+
+    BINDINGS = [Binding("q,escape,ctrl+c", "app.quit", "Quit")]
 
     def __init__(self, path: str) -> None:
         super().__init__()
@@ -86,7 +91,7 @@ class LoadingScreen(Screen):
             yield Label(f"opening {self.path}", id="loading-label", markup=False)
             yield ProgressBar(total=4, show_eta=False, id="loading-bar")
 
-    def stage(self, step: int, text: str) -> None:
+    def stage(self, step: float, text: str) -> None:
         self.query_one("#loading-label", Label).update(text)
         self.query_one("#loading-bar", ProgressBar).update(progress=step)
 
@@ -815,6 +820,9 @@ class DumpviewApp(App[None]):
         # Seconds: "index" (the loader thread), "first_screen" (main screen built and drawn).
         self.timings: dict[str, float] = {}
         self._loaded_at = 0.0
+        # Set when the app ends: the loader stops reading a stream within a poll slice, so
+        # quitting never waits on a FIFO without a writer (the loader's thread is joined).
+        self._closing = threading.Event()
 
     def on_mount(self) -> None:
         self.push_screen(LoadingScreen(self.path))
@@ -822,10 +830,16 @@ class DumpviewApp(App[None]):
 
     @work(thread=True, exclusive=True, group="load")
     def _load(self) -> None:
-        stage = partial(self.call_from_thread, self._stage)
+        def stage(step: float, text: str) -> None:
+            if self._closing.is_set():
+                raise OpenCancelled(self.path)
+            self.call_from_thread(self._stage, step, text)
+
         started = time.perf_counter()
         try:
-            dump, tree = open_for_browsing(self.path, stage)
+            dump, tree = open_for_browsing(self.path, stage, cancel=self._closing.is_set)
+        except OpenCancelled:
+            return
         except DumpError as exc:
             self.call_from_thread(self._failed, str(exc))
             return
@@ -833,10 +847,13 @@ class DumpviewApp(App[None]):
             self.call_from_thread(self._failed, exc.strerror or str(exc))
             return
         self.timings["index"] = time.perf_counter() - started
-        stage(4, "drawing")
-        self.call_from_thread(self._loaded, dump, tree)
+        try:
+            stage(4, "drawing")
+            self.call_from_thread(self._loaded, dump, tree)
+        except (OpenCancelled, RuntimeError):  # the app ended meanwhile
+            dump.close()
 
-    def _stage(self, step: int, text: str) -> None:
+    def _stage(self, step: float, text: str) -> None:
         if isinstance(self.screen, LoadingScreen):
             self.screen.stage(step, text)
 
@@ -862,5 +879,6 @@ class DumpviewApp(App[None]):
                 )
 
     def on_unmount(self) -> None:
+        self._closing.set()
         if self.dump is not None:
             self.dump.close()
