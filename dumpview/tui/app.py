@@ -822,7 +822,7 @@ class DumpviewApp(App[None]):
         self._loaded_at = 0.0
         # Set when the app ends: the loader stops reading a stream within a poll slice, so
         # quitting never waits on a FIFO without a writer (the loader's thread is joined).
-        self._closing = threading.Event()
+        self._quitting = threading.Event()
 
     def on_mount(self) -> None:
         self.push_screen(LoadingScreen(self.path))
@@ -831,13 +831,13 @@ class DumpviewApp(App[None]):
     @work(thread=True, exclusive=True, group="load")
     def _load(self) -> None:
         def stage(step: float, text: str) -> None:
-            if self._closing.is_set():
+            if self._quitting.is_set():
                 raise OpenCancelled(self.path)
             self.call_from_thread(self._stage, step, text)
 
         started = time.perf_counter()
         try:
-            dump, tree = open_for_browsing(self.path, stage, cancel=self._closing.is_set)
+            dump, tree = open_for_browsing(self.path, stage, cancel=self._quitting.is_set)
         except OpenCancelled:
             return
         except DumpError as exc:
@@ -879,6 +879,6 @@ class DumpviewApp(App[None]):
                 )
 
     def on_unmount(self) -> None:
-        self._closing.set()
+        self._quitting.set()
         if self.dump is not None:
             self.dump.close()
