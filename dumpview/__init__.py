@@ -8,11 +8,12 @@ answers ``ranges()``, ``search()``, ``check()``, ``ptov()`` and ``export()``, an
 __version__ = "0.1.0"  # the one place the version lives (pyproject reads it)
 
 
-def open_dump(path):
-    """Open a dump read-only: ``dumpview.model.open_dump``."""
+def open_dump(path, progress=None, cancel=None):
+    """Open a dump read-only (a file, a compressed file, ``-``, a FIFO, a device):
+    ``dumpview.model.open_dump``."""
     from dumpview.model import open_dump as _open
 
-    return _open(path)
+    return _open(path, progress, cancel)
 
 
 def diff(a, b, compare_contents: bool = True):

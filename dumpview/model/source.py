@@ -254,6 +254,7 @@ def open_input(
     else:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         input_kind = INPUT_FILE
+    keep = False  # the input itself is returned (mapped in place): do not close it
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -264,6 +265,7 @@ def open_input(
             if compression is None:
                 _refuse_unsupported(head)
                 _blocking(fd)
+                keep = True
                 return fd, Source(name, KIND_FILE, input_kind, st.st_size)
             reader = _Reader(fd, name, pollable=False, cancel=cancel, positioned=True)
             return _spool(reader, name, compression, input_kind, st.st_size, progress)
@@ -272,9 +274,9 @@ def open_input(
         pollable = not stat.S_ISREG(st.st_mode) and not stat.S_ISBLK(st.st_mode)
         reader = _Reader(fd, name, pollable=pollable, cancel=cancel)
         return _spool(reader, name, None, input_kind, None, progress)
-    except BaseException:
-        os.close(fd)
-        raise
+    finally:
+        if not keep:
+            os.close(fd)
 
 
 def _input_kind(mode: int) -> str:
@@ -501,8 +503,6 @@ def _spool(
     except BaseException:
         spool.close()
         raise
-    finally:
-        os.close(reader.fd)
     report.done()
     source = Source(
         name,
