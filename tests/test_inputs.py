@@ -432,3 +432,20 @@ def test_no_room_to_spool_is_one_line(tmp_path: Path, monkeypatch: pytest.Monkey
         monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
         monkeypatch.setattr("dumpview.model.source.SPOOL_DIRS", ())
         open_input(str(path))
+
+
+def test_inspector_loader_decompresses_with_progress(tmp_path: Path) -> None:
+    from dumpview.model.levels import open_for_browsing
+
+    path = tmp_path / "dump.bz2"
+    path.write_bytes(compress("bzip2", MINIMAL.read_bytes()))
+    stages: list[tuple[float, str]] = []
+    dump, tree = open_for_browsing(path, lambda step, text: stages.append((step, text)))
+    try:
+        assert dump.source.kind == "bzip2" and tree.roots
+        reading = [(step, text) for step, text in stages if text.startswith("decompressing")]
+        assert reading and reading[-1][0] == 1.0  # the whole compressed file was read
+        assert f"decompressing {path} (bzip2): " in reading[-1][1]
+        assert [step for step, _ in stages][-2:] == [2, 3]
+    finally:
+        dump.close()

@@ -52,6 +52,7 @@ import numpy as np
 
 from dumpview.model.errors import DumpError, DumpFormatError
 from dumpview.model.text import approx_size
+from formats import elf
 
 if sys.version_info >= (3, 14):  # pragma: no cover - the standard library's own zstd
     from compression import zstd
@@ -482,6 +483,10 @@ def _spool(
         if not piece:
             break
         head += piece
+    if not head:  # nothing at all: no spool needed to say so
+        raise DumpFormatError(
+            0, f"truncated ELF header: file is 0 bytes, expected at least {elf.EHDR_SIZE}"
+        )
     if compression is None:
         compression = compression_of(head)
         if compression is None:

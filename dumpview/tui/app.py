@@ -778,6 +778,7 @@ def _info_lines(info: dict, dump: Dump) -> list[str]:
         "",
         "dump",
         f"  file               {dump.path}",
+        *([f"  source             {dump.source.describe()}"] if dump.source.spooled else []),
         f"  size               {info['size_bytes']:,} bytes",
         f"  layout             {info['layout']}"
         + (" + dumpview extension" if info["extension"] else ""),
