@@ -208,6 +208,10 @@ def test_unsized_file_and_character_device_are_streams(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(DumpFormatError, match="file is 0 bytes"):
         dumpview.open_dump(empty)
+    proc_file = Path("/proc/self/status")  # procfs, like sysfs: size 0, content to read
+    assert proc_file.stat().st_size == 0
+    with pytest.raises(DumpFormatError, match="not an ELF file: magic is 4e 61 6d 65"):  # "Name"
+        dumpview.open_dump(proc_file)
     zero = tmp_path / "zero"
     try:
         os.mknod(zero, stat.S_IFCHR | 0o600, os.makedev(1, 5))
