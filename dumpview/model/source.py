@@ -16,7 +16,7 @@ files, often on disk where /tmp is RAM), else /tmp. Runs of zero bytes are not w
 spool is sparse, as ``zstd -d`` writes files. The dump is then mapped from it like any file.
 
 Waiting never blocks for long: FIFOs and devices are opened with ``O_NONBLOCK`` and read after
-``poll`` in short slices, so a FIFO without a writer waits (reporting "waiting for a writer")
+``poll`` in short slices, so a FIFO without a writer waits (reporting that it waits)
 until the caller's ``cancel()`` says stop, or a signal's handler raises (SIGINT's does).
 
 The size of a stream is not bounded: it is the user's own input. The spool stops with one line
@@ -36,12 +36,10 @@ import contextlib
 import errno
 import lzma
 import os
-import queue
 import select
 import stat
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -61,11 +59,10 @@ else:
 
 ELF_MAGIC = b"\x7fELF"
 STDIN = "-"
-READ_SIZE = 64 << 10  # compressed bytes fed per call: a corrupt byte is placed within this
+READ_SIZE = 64 << 10  # compressed bytes fed per call: where a corruption is, to this size
 OUT_SIZE = 1 << 20  # decompressed bytes asked for per call (memory stays flat)
 STAGE_SIZE = 4 << 20  # uncompressed stream bytes gathered before writing
 SPARSE_BLOCK = 16 << 10  # all-zero blocks of this size are skipped (the spool is sparse)
-AHEAD = 4  # decompressed pieces the decompressing thread may run ahead
 POLL_SLICE_MS = 100  # the longest a wait blocks before cancel() is asked again
 PROGRESS_INTERVAL_S = 0.1  # progress() at most this often
 SPOOL_DIRS = ("/var/tmp", "/tmp")  # after $TMPDIR
@@ -574,10 +571,10 @@ def _copy(reader: _Reader, spool: _Spool, report: _Reporter) -> None:
 def _decompress(
     reader: _Reader, spool: _Spool, compression: _Compression, head: bytes, report: _Reporter
 ) -> None:
-    """Decompress into the spool; the decompressor runs a few pieces ahead in a thread (it
-    releases the GIL), so decompressing and writing overlap."""
+    """Decompress into the spool, checking that the bytes start like an ELF file. (A thread
+    decompressing ahead of the writes was measured: no gain on a loaded 2-core machine.)"""
     first = b""  # the first decompressed bytes, until the ELF magic is checked
-    for out in _ahead(_decompressed(reader, compression, head), reader, report):
+    for out in _decompressed(reader, compression, head):
         if len(first) < len(ELF_MAGIC):
             first += bytes(out[: len(ELF_MAGIC) - len(first)])
             if len(first) == len(ELF_MAGIC):
@@ -634,53 +631,6 @@ def _decompressed(reader: _Reader, compression: _Compression, head: bytes) -> It
             f"{compression.name} stream is truncated: the input ends here in the middle of "
             f"a stream, after {out_bytes:#x} decompressed bytes",
         )
-
-
-def _ahead(pieces: Iterator[bytes], reader: _Reader, report: _Reporter) -> Iterator[bytes]:
-    """``pieces``, produced in a thread up to ``AHEAD`` ahead of the consumer. The thread's
-    exceptions are raised here; when the consumer stops (an error, Ctrl+C) the thread is
-    told to stop (through the reader's cancel) and joined."""
-    ready: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
-    stop = threading.Event()
-    user_cancel = reader.cancel
-    reader.cancel = lambda: stop.is_set() or (user_cancel is not None and user_cancel())
-    end = object()
-
-    def produce() -> None:
-        item: Any = end
-        try:
-            for piece in pieces:
-                while not stop.is_set():
-                    with contextlib.suppress(queue.Full):
-                        ready.put(piece, timeout=POLL_SLICE_MS / 1000)
-                        break
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer
-            item = exc
-        while not stop.is_set():
-            with contextlib.suppress(queue.Full):
-                ready.put(item, timeout=POLL_SLICE_MS / 1000)
-                return
-
-    thread = threading.Thread(target=produce, name="dumpview-decompress", daemon=True)
-    thread.start()
-    try:
-        while True:
-            try:
-                item = ready.get(timeout=POLL_SLICE_MS / 1000)
-            except queue.Empty:
-                report.tick()  # waiting for input: say so
-                continue
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-        reader.cancel = user_cancel
 
 
 def decompress_file(
