@@ -95,6 +95,7 @@ class InputProgress:
         self.started = self.clock()
         self.delay_s = delay_s
         self.shown = False
+        self.line = ""
         self.tty = sys.stderr.isatty()
 
     def __call__(self, state: Progress) -> None:
@@ -105,9 +106,12 @@ class InputProgress:
         if fraction is not None:
             done = int(fraction * 20)
             bar = f"[{'#' * done}{'-' * (20 - done)}] {fraction:4.0%} "
-        hint = " (Ctrl+C to cancel)" if state.waiting else ""
+        hint = "Ctrl+C cancels; " if state.waiting else ""
         width = max(20, shutil.get_terminal_size().columns - 1)
-        line = f"dumpview: {bar}{state.text()}{hint}"[:width]
+        line = f"dumpview: {hint}{bar}{state.text()}"[:width]
+        if line == self.line:
+            return
+        self.line = line
         sys.stderr.write(f"\r\x1b[K{line}")
         sys.stderr.flush()
         self.shown = True
@@ -117,6 +121,7 @@ class InputProgress:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
             self.shown = False
+            self.line = ""
 
 
 def parse_range_option(command: str, text: str | None) -> tuple[int, int]:

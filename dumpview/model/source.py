@@ -159,7 +159,7 @@ class Progress(NamedTuple):
         """One line for a progress display."""
         who = display_name(self.name)
         if self.waiting and not self.read_bytes:
-            return f"waiting for data on {who} (nothing written to it yet)"
+            return f"waiting for data on {who}"
         if self.kind == KIND_STREAM:
             doing = f"reading {who}: {_size(self.written_bytes)}"
         else:
