@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dumpview.model.collect import waiting_devcoredumps
-from dumpview.model.source import zstd
+from dumpview.model.decompress import zstd
 from dumpview.model.text import approx_size
 
 ROOT = Path(__file__).resolve().parent.parent

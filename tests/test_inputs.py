@@ -25,7 +25,8 @@ import pytest
 
 import dumpview
 from dumpview.model import DumpFormatError
-from dumpview.model.source import SPARSE_BLOCK, InputError, OpenCancelled, open_input, zstd
+from dumpview.model.decompress import zstd
+from dumpview.model.source import SPARSE_BLOCK, InputError, OpenCancelled, open_input
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = ROOT / "samples" / "minimal.dump"

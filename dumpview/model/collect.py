@@ -38,8 +38,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from dumpview.model.decompress import ELF_MAGIC, zstd
 from dumpview.model.errors import DumpError
-from dumpview.model.source import ELF_MAGIC, decompress_file, zstd
+from dumpview.model.source import decompress_file
 from dumpview.model.text import approx_size
 
 SYSFS_ROOT = "/sys"

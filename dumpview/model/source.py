@@ -31,36 +31,34 @@ once, before anything is spooled); ``InputError`` for an input that cannot be re
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import errno
-import lzma
 import os
 import select
 import stat
-import sys
 import tempfile
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from dumpview.model.decompress import (
+    COMPRESSIONS,
+    ELF_MAGIC,
+    MAGIC_BYTES,
+    Compression,
+    check_elf,
+    compression_of,
+    decompressed,
+    refuse_unsupported,
+)
 from dumpview.model.errors import DumpError, DumpFormatError
 from dumpview.model.text import approx_size
 from formats import elf
 
-if sys.version_info >= (3, 14):  # pragma: no cover - the standard library's own zstd
-    from compression import zstd
-else:
-    from backports import zstd
-
-ELF_MAGIC = b"\x7fELF"
 STDIN = "-"
-READ_SIZE = 64 << 10  # compressed bytes fed per call: where a corruption is, to this size
-OUT_SIZE = 1 << 20  # decompressed bytes asked for per call (memory stays flat)
 STAGE_SIZE = 4 << 20  # uncompressed stream bytes gathered before writing
 SPARSE_BLOCK = 16 << 10  # all-zero blocks of this size are skipped (the spool is sparse)
 POLL_SLICE_MS = 100  # the longest a wait blocks before cancel() is asked again
@@ -184,54 +182,6 @@ def _size(size_bytes: int) -> str:
     return approx_size(size_bytes, iec=True)
 
 
-# ---- compressions -------------------------------------------------------------------------------
-
-
-class _Compression(NamedTuple):
-    name: str
-    magic: Callable[[bytes], bool]
-    decompressor: Callable[[], Any]  # a new stdlib-style decompressor (max_length, eof, ...)
-
-
-def _zstd_magic(head: bytes) -> bool:
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return True
-    # a skippable frame first (seekable zstd, pzstd): magic 0x184D2A50..0x184D2A5F
-    return len(head) >= 4 and int.from_bytes(head[:4], "little") & ~0xF == 0x184D2A50
-
-
-COMPRESSIONS: dict[str, _Compression] = {
-    c.name: c
-    for c in (
-        _Compression("zstd", _zstd_magic, zstd.ZstdDecompressor),
-        _Compression("xz", lambda h: h[:6] == b"\xfd7zXZ\x00", lzma.LZMADecompressor),
-        _Compression("gzip", lambda h: h[:2] == b"\x1f\x8b", lambda: _GzipDecompressor()),
-        _Compression(
-            "bzip2", lambda h: h[:3] == b"BZh" and h[3:4] in b"123456789", bz2.BZ2Decompressor
-        ),
-    )
-}
-MAGIC_BYTES = 6  # enough to tell every compression above, and ELF
-
-
-def compression_of(head: bytes) -> str | None:
-    """The compression ``head`` (the first bytes) starts with, or None."""
-    for compression in COMPRESSIONS.values():
-        if compression.magic(head):
-            return compression.name
-    return None
-
-
-def _unsupported_hint(head: bytes) -> str | None:
-    if head[:4] == b"\x04\x22\x4d\x18":
-        return "lz4"
-    if head[:6] == b"7z\xbc\xaf\x27\x1c":
-        return "7z"
-    if head[:4] == b"PK\x03\x04":
-        return "zip"
-    return None
-
-
 # ---- opening ------------------------------------------------------------------------------------
 
 
@@ -261,7 +211,7 @@ def open_input(
             head = os.pread(fd, MAGIC_BYTES, 0)
             compression = compression_of(head)
             if compression is None:
-                _refuse_unsupported(head)
+                refuse_unsupported(head)
                 _blocking(fd)
                 keep = True
                 return fd, Source(name, KIND_FILE, input_kind, st.st_size)
@@ -292,16 +242,6 @@ def _input_kind(mode: int) -> str:
 def _blocking(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.set_blocking(fd, True)
-
-
-def _refuse_unsupported(head: bytes) -> None:
-    hint = _unsupported_hint(head)
-    if hint is not None:
-        raise DumpFormatError(
-            0,
-            f"{hint}-compressed data: dumpview decompresses zstd, xz, gzip and bzip2; "
-            f"decompress it first",
-        )
 
 
 class _Reader:
@@ -487,7 +427,7 @@ def _spool(
     if compression is None:
         compression = compression_of(head)
         if compression is None:
-            _refuse_unsupported(head)
+            refuse_unsupported(head)
             if head and not ELF_MAGIC.startswith(head[:4]):
                 raise DumpFormatError(
                     0, f"not an ELF file: magic is {head[:4].hex(' ')}, expected 7f 45 4c 46"
@@ -569,68 +509,20 @@ def _copy(reader: _Reader, spool: _Spool, report: _Reporter) -> None:
 
 
 def _decompress(
-    reader: _Reader, spool: _Spool, compression: _Compression, head: bytes, report: _Reporter
+    reader: _Reader, spool: _Spool, compression: Compression, head: bytes, report: _Reporter
 ) -> None:
     """Decompress into the spool, checking that the bytes start like an ELF file. (A thread
     decompressing ahead of the writes was measured: no gain on a loaded 2-core machine.)"""
     first = b""  # the first decompressed bytes, until the ELF magic is checked
-    for out in _decompressed(reader, compression, head):
+    for out in decompressed(reader, compression, head):
         if len(first) < len(ELF_MAGIC):
             first += bytes(out[: len(ELF_MAGIC) - len(first)])
             if len(first) == len(ELF_MAGIC):
-                _check_elf(compression.name, first)
+                check_elf(compression.name, first)
         spool.write(out)
         report.tick()
     if len(first) < len(ELF_MAGIC):
-        _check_elf(compression.name, first)
-
-
-def _decompressed(reader: _Reader, compression: _Compression, head: bytes) -> Iterator[bytes]:
-    """The decompressed pieces (``OUT_SIZE`` at most) of ``head`` + the reader's bytes, fed
-    ``READ_SIZE`` at a time; concatenated streams (gzip members, zstd frames, xz streams)
-    one after the other: bytes after a complete stream must start another one. Raises
-    DumpFormatError naming the compressed bytes where the data is corrupt, or the offset
-    where a truncated stream ends."""
-    decompressor = compression.decompressor()
-    pending = head  # read, not yet given to the decompressor
-    offset = 0  # compressed offset of ``pending``'s first byte
-    last = (0, len(head))  # the compressed bytes given last: where an error is
-    in_stream = False  # the current decompressor was given bytes and has not ended
-    out_bytes = 0
-    while True:
-        data = b""
-        if decompressor.needs_input:
-            if not pending:
-                pending = reader.read(READ_SIZE)
-                if not pending:
-                    break
-            data, pending = pending, b""
-            last = (offset, offset + len(data))
-            offset += len(data)
-            in_stream = True
-        try:
-            out = decompressor.decompress(data, max_length=OUT_SIZE)
-        except (zstd.ZstdError, lzma.LZMAError, zlib.error, OSError, EOFError) as exc:
-            raise DumpFormatError(
-                last[0],
-                f"{compression.name} data is corrupt in the compressed bytes "
-                f"{last[0]:#x}..{last[1]:#x} ({exc}); {out_bytes:#x} bytes were "
-                f"decompressed before it",
-            ) from None
-        if out:
-            out_bytes += len(out)
-            yield out
-        if decompressor.eof:
-            pending = decompressor.unused_data + pending
-            offset -= len(decompressor.unused_data)
-            decompressor = compression.decompressor()
-            in_stream = False
-    if in_stream:
-        raise DumpFormatError(
-            reader.read_bytes,
-            f"{compression.name} stream is truncated: the input ends here in the middle of "
-            f"a stream, after {out_bytes:#x} decompressed bytes",
-        )
+        check_elf(compression.name, first)
 
 
 def decompress_file(
@@ -647,40 +539,8 @@ def decompress_file(
         if compression is None:
             raise DumpFormatError(0, "not compressed with zstd, xz, gzip or bzip2")
         reader = _Reader(fd, name, pollable=False, cancel=None, positioned=True)
-        for piece in _decompressed(reader, COMPRESSIONS[compression], b""):
+        for piece in decompressed(reader, COMPRESSIONS[compression], b""):
             consume(piece)
         return compression, reader.read_bytes
     finally:
         os.close(fd)
-
-
-class _GzipDecompressor:
-    """zlib's gzip decoder with the interface of the others (``needs_input``, keyword
-    ``max_length``): zlib hands back the input it did not use as ``unconsumed_tail``."""
-
-    def __init__(self) -> None:
-        self._zlib = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        self.needs_input = True
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        out = self._zlib.decompress(self._zlib.unconsumed_tail + data, max_length)
-        self.needs_input = not self._zlib.unconsumed_tail and len(out) < max_length
-        return out
-
-    @property
-    def eof(self) -> bool:
-        return self._zlib.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._zlib.unused_data
-
-
-def _check_elf(kind: str, first: bytes) -> None:
-    if first != ELF_MAGIC:
-        shown = first.hex(" ") if first else "nothing"
-        raise DumpFormatError(
-            0,
-            f"the {kind}-compressed data is not an ELF file: it starts with {shown}, "
-            f"expected 7f 45 4c 46",
-        )
