@@ -14,6 +14,7 @@ anonymous temporary file (``O_TMPFILE``: it never has a name, so nothing is left
 ends the program, SIGKILL included) in ``$TMPDIR``, else /var/tmp (meant for large temporary
 files, often on disk where /tmp is RAM), else /tmp. Runs of zero bytes are not written: the
 spool is sparse, as ``zstd -d`` writes files. The dump is then mapped from it like any file.
+The compressions themselves (magic bytes, the decompression loop) are ``model.decompress``.
 
 Waiting never blocks for long: FIFOs and devices are opened with ``O_NONBLOCK`` and read after
 ``poll`` in short slices, so a FIFO without a writer waits (reporting that it waits)
