@@ -474,6 +474,11 @@ def bench_compressed(one_g: Path, runs: int) -> None:
                 Row(f"zstd {label} (x{ratio:,.0f}): first info line", ours, "s",
                     "zstd -d -c > null", peer, "<= 1.5 x", ours / peer <= 1.5)
             )  # fmt: skip
+            to_file = OUT / "unzstd.tmp"  # what landing the bytes in a file costs zstd itself
+            on_disk = median_time(["zstd", "-d", "-q", "-f", str(packed), "-o", str(to_file)],
+                                  runs)  # fmt: skip
+            to_file.unlink(missing_ok=True)
+            record(Row("  the same", ours, "s", "zstd -d -o FILE", on_disk))
             rss = peak_rss_mb([*DUMPVIEW, "info", str(packed)])
             plain_rss = peak_rss_mb([*DUMPVIEW, "info", str(dump)])
             record(Row(f"zstd {label}: info peak RSS", rss, "MB", "uncompressed info",
