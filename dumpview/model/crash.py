@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dumpview.model.guard import guarded
 from dumpview.model.text import data_state, hexdump_lines, walk_lines
 from formats import clhe
 
@@ -249,6 +250,7 @@ class Fault:
     walk: Any  # dumpview.model.translate.Translation
 
 
+@guarded
 def fault(dump: Dump, log: clhe.CrashLog | None = None) -> Fault | None:
     """The fault of ``log`` (default: the dump's first crash log) from its first decoded Crg8
     entry; None when there is no crash log or no decoded register entry."""
@@ -420,6 +422,7 @@ def _log_sections(dump: Dump, log: clhe.CrashLog) -> list[Section]:
     return sections
 
 
+@guarded
 def crashlog_sections(dump: Dump) -> list[Section]:
     """Everything the dump's crash log(s) say, as titled plain-text sections. With several
     RTKIT notes, titles start with "log N: "."""

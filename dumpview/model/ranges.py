@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dumpview.model.guard import guarded
 from dumpview.model.kinds import leaf_kind
 from dumpview.model.text import SIZE_UNITS, human_size  # noqa: F401 (re-exported)
 
@@ -110,6 +111,7 @@ class RangeTable:
         return None
 
 
+@guarded
 def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
     """The coalesced ranges of ``dump`` clipped to [va_start, va_end).
 

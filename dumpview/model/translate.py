@@ -73,7 +73,8 @@ def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
                 result.stopped_level = geometry.levels[0].level
                 result.stopped_reason = f"the dump carries no address space for context {context}"
                 return result
-        _walk_tables(dump, va, result, space.ttb_pa)
+        with dump.guard.reading():
+            _walk_tables(dump, va, result, space.ttb_pa)
         dumped_space = space is spaces[0]
     else:
         _walk_rebuilt(dump, va, result)

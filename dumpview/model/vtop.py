@@ -91,6 +91,15 @@ class Translator:
         table_pa = self._ttbs.get(self._dumped_context if context is None else context)
         if table_pa is None:
             return None
+        guard = self._dump.guard
+        guard.enter()
+        try:
+            return self._walk_one(va, table_pa)
+        finally:
+            guard.leave()
+
+    def _walk_one(self, va: int, table_pa: int) -> int | None:
+        """``va_to_pa`` through the tables, from ``table_pa`` (inside a guarded read)."""
         offset_of = self._index.offset_of
         buffer = self._dump.buffer
         unpack = _U64.unpack_from
@@ -177,7 +186,8 @@ class Translator:
         else:
             ttb = self._ttbs.get(self._dumped_context if context is None else context)
             if ttb is not None:
-                self._walk_many(va, ttb, in_space, pa, mapped, stopped)
+                with self._dump.guard.reading():
+                    self._walk_many(va, ttb, in_space, pa, mapped, stopped)
             if dumped_space:
                 dumped[hit] = has_data & mapped[hit]
         return BulkTranslation(va, pa, mapped, dumped, stopped)
