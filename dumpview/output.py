@@ -4,13 +4,15 @@ and the scratch files parallel export workers fill.
 Owns one decision, ``plan_output``, and one writer, ``open_output``. What is written where:
 
 - ``-``: standard output, streamed (named ``<stdout>`` in errors).
-- A regular file, or a path that does not exist yet: written atomically. The content goes to an
-  unpredictable temporary file created exclusively, never through a link (``tempfile.mkstemp``:
-  ``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600) in the target's own directory; it is renamed over
-  the target only when the writing block ended cleanly, and removed on any failure or signal
-  (the target is then untouched). An existing file keeps its mode (and, when we are root, its
-  owner); a new file gets the mode ``open(2)`` would give it (0666 less the umask). Nothing is
-  copied from anywhere else.
+- A regular file, or a path that does not exist yet: written atomically. The content goes to a
+  temporary file in the target's own directory that no one can guess or redirect: anonymous
+  (``O_TMPFILE``, mode 0600) where the file system has them, linked under an unpredictable name
+  only once complete, so not even SIGKILL leaves it behind; else created exclusively, never
+  through a link (``tempfile.mkstemp``: ``O_CREAT|O_EXCL|O_NOFOLLOW``). It is renamed over the
+  target only when the writing block ended cleanly and no stop signal arrived
+  (``stop_signal``), and removed on any failure or signal (the target is then untouched). An
+  existing file keeps its mode (and, when we are root, its owner); a new file gets the mode
+  ``open(2)`` would give it (0666 less the umask). Nothing is copied from anywhere else.
 - A symbolic link: written to the file it points to (atomically there when that is a regular
   file or does not exist yet); the link itself stays. ``follow_symlinks=False`` refuses links
   instead (the bookmarks sidecar: a link planted beside a dump must not redirect our writes).
@@ -34,6 +36,7 @@ import contextlib
 import errno
 import io
 import os
+import secrets
 import socket
 import stat
 import tempfile
@@ -56,6 +59,22 @@ WRITE_ERRNOS = frozenset(
 ATOMIC = "atomic"
 STREAM = "stream"
 STDOUT_KIND = "stdout"
+
+
+# Set by the command line's signal handlers (SIGINT/SIGTERM/SIGHUP): once it is, no atomic
+# write renames its file over a target. The handlers also raise, but an exception raised in a
+# signal handler can be swallowed by C code it interrupts (an import, a finalizer); this flag
+# cannot be.
+stop_signal: int | None = None
+
+
+class Stopped(BaseException):
+    """A write refused at its commit because a stop signal (``stop_signal``) arrived."""
+
+    def __init__(self, signum: int, target: str) -> None:
+        super().__init__(signum, target)
+        self.signum = signum
+        self.target = target
 
 
 class OutputError(OSError):
@@ -127,14 +146,16 @@ def plan_output(
     display = os.fspath(target)
     forbidden = _identities(avoid)
     if display == STDOUT:
-        with contextlib.suppress(OSError, ValueError):
+        try:
             st = os.fstat(1)
-            if (st.st_dev, st.st_ino) in forbidden:
-                raise OutputError(
-                    errno.EINVAL,
-                    "is the dump itself: refusing to write over the dump being read",
-                    STDOUT_NAME,
-                )
+        except (OSError, ValueError):
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) in forbidden:
+            raise OutputError(
+                errno.EINVAL,
+                "is the dump itself: refusing to write over the dump being read",
+                STDOUT_NAME,
+            )
         return OutputPlan(STDOUT_KIND, STDOUT, STDOUT_NAME)
     path = display
     try:
@@ -313,12 +334,47 @@ def _output_named(exc: OSError, display: str) -> OSError:
     return exc
 
 
+def _temporary(directory: str, name: str) -> tuple[int, str | None]:
+    """A descriptor on a new temporary file in ``directory``: anonymous (``O_TMPFILE``: no name
+    until it is complete, nothing left behind even by SIGKILL) where the file system has them,
+    else ``mkstemp``'s (exclusive, never through a link, unpredictable). Returns (fd, name or
+    None for an anonymous one)."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag and os.path.isdir("/proc/self/fd"):
+        try:
+            return os.open(directory, flag | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    return fd, tmp
+
+
+def _give_a_name(fd: int, directory: str, name: str) -> str:
+    """Link the anonymous file ``fd`` into ``directory`` under a new unpredictable name (a link
+    never follows or replaces what is there: a name taken is tried again)."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for _ in range(100):
+            tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+            try:
+                # linkat(AT_FDCWD, "/proc/self/fd/N", dir_fd, tmp, AT_SYMLINK_FOLLOW): a
+                # directory descriptor makes Python call linkat, which follows the magic link.
+                os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd, follow_symlinks=True)
+            except FileExistsError:
+                continue
+            return os.path.join(directory, tmp)
+    finally:
+        os.close(dir_fd)
+    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+
+
 @contextlib.contextmanager
 def _atomic(plan: OutputPlan, binary: bool, encoding: str, durable: bool) -> Iterator[IO]:
     directory = plan.directory or "."
     name = os.path.basename(plan.path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        fd, tmp = _temporary(directory, name)
     except OSError as exc:
         raise _as_output_error(exc, plan.display) from None
     stream = None
@@ -342,8 +398,12 @@ def _atomic(plan: OutputPlan, binary: bool, encoding: str, durable: bool) -> Ite
                 os.fsync(stream.fileno())
         except OSError as exc:
             raise _output_named(exc, plan.display) from None
-        stream.close()
+        if stop_signal is not None:
+            raise Stopped(stop_signal, plan.display)
         try:
+            if tmp is None:
+                tmp = _give_a_name(stream.fileno(), directory, name)
+            stream.close()
             os.replace(tmp, plan.path)
         except OSError as exc:
             raise _as_output_error(exc, plan.display) from None
@@ -361,8 +421,9 @@ def _atomic(plan: OutputPlan, binary: bool, encoding: str, durable: bool) -> Ite
         else:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
 
 

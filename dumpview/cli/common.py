@@ -3,12 +3,15 @@ dump for a command, ``--range`` parsing, the ``--json`` document and the lazy pr
 
 Failure modes: ``fail`` never returns: it prints one line to stderr and raises
 ``CommandFailed`` (a ``SystemExit``) carrying the exit code and the exception being handled, if
-any, so a harness can tell a clean error path from a crash.
+any, so a harness can tell a clean error path from a crash. ``Terminated`` is what SIGINT,
+SIGTERM and SIGHUP become (``main`` installs ``raise_terminated``), ending with exit code
+128 + signal.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_NO = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 
 
 class CommandFailed(SystemExit):
@@ -50,9 +54,51 @@ ADDRESS = Address()
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print one line to stderr and exit with ``code`` (``CommandFailed``)."""
+    """Print one line to stderr and exit with ``code`` (``CommandFailed``). While handling a
+    ``DumpChangedError`` its own line is printed (it names the file and the offset)."""
+    handled = sys.exc_info()[1]
+    from dumpview.model.guard import DumpChangedError
+
+    if isinstance(handled, DumpChangedError):
+        message = str(handled)
     click.echo(f"dumpview: {message}", err=True)
-    raise CommandFailed(code, sys.exc_info()[1])
+    raise CommandFailed(code, handled)
+
+
+class Terminated(BaseException):
+    """A signal asked us to stop (SIGINT, SIGTERM, SIGHUP): raised in the main thread so that
+    every ``with`` block on the way out runs (temporary files removed, workers reaped). A
+    ``BaseException``: ``except Exception`` in the code it interrupts cannot swallow it (and,
+    unlike ``KeyboardInterrupt``, click does not turn it into an Abort with a blank line)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def message(self) -> str:
+        """The one line: "interrupted" for SIGINT (Ctrl+C), "terminated by SIGTERM" else."""
+        return "interrupted" if self.signum == signal.SIGINT else f"terminated by {self.name}"
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """Signal handler: turn SIGINT/SIGTERM/SIGHUP into ``Terminated``, and remember it for
+    the writer (``dumpview.output.stop_signal``: no output is committed after it)."""
+    from dumpview import output
+
+    output.stop_signal = signum
+    raise Terminated(signum)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def open_for_command(path: str) -> Dump:

@@ -17,7 +17,8 @@ from dumpview.cli.common import LazyProgress, fail, open_for_command
     default="-",
     show_default=True,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="File to write (atomically: a temporary file renamed over it); - is stdout.",
+    help="File to write (atomically: a temporary file renamed over it; a device or FIFO is "
+    "written into, a link through); - is stdout.",
 )
 @click.option(
     "--format",
@@ -37,7 +38,6 @@ from dumpview.cli.common import LazyProgress, fail, open_for_command
 @click.option("--with-data", is_flag=True, help="Add each dumped page's bytes (base64).")
 def export(dump_path: str, output: str, fmt: str, include: str, with_data: bool) -> None:
     """Export DUMP as JSON (schema dumpview-export/1, printed by `dumpview schema`)."""
-    from dumpview.model.export import export as export_stream
     from dumpview.model.export import export_file, parse_kinds
 
     try:
@@ -50,11 +50,7 @@ def export(dump_path: str, output: str, fmt: str, include: str, with_data: bool)
         )
         options = {"fmt": fmt, "include": kinds, "with_data": with_data, "progress": progress}
         try:
-            if output == "-":
-                stats = export_stream(dump, sys.stdout, **options)
-                sys.stdout.flush()
-            else:
-                stats = export_file(dump, output, **options)
+            stats = export_file(dump, output, **options)  # "-": standard output
         except ValueError as exc:
             fail(f"export: {exc}")
         except OSError as exc:

@@ -627,6 +627,7 @@ def _pages_in_parallel(
     jobs = min(jobs, total)
     if jobs <= 1:
         return None  # decided before building anything the serial path builds again
+    dump.guard.check()
     index = PageIndex(dump)
     writer = _PageWriter(dump, with_data)
     # Smaller chunks than one process uses: every worker's peak RSS counts the parent's pages

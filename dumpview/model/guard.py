@@ -39,6 +39,7 @@ import fcntl
 import functools
 import os
 import signal
+import struct
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -48,6 +49,8 @@ from dumpview.model.errors import DumpError
 
 F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
 F_GETLEASE = getattr(fcntl, "F_GETLEASE", 1025)
+F_SETOWN_EX = getattr(fcntl, "F_SETOWN_EX", 15)
+F_OWNER_TID = 0  # struct f_owner_ex.type: one thread
 LEASE_SIGNAL = getattr(signal, "SIGIO", None)
 LEASES_ENV = "DUMPVIEW_LEASES"  # "0" turns leases off (tests of the fstat-only path)
 
@@ -120,6 +123,11 @@ class FileGuard:
             return
         self.leased = True
         _leased.add(self)
+        # The break signal to the main thread itself (where Python runs handlers): delivered to
+        # another thread it would wait until the main thread's blocking call returns.
+        with contextlib.suppress(OSError):
+            owner = struct.pack("ii", F_OWNER_TID, threading.main_thread().native_id)
+            fcntl.fcntl(self.fd, F_SETOWN_EX, owner)
 
     def _release(self) -> None:
         if not self.leased:
@@ -141,7 +149,9 @@ class FileGuard:
         if state == fcntl.F_RDLCK:
             return  # someone else's lease
         if self.changed is None:
-            self.changed = "another process opened the file for writing or truncated it"
+            self.changed = (
+                "another process opened the file for writing or truncated it while it was open"
+            )
         with self._lock:
             if self._active == 0:
                 self._release()
@@ -161,25 +171,28 @@ class FileGuard:
     def check(self, offset: int | None = None) -> None:
         """Raise ``DumpChangedError`` if the file changed since it was opened (``offset``: what
         was about to be read, for the message)."""
-        if self.changed is None:
-            if self.leased:
-                return
-            try:
-                size = os.fstat(self.fd).st_size
-            except (OSError, ValueError):
-                size = -1
-            if size >= self.size_bytes:
-                return
-            if size < 0:
-                self.changed = "the file can no longer be examined"
-            else:
-                self.changed = (
-                    f"the file shrank from {self.size_bytes:,} to {size:,} bytes while it was open"
-                )
+        if self.changed is None and self.leased:
+            return  # the lease would have told us
+        try:
+            size = os.fstat(self.fd).st_size
+        except (OSError, ValueError):
+            size = None
+        if self.changed is None and size is not None and size >= self.size_bytes:
+            return
+        if size is None:
+            what = "the file can no longer be examined"
+        elif size < self.size_bytes:
+            what = (
+                f"the file shrank from {self.size_bytes:,} to {size:,} bytes while it was open: "
+                f"its data from offset {size:#x} on is gone"
+            )
+        else:
+            what = self.changed or ""
+        self.changed = self.changed or what
         with self._lock:
             if self._active == 0:
                 self._release()
-        raise DumpChangedError(self.path, offset, self.changed)
+        raise DumpChangedError(self.path, offset, what)
 
     @contextlib.contextmanager
     def reading(self, offset: int | None = None) -> Iterator[None]:

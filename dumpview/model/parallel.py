@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import faulthandler
 import itertools
 import mmap
 import os
@@ -104,6 +105,7 @@ def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the chi
     clean up (its scratch file is anonymous), so SIGTERM/SIGHUP/SIGINT simply end it."""
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
+    faulthandler.disable()  # a worker's death is the parent's one line, not a traceback
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
