@@ -13,6 +13,9 @@ reports it as xfail while it stands and fails once it is fixed (so the marker is
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -125,6 +128,40 @@ def test_warnings_are_grouped_and_capped(tmp_path: Path) -> None:
     missing = info_warnings("table-many-missing")
     assert len(missing) == WARNINGS_SHOWN + 1
     assert missing[-1].endswith(f"{2048 - WARNINGS_SHOWN:,} more warnings like these (not listed)")
+
+
+# ---- amplification: bounded time and memory, measured in a subprocess --------------------------
+
+
+def run_measured(argv: list[str]) -> tuple[int, float, int, str]:
+    """``dumpview ARGV`` in a subprocess: (exit code, wall seconds, peak RSS in MiB, stderr)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dumpview.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    stderr = proc.stderr.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss // 1024, stderr
+
+
+@pytest.mark.parametrize("name", sorted(hostile.AMPLIFICATION_BOUNDS))
+def test_amplification_is_bounded(tmp_path: Path, name: str) -> None:
+    """What a file claims (a million Ccdp pairs, a million notes, 512 1 GiB blocks) does not
+    drive the work: each command the case made expensive stays within its bound."""
+    case = next(c for c in hostile.corpus(include_slow=False) if c.name == name)
+    path = tmp_path / f"{name}.dump"
+    path.write_bytes(case.build())
+    for command, max_seconds, max_mib in hostile.AMPLIFICATION_BOUNDS[name]:
+        out = tmp_path / "out.jsonl"
+        argv = [str(path) if a == "DUMP" else str(out) if a == "OUT" else a for a in command]
+        code, seconds, mib, stderr = run_measured(argv)
+        assert code in (0, 1), (command, code, stderr)
+        assert "Traceback" not in stderr
+        assert seconds < max_seconds, (command, seconds)
+        assert mib < max_mib, (command, mib)
 
 
 # ---- the harness itself --------------------------------------------------------------------
