@@ -34,6 +34,7 @@ opened on the main thread installs it itself); it chains to a handler that was t
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import functools
@@ -109,7 +110,10 @@ class FileGuard:
         self.size_bytes = size_bytes
         self.changed: str | None = None  # what happened, once something did
         self.leased = False
-        self._active = 0
+        # One item per operation in progress, in any thread: deque append/pop are atomic, so
+        # entering and leaving cost no lock (a translation is ~3 µs: this is ~0.1 µs of it).
+        # ``enter``/``leave`` use it; a hot path may inline them (``Translator.va_to_pa``).
+        self.operations: collections.deque[None] = collections.deque()
         self._lock = threading.RLock()
         if _leases_wanted() and install_signal_handler():
             self._take_lease()
@@ -130,12 +134,13 @@ class FileGuard:
             fcntl.fcntl(self.fd, F_SETOWN_EX, owner)
 
     def _release(self) -> None:
-        if not self.leased:
-            return
-        self.leased = False
-        _leased.discard(self)
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self.fd, F_SETLEASE, fcntl.F_UNLCK)
+        with self._lock:
+            if not self.leased:
+                return
+            self.leased = False
+            _leased.discard(self)
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self.fd, F_SETLEASE, fcntl.F_UNLCK)
 
     def _lease_signalled(self) -> None:
         """SIGIO arrived (main thread): is our lease being broken? Then the file is about to
@@ -152,14 +157,14 @@ class FileGuard:
             self.changed = (
                 "another process opened the file for writing or truncated it while it was open"
             )
-        with self._lock:
-            if self._active == 0:
-                self._release()
+        # The flag first, then the count: an operation entering after this sees the flag.
+        if not self.operations:
+            self._release()
 
     @property
     def active(self) -> bool:
         """Whether some operation is reading the map now (views may be handed out)."""
-        return self._active > 0
+        return bool(self.operations)
 
     @property
     def changing(self) -> bool:
@@ -189,9 +194,8 @@ class FileGuard:
         else:
             what = self.changed or ""
         self.changed = self.changed or what
-        with self._lock:
-            if self._active == 0:
-                self._release()
+        if not self.operations:
+            self._release()
         raise DumpChangedError(self.path, offset, what)
 
     @contextlib.contextmanager
@@ -205,9 +209,10 @@ class FileGuard:
             self.leave()
 
     def enter(self, offset: int | None = None) -> None:
-        """``reading()`` without the context manager (hot paths): pair with ``leave()``."""
-        with self._lock:
-            self._active += 1
+        """``reading()`` without the context manager (hot paths): pair with ``leave()``. The
+        operation is counted before the flag is looked at (the signal handler does the
+        opposite), so no lease is given up while it reads."""
+        self.operations.append(None)
         if self.changed is not None or not self.leased:
             try:
                 self.check(offset)
@@ -216,15 +221,13 @@ class FileGuard:
                 raise
 
     def leave(self) -> None:
-        with self._lock:
-            self._active -= 1
-            if self._active == 0 and self.changed is not None:
-                self._release()
+        self.operations.pop()
+        if self.changed is not None and not self.operations:
+            self._release()
 
     def close(self) -> None:
         """Give the lease up (the file is being closed)."""
-        with self._lock:
-            self._release()
+        self._release()
 
 
 def guarded(function: Callable[..., T]) -> Callable[..., T]:
