@@ -109,6 +109,12 @@ READING_ORDER_WARNING = (
     'crash log tags are in reading order ("CLHE" on disk), as dumpview 0.1.0 and earlier '
     'wrote them; the firmware writes each tag as a little-endian u32 ("EHLC" on disk)'
 )
+# Bounds on the work one crash log may cost, whatever it claims (a real log is a few KiB with
+# dozens of entries): entries walked, and payload bytes decoded with construct (about 3 MB/s
+# and 20 bytes of Python objects per byte). Past them the walk stops / payloads stay raw, with
+# one warning each.
+MAX_ENTRIES = 4096
+MAX_DECODED_BYTES = 256 << 10
 
 # --- layout declarations -------------------------------------------------------------------
 
@@ -385,6 +391,8 @@ def parse_crashlog(data: bytes) -> CrashLog:
 
     closed = False
     offset = CLHE_HEADER_SIZE
+    decoded_bytes = 0
+    undecoded: list[int] = []  # offsets of payloads left raw for the budget
     while True:
         remaining = limit - offset
         if remaining == 0:
@@ -402,6 +410,12 @@ def parse_crashlog(data: bytes) -> CrashLog:
         if kind == CLOSING_KIND:
             closed = True
             break
+        if len(found) >= MAX_ENTRIES:
+            notes.append(
+                f"crash log has more than {MAX_ENTRIES:,} entries: the rest, from offset "
+                f"{offset:#x}, are not read"
+            )
+            break
         where = f"crash log entry {kind!r} at offset {offset:#x}"
         if length < ENTRY_HEADER_SIZE:
             notes.append(
@@ -415,12 +429,23 @@ def parse_crashlog(data: bytes) -> CrashLog:
             )
             break
         payload = raw[offset + ENTRY_HEADER_SIZE : offset + length]
-        fields, problem = _decode_payload(kind, payload)
+        if kind in PAYLOADS and decoded_bytes + len(payload) > MAX_DECODED_BYTES:
+            fields, problem = None, None
+            undecoded.append(offset)
+        else:
+            fields, problem = _decode_payload(kind, payload)
+            decoded_bytes += len(payload) if kind in PAYLOADS else 0
         if problem is not None:
             notes.append(f"{where}: payload does not decode ({problem}); kept raw")
         found.append(ClheEntry(kind, offset, entry_flags, payload, fields))
         offset += length  # length >= 16, so the walk always moves forward
 
+    if undecoded:
+        more = f" and {len(undecoded) - 1:,} more" if len(undecoded) > 1 else ""
+        notes.append(
+            f"crash log entry at offset {undecoded[0]:#x}{more} kept raw: dumpview decodes at "
+            f"most {MAX_DECODED_BYTES:,} bytes of payloads per crash log"
+        )
     return CrashLog(
         "clhe", raw, version, total_size, flags, tuple(found), tuple(notes), closed, order
     )

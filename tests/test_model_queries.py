@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dumpview.model import open_dump
-from dumpview.model.bookmarks import Bookmark, Bookmarks, sidecar_path
+from dumpview.model.bookmarks import MAX_SIDECAR_BYTES, Bookmark, Bookmarks, sidecar_path
 from dumpview.model.crash import check_ccdp, crashlog_sections, decode_esr, fault_status_name
 from dumpview.model.ranges import human_size, ranges
 from dumpview.model.search import SearchHit, next_hit_index, parse_pattern, search
@@ -891,3 +893,77 @@ def test_failed_save_leaves_no_temporary_file(
     with pytest.raises(OSError, match="disk full"):
         marks.save()
     assert os.listdir(dump_copy.parent) == ["minimal.dump"]
+
+
+# ---- the sidecar is only ever a small regular file ----------------------------------------------
+
+
+def _planted(kind: str, sidecar: Path, tmp_path: Path) -> Path | None:
+    """Put a ``kind`` of thing at the sidecar path; returns a victim file it leads to, if any."""
+    victim = tmp_path / "victim.json"
+    victim.write_text('{"schema": "dumpview-bookmarks/1", "bookmarks": []}')
+    if kind == "symlink":
+        sidecar.symlink_to(victim)
+        return victim
+    if kind == "symlink-to-device":
+        device = tmp_path / "zero"
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 5))  # endless zeros
+        sidecar.symlink_to(device)
+    elif kind == "fifo":
+        os.mkfifo(sidecar)
+    elif kind == "device":
+        os.mknod(sidecar, stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    elif kind == "too-large":
+        sidecar.write_bytes(b" " * (MAX_SIDECAR_BYTES + 1))
+    return None
+
+
+@pytest.mark.parametrize("kind", ["symlink", "symlink-to-device", "fifo", "device", "too-large"])
+def test_a_sidecar_that_is_not_a_small_regular_file_is_neither_read_nor_written(
+    dump_copy: Path, tmp_path: Path, kind: str
+) -> None:
+    sidecar = sidecar_path(dump_copy)
+    victim = _planted(kind, sidecar, tmp_path)
+    before = os.lstat(sidecar)
+    started = time.monotonic()
+    marks = Bookmarks.load(dump_copy)  # a FIFO must not block, a device must not be read
+    assert time.monotonic() - started < 2
+    assert marks.items == [] and not marks.writable
+    assert "\n" not in marks.warning and str(sidecar) in marks.warning
+    assert "kept for this session only" in marks.warning
+    marks.add(0x4000, "x")
+    with pytest.raises(OSError, match="refusing"):
+        marks.save()
+    after = os.lstat(sidecar)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    if victim is not None:
+        assert json.loads(victim.read_text())["bookmarks"] == []
+
+
+def test_a_link_planted_after_loading_is_replaced_not_followed(
+    dump_copy: Path, tmp_path: Path
+) -> None:
+    """Between load and save a link appears at the sidecar path: the writer refuses it."""
+    victim = tmp_path / "victim"
+    victim.write_text("victim\n")
+    marks = Bookmarks.load(dump_copy)
+    marks.add(0x4000, "x")
+    sidecar_path(dump_copy).symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        marks.save()
+    assert victim.read_text() == "victim\n"
+
+
+def test_a_new_sidecar_gets_the_umask_default_not_a_link_targets_mode(dump_copy: Path) -> None:
+    from dumpview.output import current_umask
+
+    os.chmod(dump_copy, 0o600)
+    marks = Bookmarks.load(dump_copy)
+    marks.add(0x4000, "x")
+    marks.save()
+    mode = stat.S_IMODE(sidecar_path(dump_copy).stat().st_mode)
+    assert mode == 0o666 & ~current_umask()
+    os.chmod(sidecar_path(dump_copy), 0o640)
+    marks.add(0x8000, "y")
+    marks.save()
+    assert stat.S_IMODE(sidecar_path(dump_copy).stat().st_mode) == 0o640  # kept

@@ -20,9 +20,19 @@ import sys
 
 import click
 
-from dumpview import __version__
+from dumpview import __version__, output
 from dumpview.cli import addresses, app, check, collect, common, export, generate, info, ranges
-from dumpview.cli.common import EXIT_BAD_INPUT, EXIT_NO, fail, with_examples
+from dumpview.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_NO,
+    STOP_SIGNALS,
+    Terminated,
+    fail,
+    raise_terminated,
+    with_examples,
+)
+from dumpview.output import STDOUT_NAME, WRITE_ERRNOS
 
 
 @with_examples(
@@ -82,7 +92,42 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point (``argv`` defaults to ``sys.argv[1:]``): click, with usage errors
     and every error that escapes a command turned into one line + exit 2 (1 for "no"). Shell
     completion: ``_DUMPVIEW_COMPLETE=bash_source dumpview`` (zsh_source, fish_source) prints
-    the script to evaluate."""
+    the script to evaluate.
+
+    Signals end it the conventional way, with one line and nothing left behind: SIGINT exits
+    130, SIGTERM 143, SIGHUP 129, after every temporary file is removed and every worker is
+    reaped (they are exceptions raised in the main thread, so each ``with`` block unwinds)."""
+    output.stop_signal = None
+    previous = _install_signal_handlers()
+    try:
+        _main(argv)
+    finally:
+        _restore_signal_handlers(previous)
+        output.stop_signal = None
+
+
+def _install_signal_handlers() -> dict[int, object]:
+    """SIGINT/SIGTERM/SIGHUP raise ``Terminated``; the lease-break handler of the model's guard.
+    Only on the main thread (elsewhere Python cannot); returns what was there before."""
+    import signal
+    import threading
+
+    from dumpview.model.guard import install_signal_handler
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    install_signal_handler()
+    return {signum: signal.signal(signum, raise_terminated) for signum in STOP_SIGNALS}
+
+
+def _restore_signal_handlers(previous: dict[int, object]) -> None:
+    import signal
+
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(
             args=_route(sys.argv[1:] if argv is None else argv),
@@ -90,18 +135,25 @@ def main(argv: list[str] | None = None) -> None:
             complete_var="_DUMPVIEW_COMPLETE",
             standalone_mode=False,
         )
+        _flush_stdout()
+        if output.stop_signal is not None:  # raised, but swallowed by what it interrupted
+            raise Terminated(output.stop_signal)
     except click.exceptions.Abort:
-        fail("aborted", EXIT_BAD_INPUT)
+        fail("interrupted", EXIT_INTERRUPTED)
+    except (Terminated, output.Stopped) as exc:
+        stopped = Terminated(exc.signum)
+        fail(stopped.message, stopped.exit_code)
     except click.UsageError as exc:
         where = f"{exc.ctx.info_name}: " if exc.ctx and exc.ctx.parent else ""
         fail(f"{where}{exc.format_message()}")
     except click.ClickException as exc:
         fail(exc.format_message())
     except BrokenPipeError:
+        _discard_stdout()
         sys.stderr.close()
         sys.exit(EXIT_NO)
     except KeyboardInterrupt:
-        fail("interrupted")
+        fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:  # the last line of defence: one line, no traceback
         from dumpview.model.errors import AddressError, DumpError, NotDumpedError
 
@@ -112,8 +164,45 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, DumpError):
             fail(str(exc))
         if isinstance(exc, OSError):
-            fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+            name = exc.filename if exc.filename is not None else _stream_name(exc)
+            if name == STDOUT_NAME:
+                _discard_stdout()
+            fail(f"{name}: {exc.strerror or exc}" if name else f"{exc.strerror or exc}")
         fail(f"internal error: {type(exc).__name__}: {exc} (set DUMPVIEW_DEBUG=1 for a traceback)")
+
+
+def _flush_stdout() -> None:
+    """Flush standard output while errors can still be reported (a full disk, a closed pipe):
+    at interpreter exit they would be a multi-line "Exception ignored" instead."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, STDOUT_NAME) from None
+
+
+def _stream_name(exc: OSError) -> str | None:
+    """``<stdout>`` for a write error without a file name (what standard output raises)."""
+    return STDOUT_NAME if exc.errno in WRITE_ERRNOS else None
+
+
+def _discard_stdout() -> None:
+    """Drop what standard output still buffers, so that exiting does not try (and fail) to
+    write it again: its descriptor is pointed at the null device, as Python's documentation
+    advises for SIGPIPE."""
+    try:
+        if sys.stdout.fileno() != 1:
+            return  # not the process's standard output (a test harness)
+    except (AttributeError, OSError, ValueError):
+        return
+    fd = 1
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_NO", "cli", "common", "fail", "main"]

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dumpview.cli.common import with_examples
+from dumpview.cli.common import Terminated, fail, with_examples
 from dumpview.cli.info import info
 
 
@@ -34,6 +34,9 @@ def open_(dump_path: str | None) -> None:
 
     app = DumpviewApp(dump_path)
     app.run()
+    if app.signal_exit is not None:
+        stopped = Terminated(app.signal_exit)
+        fail(stopped.message, stopped.exit_code)
     if app.return_code:
         sys.exit(app.return_code)
 

@@ -4,13 +4,16 @@ document, the examples every ``--help`` ends with, and the lazy progress bar.
 
 Failure modes: ``fail`` never returns: it prints one line to stderr and raises
 ``CommandFailed`` (a ``SystemExit``) carrying the exit code and the exception being handled, if
-any, so a harness can tell a clean error path from a crash.
+any, so a harness can tell a clean error path from a crash. ``Terminated`` is what SIGINT,
+SIGTERM and SIGHUP become (``main`` installs ``raise_terminated``), ending with exit code
+128 + signal.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 EXIT_NO = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 
 
 class CommandFailed(SystemExit):
@@ -129,12 +133,53 @@ def with_examples(*examples: Example | str) -> Callable[[click.Command], click.C
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print one line to stderr (in the error colour on a terminal) and exit with ``code``
-    (``CommandFailed``)."""
+    (``CommandFailed``). While handling a ``DumpChangedError`` its own line is printed (it
+    names the file and the offset)."""
     from dumpview.cli.style import palette
+    from dumpview.model.guard import DumpChangedError
 
+    handled = sys.exc_info()[1]
+    if isinstance(handled, DumpChangedError):
+        message = str(handled)
     paint = palette(err=True)
     click.echo(paint.paint("error", f"dumpview: {message}"), err=True, color=paint.enabled)
-    raise CommandFailed(code, sys.exc_info()[1])
+    raise CommandFailed(code, handled)
+
+
+class Terminated(BaseException):
+    """A signal asked us to stop (SIGINT, SIGTERM, SIGHUP): raised in the main thread so that
+    every ``with`` block on the way out runs (temporary files removed, workers reaped). A
+    ``BaseException``: ``except Exception`` in the code it interrupts cannot swallow it (and,
+    unlike ``KeyboardInterrupt``, click does not turn it into an Abort with a blank line)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def message(self) -> str:
+        """The one line: "interrupted" for SIGINT (Ctrl+C), "terminated by SIGTERM" else."""
+        return "interrupted" if self.signum == signal.SIGINT else f"terminated by {self.name}"
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """Signal handler: turn SIGINT/SIGTERM/SIGHUP into ``Terminated``, and remember it for
+    the writer (``dumpview.output.stop_signal``: no output is committed after it)."""
+    from dumpview import output
+
+    output.stop_signal = signum
+    raise Terminated(signum)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def warn(message: str) -> None:

@@ -28,7 +28,8 @@ from dumpview.cli.common import (
     default="-",
     show_default=True,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="File to write (atomically: a temporary file renamed over it); - is stdout.",
+    help="File to write (atomically: a temporary file renamed over it; a device or FIFO is "
+    "written into, a link through); - is stdout.",
 )
 @click.option(
     "--format",
@@ -55,7 +56,6 @@ def export(
     --context N exports context N's ranges, pages and tables (another context than the
     dumped one from its tables: its pages say "context-not-dumped"); the header names it.
     """
-    from dumpview.model.export import export as export_stream
     from dumpview.model.export import export_file, parse_kinds
 
     try:
@@ -76,11 +76,7 @@ def export(
             "context": context,
         }
         try:
-            if output == "-":
-                stats = export_stream(dump, sys.stdout, **options)
-                sys.stdout.flush()
-            else:
-                stats = export_file(dump, output, **options)
+            stats = export_file(dump, output, **options)  # "-": standard output
         except ValueError as exc:
             fail(f"export: {exc}")
         except OSError as exc:

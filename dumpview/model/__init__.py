@@ -11,11 +11,13 @@ only for an entry with bits at or above the OAS, the ``oa-beyond-oas`` finding.
 from dumpview.model.dump import Dump, Note, PageRecord, open_dump
 from dumpview.model.errors import AddressError, DumpError, DumpFormatError, NotDumpedError
 from dumpview.model.extension import Region, Space
+from dumpview.model.guard import DumpChangedError
 from dumpview.model.translate import Translation, WalkStep, translate
 
 __all__ = [
     "AddressError",
     "Dump",
+    "DumpChangedError",
     "DumpError",
     "DumpFormatError",
     "NotDumpedError",

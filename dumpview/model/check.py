@@ -93,6 +93,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dumpview.model.crash import check_ccdp, fault
+from dumpview.model.guard import guarded
 from dumpview.model.memmap import NO_MEMORY_MAP
 from dumpview.model.pagearrays import PageIndex, hole_reasons
 from dumpview.model.text import hex_or_none
@@ -222,6 +223,7 @@ class CheckResult:
         return not self.anomalies
 
 
+@guarded
 def check(dump: Dump, kinds: Iterable[str] | None = None) -> CheckResult:
     """Look for every kind of ``KINDS`` (or only ``kinds``) in ``dump``.
 

@@ -38,6 +38,7 @@ from dumpview.model.esr import (  # noqa: F401 (re-exported: the crash log's dec
     decode_esr,
     fault_status_name,
 )
+from dumpview.model.guard import guarded
 from dumpview.model.text import data_state, hexdump_lines, oas_flag, pa_text, walk_lines
 from formats import clhe
 
@@ -167,6 +168,7 @@ def compare_fault(esr: EsrInfo, walk: Any, oas: int) -> FaultComparison:
     return FaultComparison(status, level, True, note)
 
 
+@guarded
 def fault(dump: Dump, log: clhe.CrashLog | None = None) -> Fault | None:
     """The fault of ``log`` (default: the dump's first crash log) from its first decoded Crg8
     entry; None when there is no crash log or no decoded AArch64 register entry (a ``CrgA``
@@ -384,6 +386,7 @@ def _log_sections(dump: Dump, log: clhe.CrashLog) -> list[Section]:
     return sections
 
 
+@guarded
 def crashlog_sections(dump: Dump) -> list[Section]:
     """Everything the dump's crash log(s) say, as titled plain-text sections. With several
     RTKIT notes, titles start with "log N: "."""

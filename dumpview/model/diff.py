@@ -427,6 +427,8 @@ def _differing_pages(
     word = page % 8 == 0
     for first, n in _extents(off_a, off_b, page, chunk_pages):
         at_a, at_b, size = int(off_a[first]), int(off_b[first]), n * page
+        a.guard.check(at_a)
+        b.guard.check(at_b)
         if size <= SMALL_COMPARE_BYTES or not word:
             equal = buf_a[at_a : at_a + size].tobytes() == buf_b[at_b : at_b + size].tobytes()
         else:
@@ -524,7 +526,13 @@ def diff(a: Dump, b: Dump, compare_contents: bool = True) -> DiffResult:
     """What changed from dump ``a`` to dump ``b``, by VA (see the module docstring).
 
     ``compare_contents`` False skips reading page data (``contents`` empty, ``pages_compared``
-    0). Raises ``DiffError`` when the dumps cannot be compared."""
+    0). Raises ``DiffError`` when the dumps cannot be compared, ``DumpChangedError`` when
+    either file changes while they are compared."""
+    with a.guard.reading(), b.guard.reading():
+        return _diff(a, b, compare_contents)
+
+
+def _diff(a: Dump, b: Dump, compare_contents: bool) -> DiffResult:
     check_comparable(a, b)
     page = a.page_size_bytes
     pages_a, pages_b = all_pages(a), all_pages(b)

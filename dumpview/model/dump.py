@@ -8,6 +8,14 @@ asked. Page contents come back as ``memoryview`` slices of the map.
 Failure modes: ``open_dump`` raises ``DumpFormatError`` (offset + expectation) for a file that
 is not a readable dump; ``read_va``/``read_pa`` raise ``NotDumpedError`` naming the first VA
 without data and ``AddressError`` for addresses no segment maps. The file is never written.
+
+A file that changes while it is open (it shrinks, or another process opens it for writing) is
+a ``DumpChangedError`` (one line: the file and the offset about to be read) from every query
+that would read it, never a SIGBUS: ``dumpview.model.guard`` says how (size checks at every
+operation and chunk, and a read lease that holds a truncating process back while an operation
+runs) and what is guaranteed where. Every read of the map happens inside
+``dump.guard.reading()``; what open copies out of the map (the extension's records, the section
+headers, the PT_LOAD columns on first use) is safe to use afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +34,7 @@ import numpy as np
 
 from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
 from dumpview.model.extension import Extension
+from dumpview.model.guard import DumpChangedError, FileGuard
 from dumpview.model.source import INPUT_FILE, KIND_FILE, Source
 from dumpview.npstruct import dtype_from_struct
 from formats import agx, elf, entryformat, ext, uat
@@ -61,6 +71,12 @@ LAYOUT_AGX = "agx-devcoredump"
 # An LPAE (SMMU) dump: the same ELF core layout, its pages the granule's, no AGX note.
 LAYOUT_DEVCOREDUMP = "devcoredump"
 WARNINGS_SHOWN = 20  # all_warnings lists this many, then counts the rest
+PAGES_BATCH = 1 << 12  # pages() looks exact entries up this many pages at a time
+MAX_NOTES = 4096  # notes read, whatever the PT_NOTEs hold (a devcoredump has two)
+# Elf64_Nhdr (n_namesz, n_descsz, n_type) for struct: a note header per ~10 ns, not construct's
+# ~20 µs (a 12 MB PT_NOTE holds a million empty notes); checked against the declaration.
+_NHDR = struct.Struct("<III")
+assert _NHDR.size == elf.Elf64_Nhdr.sizeof()
 
 REASON_DEVICE = "device-memory"
 REASON_BORROW = "borrow-refused"
@@ -108,8 +124,11 @@ class Dump:
         else:
             self._file = os.fdopen(fd, "rb")
         try:
+            # The lease first, then the size: a change after this point is seen.
+            self.guard = FileGuard(self.path, self._file.fileno(), 0)
             self.size_bytes = os.fstat(self._file.fileno()).st_size
             self.source = source or Source(self.path, KIND_FILE, INPUT_FILE, self.size_bytes)
+            self.guard.size_bytes = self.size_bytes
             if self.size_bytes < elf.EHDR_SIZE:
                 raise DumpFormatError(
                     0,
@@ -118,7 +137,8 @@ class Dump:
                 )
             self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self.buffer = memoryview(self._mmap)
-            self._index()
+            with self.guard.reading():
+                self._index()
         except BaseException:
             self.close()
             raise
@@ -136,7 +156,14 @@ class Dump:
         if mm is not None:
             with contextlib.suppress(BufferError):
                 mm.close()
+        guard = self.__dict__.get("guard")
+        if guard is not None:
+            guard.close()
         self._file.close()
+
+    def fileno(self) -> int:
+        """The descriptor the dump is read through (outputs compare it: never written)."""
+        return self._file.fileno()
 
     def __enter__(self) -> Dump:
         return self
@@ -219,26 +246,34 @@ class Dump:
         _ = self.extension
 
     # PT_LOAD columns in VA order: contiguous copies made on first use (lookups need them).
+    def _column(self, name: str) -> np.ndarray:
+        """A PT_LOAD column copied out of the map (inside a guarded read)."""
+        with self.guard.reading(int(self.header.e_phoff)):
+            column = self._loads[name]
+            if self._load_phdr_index is None:  # a view of the map: copy it out
+                return np.array(column, copy=True, order="C")
+            return np.ascontiguousarray(column)  # already a copy (sorted or gathered)
+
     @cached_property
     def seg_va(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_vaddr"])
+        return self._column("p_vaddr")
 
     @cached_property
     def seg_memsz(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_memsz"])
+        return self._column("p_memsz")
 
     @cached_property
     def seg_filesz(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_filesz"])
+        return self._column("p_filesz")
 
     @cached_property
     def seg_offset(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_offset"])
+        return self._column("p_offset")
 
     @cached_property
     def seg_pa_raw(self) -> np.ndarray:
         """``p_paddr`` of each PT_LOAD: what the entries say (``pa_raw``)."""
-        return np.ascontiguousarray(self._loads["p_paddr"])
+        return self._column("p_paddr")
 
     @cached_property
     def seg_pa(self) -> np.ndarray:
@@ -259,7 +294,7 @@ class Dump:
 
     @cached_property
     def seg_flags(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_flags"])
+        return self._column("p_flags")
 
     def _phdr_offset(self, seg: int) -> int:
         """File offset of the program header of PT_LOAD ``seg`` (VA order)."""
@@ -393,7 +428,7 @@ class Dump:
                     h.e_shoff, f"{count} section headers run past the end of the file"
                 )
             sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count, offset=h.e_shoff)
-        return sections
+        return sections.copy()  # out of the map: read again after open (the extension's)
 
     # ---- geometry and extension ----------------------------------------------------------------
 
@@ -499,9 +534,16 @@ class Dump:
 
     @cached_property
     def notes(self) -> tuple[Note, ...]:
-        """Every note of every PT_NOTE segment, bounds checked."""
-        out = []
-        for i in self._note_idx:
+        """Every note of every PT_NOTE segment, bounds checked. ``desc`` is a view of the map:
+        read it inside ``guard.reading()`` (or copy it)."""
+        with self.guard.reading():
+            return self._read_notes()
+
+    def _read_notes(self) -> tuple[Note, ...]:
+        out: list[Note] = []
+        sizes = self.phdrs["p_filesz"][self._note_idx] if len(self._note_idx) else []
+        # PT_NOTEs without data hold no note: skipped in bulk (a file can have a million).
+        for i in self._note_idx[np.asarray(sizes) > 0] if len(self._note_idx) else ():
             ph = self.phdrs[int(i)]
             start, size = int(ph["p_offset"]), int(ph["p_filesz"])
             where = int(self.header.e_phoff) + int(i) * elf.PHDR_SIZE
@@ -513,29 +555,35 @@ class Dump:
                 )
             pos, end = start, start + size
             while pos < end:
+                if len(out) >= MAX_NOTES:
+                    self.warnings.append(
+                        f"more than {MAX_NOTES:,} notes: the rest, from offset {pos:#x}, are not "
+                        "read (a devcoredump has two)"
+                    )
+                    return tuple(out)
                 if end - pos < elf.NHDR_SIZE:
                     raise DumpFormatError(
                         pos,
                         f"note header needs {elf.NHDR_SIZE} bytes, only "
                         f"{end - pos} left in the PT_NOTE segment",
                     )
-                nh = elf.Elf64_Nhdr.parse(self.buffer[pos : pos + elf.NHDR_SIZE])
+                namesz, descsz, note_type = _NHDR.unpack_from(self.buffer, pos)
                 name_off = pos + elf.NHDR_SIZE
-                desc_off = name_off + elf.align_up(nh.n_namesz, 4)
-                next_pos = desc_off + elf.align_up(nh.n_descsz, 4)
+                desc_off = name_off + elf.align_up(namesz, 4)
+                next_pos = desc_off + elf.align_up(descsz, 4)
                 if next_pos > end:
                     raise DumpFormatError(
                         pos,
-                        f"note (namesz {nh.n_namesz}, descsz {nh.n_descsz}) overruns its "
+                        f"note (namesz {namesz}, descsz {descsz}) overruns its "
                         f"PT_NOTE segment, which ends at {end:#x}",
                     )
-                name = bytes(self.buffer[name_off : name_off + nh.n_namesz]).rstrip(b"\0")
+                name = bytes(self.buffer[name_off : name_off + namesz]).rstrip(b"\0")
                 out.append(
                     Note(
                         name.decode("latin-1"),
-                        nh.n_type,
+                        note_type,
                         desc_off,
-                        self.buffer[desc_off : desc_off + nh.n_descsz],
+                        self.buffer[desc_off : desc_off + descsz],
                     )
                 )
                 pos = next_pos
@@ -552,7 +600,9 @@ class Dump:
                         f"AGX note descriptor is {len(note.desc)} "
                         f"bytes, expected {agx.AGX_INFO_SIZE}",
                     )
-                return agx.parse_agx_info(bytes(note.desc))
+                with self.guard.reading(note.offset):
+                    desc = bytes(note.desc)
+                return agx.parse_agx_info(desc)
         return None
 
     @cached_property
@@ -560,7 +610,13 @@ class Dump:
         """Every RTKIT note's crash log (CLHE parsed, or kept raw)."""
         from formats import clhe  # only dumps with a crash log pay for its declarations
 
-        return tuple(clhe.parse_crashlog(bytes(n.desc)) for n in self.notes if n.name == "RTKIT")
+        logs = []
+        for note in self.notes:
+            if note.name == "RTKIT":
+                with self.guard.reading(note.offset):
+                    desc = bytes(note.desc)
+                logs.append(clhe.parse_crashlog(desc))
+        return tuple(logs)
 
     @property
     def crashlog(self) -> clhe.CrashLog | None:
@@ -575,6 +631,11 @@ class Dump:
 
         Reads the tables, the notes, the AGX note and the crash logs to find them, so it raises
         ``DumpFormatError`` when one of those is broken."""
+        with self.guard.reading():
+            return self._all_warnings()
+
+    def _all_warnings(self) -> list[str]:
+        _ = self.notes  # may warn (too many notes) before the list is copied
         out = list(self.warnings)
         _ = self.agx_info
         index = self.tables_index
@@ -647,22 +708,14 @@ class Dump:
         return self.entry_format.unpack_p_flags(int(self.seg_flags[seg]), pa)
 
     def pages(self, va_start: int = 0, va_end: int = 1 << 64) -> Iterator[PageRecord]:
-        """Every page in VA order (optionally within [va_start, va_end))."""
+        """Every page in VA order (optionally within [va_start, va_end)). The exact entries
+        come from the carried tables a batch of pages at a time (``TablesIndex.leaf_lookup``):
+        memory follows the pages asked for, not what the tables' block entries claim."""
         page = self.page_size_bytes
-        leaf_va: list[int] = []
-        leaf_pte: list[int] = []
-        leaf_level: list[int] = []
         unpack = self.entry_format.unpack_p_flags
         pa_mask = self.pa_mask
-        if self.tables_index is not None:
-            lv, lp = self.tables_index.leaf_map()
-            j0 = int(np.searchsorted(lv, np.uint64(min(va_start, (1 << 64) - 1))))
-            j1 = int(np.searchsorted(lv, np.uint64(min(va_end, (1 << 64) - 1))))
-            if va_end >= 1 << 64:
-                j1 = len(lv)
-            leaf_va, leaf_pte = lv[j0:j1].tolist(), lp[j0:j1].tolist()
-            leaf_level = self.tables_index.leaf_levels()[j0:j1].tolist()
-        j = 0
+        index = self.tables_index
+        self.guard.check()
         first = self.segment_at(va_start)
         if first is None:
             first = int(np.searchsorted(self.seg_va, np.uint64(min(va_start, (1 << 64) - 1))))
@@ -675,21 +728,37 @@ class Dump:
             # Start at the first page at or after va_start: a large segment is not walked from
             # its beginning (``page()`` on a 1 GiB segment was O(segment)).
             skip = max(0, va_start - seg_va + page - 1) // page * page
-            for off in range(min(skip, memsz), memsz, page):
-                va = seg_va + off
-                if va >= va_end:
-                    break
-                dumped = off + page <= filesz
-                while j < len(leaf_va) and leaf_va[j] < va:
-                    j += 1
-                exact = j < len(leaf_va) and leaf_va[j] == va
-                pte = leaf_pte[j] if exact else unpack(flags, pa0 + off)
-                level = leaf_level[j] if exact else None
-                reason, detail = (None, None) if dumped else self.hole_reason(va, flags)
-                pa_raw = pa0 + off
-                yield PageRecord(
-                    va, pa_raw & pa_mask, pa_raw, pte, exact, flags, dumped, reason, detail, level
-                )
+            stop = min(memsz, va_end - seg_va) if va_end > seg_va else 0
+            for batch in range(min(skip, memsz), stop, PAGES_BATCH * page):
+                offs = range(batch, min(stop, batch + PAGES_BATCH * page), page)
+                self.guard.check()
+                found = ptes = levels = None
+                if index is not None:
+                    vas = np.uint64(seg_va) + np.arange(
+                        offs.start, offs.stop, page, dtype=np.uint64
+                    )
+                    found_a, pte_a, level_a = index.leaf_lookup(vas)
+                    found, ptes, levels = found_a.tolist(), pte_a.tolist(), level_a.tolist()
+                for k, off in enumerate(offs):
+                    va = seg_va + off
+                    dumped = off + page <= filesz
+                    exact = found is not None and found[k]
+                    pte = ptes[k] if exact else unpack(flags, pa0 + off)
+                    level = levels[k] if exact else None
+                    reason, detail = (None, None) if dumped else self.hole_reason(va, flags)
+                    pa_raw = pa0 + off
+                    yield PageRecord(
+                        va,
+                        pa_raw & pa_mask,
+                        pa_raw,
+                        pte,
+                        exact,
+                        flags,
+                        dumped,
+                        reason,
+                        detail,
+                        level,
+                    )
 
     def page(self, va: int) -> PageRecord | None:
         """The page record covering ``va`` or None if no PT_LOAD maps it."""
@@ -702,11 +771,15 @@ class Dump:
 
     def read_va(self, va: int, size_bytes: int) -> memoryview | bytes:
         """``size_bytes`` at ``va``: a memoryview of the map inside one segment, bytes across
-        segments. NotDumpedError names the first VA without data; AddressError when unmapped."""
-        pieces = [self.buffer[start : start + take] for start, take in self._spans(va, size_bytes)]
-        if len(pieces) == 1:
-            return pieces[0]
-        return b"".join(pieces)
+        segments. NotDumpedError names the first VA without data; AddressError when unmapped;
+        DumpChangedError when the file shrank. The view is valid while the file keeps its
+        size: copy it (``bytes(view)``) to keep it past a change of the file."""
+        spans = self._spans(va, size_bytes)
+        with self.guard.reading(spans[0][0] if spans else None):
+            pieces = [self.buffer[start : start + take] for start, take in spans]
+            if len(pieces) == 1:
+                return pieces[0]
+            return b"".join(pieces)
 
     def read_va_into(self, va: int, out: bytearray | memoryview) -> int:
         """Copy ``len(out)`` bytes at ``va`` into ``out`` with ``preadv`` (as read(2) does: for
@@ -717,10 +790,14 @@ class Dump:
         done = 0
         fd = self._file.fileno()
         for start, take in spans:
+            self.guard.check(start)
             while take:
                 got = os.preadv(fd, [target[done : done + take]], start)
                 if got <= 0:
-                    raise DumpFormatError(start, "the file ended while reading (truncated?)")
+                    self.guard.check(start)
+                    raise DumpChangedError(
+                        self.path, start, "the file ended while reading it (it shrank)"
+                    )
                 done, start, take = done + got, start + got, take - got
         return done
 
@@ -753,21 +830,24 @@ class Dump:
     def _max_memsz(self) -> int:
         return int(self.seg_memsz.max()) if len(self.seg_memsz) else 0
 
+    @cached_property
+    def _pa_sorted(self) -> np.ndarray:
+        return self.seg_pa[self._pa_order]
+
     def vas_for_pa(self, pa: int) -> list[int]:
         """Every VA whose PT_LOAD maps ``pa`` (aliases), in VA order. ``pa`` is the address
-        the walker uses (``seg_pa``): an entry with bits above the OAS maps its cut address."""
-        order = self._pa_order
-        pas = self.seg_pa[order]
+        the walker uses (``seg_pa``): an entry with bits above the OAS maps its cut address.
+        Only segments starting within the largest segment's size below ``pa`` are looked at,
+        in bulk."""
+        if not 0 <= pa < 1 << 64 or not len(self.seg_pa):
+            return []
+        order, pas = self._pa_order, self._pa_sorted
         hi = int(np.searchsorted(pas, np.uint64(pa), side="right"))
-        out = []
-        for k in range(hi - 1, -1, -1):
-            base = int(pas[k])
-            if pa - base >= self._max_memsz:
-                break  # sorted by PA: no segment further down can reach pa
-            seg = int(order[k])
-            if pa - base < int(self.seg_memsz[seg]):
-                out.append(int(self.seg_va[seg]) + (pa - base))
-        return sorted(out)
+        lo = int(np.searchsorted(pas, np.uint64(max(0, pa - self._max_memsz)), side="left"))
+        segs = order[lo:hi]
+        offsets = np.uint64(pa) - pas[lo:hi]
+        inside = offsets < self.seg_memsz[segs]
+        return sorted((self.seg_va[segs[inside]] + offsets[inside]).tolist())
 
     def read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
         """``size_bytes`` at physical address ``pa``, each piece through a VA that maps it
@@ -776,6 +856,10 @@ class Dump:
         PA no PT_LOAD maps."""
         if size_bytes < 0:
             raise ValueError("size must not be negative")
+        with self.guard.reading():
+            return self._read_pa(pa, size_bytes)
+
+    def _read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
         pieces: list[memoryview | bytes] = []
         cur, end = pa, pa + size_bytes
         while cur < end or not pieces:

@@ -20,7 +20,7 @@ fields a run of pages shares are rendered once per distinct combination, so memo
 and a million pages take about a second. ``export`` raises ``ValueError`` for unknown kinds or
 formats, ``DumpError`` through the model, and ``OSError`` from the stream; ``export_file``
 writes atomically (a temporary file in the target's directory, renamed over it on success,
-removed on failure) and refuses to write over the dump itself.
+removed on failure; ``dumpview.output`` decides) and refuses to write over the dump itself.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import numpy as np
 
 from dumpview import __version__
 from dumpview.model import kinds
+from dumpview.model.guard import guarded
 from dumpview.model.pagearrays import (
     DEFAULT_CHUNK_PAGES,
     LeafTables,
@@ -613,6 +614,7 @@ def _kind_chunks(
     tables to one address space (a context not dumped: from its tables, ``export_context``)."""
     from dumpview.model.contexts import context_ranges, is_dumped_context
 
+    dump.guard.check()
     if kind == "pages" and not is_dumped_context(dump, context):
         from dumpview.model.export_context import context_page_lines
 
@@ -633,6 +635,7 @@ def _kind_chunks(
         batch: list[str] = []
         size = 0
         for record in table_records(dump, context):
+            dump.guard.check()
             batch.append(record)
             size += len(record)
             if size >= TABLE_BATCH_CHARS:  # a leaf table's record can be ~150 KB
@@ -656,6 +659,7 @@ def _pages_in_parallel(
     with_data: bool,
     progress: Progress | None,
     jobs: int | None,
+    scratch_dir: str | None,
 ) -> tuple[int, int] | None:
     """Write every page record with several workers (``parallel.write_in_parallel``), exactly
     as ``_kind_chunks`` would; None when one process should do it (small dumps, no fork,
@@ -666,6 +670,7 @@ def _pages_in_parallel(
     jobs = min(jobs, total)
     if jobs <= 1:
         return None  # decided before building anything the serial path builds again
+    dump.guard.check()
     index = PageIndex(dump)
     writer = _PageWriter(dump, with_data)
     # Smaller chunks than one process uses: every worker's peak RSS counts the parent's pages
@@ -682,14 +687,11 @@ def _pages_in_parallel(
             lead = "" if fmt == "jsonl" else ("\n" if worker == 0 and first == start else ",\n")
             yield lead + join.join(lines) + last_line, min(first + chunk, stop) - start
 
-    name = getattr(out, "name", None)
-    tmp_dir = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
-    if tmp_dir is not None and not os.path.isdir(tmp_dir):
-        tmp_dir = None
     report = None if progress is None else (lambda done: progress(done, index.total))
-    return write_in_parallel(out, index.total, jobs, produce, report, tmp_dir)
+    return write_in_parallel(out, index.total, jobs, produce, report, scratch_dir, dump.guard)
 
 
+@guarded
 def export(
     dump: Dump,
     out: TextIO,
@@ -699,12 +701,15 @@ def export(
     progress: Progress | None = None,
     jobs: int | None = None,
     context: int | None = None,
+    scratch_dir: str | None = None,
 ) -> ExportStats:
     """Write ``dump`` to the text stream ``out`` as ``fmt`` ("jsonl" or "json"); ``include``
     picks kinds (default: all). ``progress(done, total)`` is called per chunk of pages.
     ``jobs``: worker processes for page records (None: decided by ``parallel_jobs``, 1: none);
     the output is the same bytes either way. ``context`` scopes ranges, pages and tables to
-    one address space (the header says which); ``ContextError`` for one the dump lacks."""
+    one address space (the header says which); ``ContextError`` for one the dump lacks.
+    ``scratch_dir``: where workers keep their (anonymous) scratch files, default the system's
+    temporary directory."""
     from dumpview.model.contexts import check_context, is_dumped_context
 
     if fmt not in FORMATS:
@@ -722,7 +727,7 @@ def export(
         stats.size_bytes += len(text)
 
     def parallel_pages() -> bool:
-        done = _pages_in_parallel(dump, out, fmt, with_data, progress, jobs)
+        done = _pages_in_parallel(dump, out, fmt, with_data, progress, jobs, scratch_dir)
         if done is None:
             return False
         stats.counts["page"] += done[0]
@@ -768,17 +773,14 @@ def export(
 
 
 def export_file(dump: Dump, path: str | os.PathLike[str], **options: Any) -> ExportStats:
-    """``export`` to ``path`` atomically: a temporary file beside it, renamed over it only when
-    everything was written (not fsynced: an export is cheap to redo, and fsyncing hundreds of
-    MiB doubled its time). ValueError when ``path`` is the dump itself."""
-    from dumpview.model.atomic import atomic_text_writer
+    """``export`` to ``path`` through ``dumpview.output.open_output``: atomically over a
+    regular file or a new path (not fsynced: an export is cheap to redo, and fsyncing hundreds
+    of MiB doubled its time), through a link to its file, streamed into a device, FIFO or
+    socket, ``-`` for standard output. ``OutputError`` (an ``OSError`` naming ``path``) when
+    ``path`` is the dump itself (by inode, through any link) or cannot be written."""
+    from dumpview.output import open_output, plan_output
 
-    target = os.fspath(path)
-    if (
-        dump.source.input != "stdin"
-        and os.path.exists(target)
-        and os.path.samefile(target, dump.path)
-    ):
-        raise ValueError(f"{target}: refusing to write the export over the dump itself")
-    with atomic_text_writer(target, durable=False) as out:
-        return export(dump, out, **options)
+    avoid = [dump.fileno()] + ([] if dump.source.input == "stdin" else [dump.path])
+    plan = plan_output(path, avoid=avoid)
+    with open_output(path, plan=plan) as out:
+        return export(dump, out, scratch_dir=plan.directory, **options)

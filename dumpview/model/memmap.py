@@ -25,6 +25,7 @@ import numpy as np
 
 from dumpview.model import kinds
 from dumpview.model.dump import Dump
+from dumpview.model.guard import guarded
 from dumpview.model.pagearrays import unpack_p_flags_bulk
 from formats.entryformat import EntryFormat
 
@@ -142,6 +143,7 @@ def _pages_below_pas(dump: Dump, bounds: list[int]) -> list[tuple[int, int]]:
     return list(zip(*below, strict=True))
 
 
+@guarded
 def memory_map(dump: Dump) -> tuple[list[MemoryRow], str | None]:
     """The extension's memory regions with page counts, and ``None``; or ``([], reason)`` for a
     dump without the extension (the driver layout does not record the memory map).
@@ -239,6 +241,7 @@ def _column_max(
     return np.where(first < stop, highest, _EMPTY)
 
 
+@guarded
 def minimap(
     dump: Dump, columns: int, va_start: int | None = None, va_end: int | None = None
 ) -> Minimap:

@@ -90,10 +90,6 @@ class PageIndex:
         self.first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.first[1:])
         self.total = int(self.first[-1])
-        self._leaf_va: np.ndarray | None = None
-        self._leaf_pte: np.ndarray | None = None
-        if dump.tables_index is not None:
-            self._leaf_va, self._leaf_pte = dump.tables_index.leaf_map()
 
     def chunk(self, start: int, stop: int) -> PageArrays:
         """Pages ``[start, stop)`` of the dump-wide numbering."""
@@ -112,12 +108,10 @@ class PageIndex:
         file_offset = dump.seg_offset[seg] + off
         pte = ptes_from_segments(dump.entry_format, pa_raw, flags)
         exact = np.zeros(len(index), dtype=bool)
-        if self._leaf_va is not None and len(self._leaf_va):
-            j = np.searchsorted(self._leaf_va, va)
-            found = j < len(self._leaf_va)
-            found[found] = self._leaf_va[j[found]] == va[found]
-            exact = found
-            pte[found] = self._leaf_pte[j[found]]
+        dump.guard.check()
+        if dump.tables_index is not None:
+            exact, leaf_pte, _level = dump.tables_index.leaf_lookup(va)
+            pte[exact] = leaf_pte[exact]
         attribute_mask = dump.entry_format.attribute_mask
         return PageArrays(
             index, va, pa, pa_raw, flags, dumped, seg, file_offset, pte, exact, attribute_mask

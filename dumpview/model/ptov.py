@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dumpview.model.entries import decode_entry
+from dumpview.model.guard import guarded
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -84,6 +85,7 @@ def _mapping(
     )
 
 
+@guarded
 def ptov(dump: Dump, pa: int) -> list[Mapping]:
     """Every mapping of ``pa``, the dumped space first, then other contexts, each in VA
     order."""

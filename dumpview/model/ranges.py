@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dumpview.model.guard import guarded
 from dumpview.model.kinds import leaf_kind
 from dumpview.model.text import SIZE_UNITS, human_size  # noqa: F401 (re-exported)
 
@@ -146,6 +147,7 @@ def _end_int(end: int) -> int:
     return end or 1 << 64
 
 
+@guarded
 def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
     """The coalesced ranges of ``dump`` clipped to [va_start, va_end).
 

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from dumpview.model.guard import guarded
+
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
 
@@ -145,6 +147,7 @@ def _extents(
     )
 
 
+@guarded
 def search(
     dump: Dump,
     pattern: bytes,
@@ -190,6 +193,7 @@ def search(
     truncated = False
     for first_ext, last_ext in extents.stretches:
         file_end = ext_file_end[last_ext]
+        dump.guard.check(ext_file[first_ext])
         pos = mm.find(pattern, ext_file[first_ext], file_end)
         while pos >= 0 and len(hit_vas) <= cap:
             k = bisect.bisect_right(ext_file, pos, first_ext, last_ext + 1) - 1

@@ -86,7 +86,8 @@ def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
         )
         return result
     if space is not None:
-        _walk_tables(dump, va, result, space.ttb_pa)
+        with dump.guard.reading():
+            _walk_tables(dump, va, result, space.ttb_pa)
     else:
         _walk_rebuilt(dump, va, result)
     if result.pa is not None and result.context_dumped:

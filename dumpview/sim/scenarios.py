@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from dumpview.output import open_output
 from dumpview.sim.allocator import BuddyAllocator
 from dumpview.sim.errors import SimError
 from dumpview.sim.firmware import (
@@ -1108,18 +1109,12 @@ def generate(
 
 
 def generate_file(path: str | os.PathLike[str], **kwargs) -> dict:
-    """``generate`` into ``path`` atomically (temp file beside it, then rename)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fp:
-            summary = generate(fp, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return summary
+    """``generate`` into ``path`` through ``dumpview.output.open_output``: atomically over a
+    regular file or a new path (an unpredictable temporary file beside it, renamed when the
+    dump is complete, removed on any failure or signal), through a link to its file, streamed
+    into a device or FIFO. ``OSError`` names ``path``."""
+    with open_output(path, binary=True) as fp:
+        return generate(fp, **kwargs)
 
 
 __all__ = [

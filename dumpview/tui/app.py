@@ -4,12 +4,21 @@ Owns the interaction: opening a dump in a thread worker with progress, showing a
 one-line reason on an error screen (the app then exits with code 2), and the main screen's
 views (level tree, entries, entry bits, page contents, memory map, ranges, crash log, GPU info)
 and keys (see ``dumpview.tui.keys``). Reads the model only; the one file it writes is the
-bookmarks sidecar, through ``dumpview.model.bookmarks``.
+bookmarks sidecar, through ``dumpview.model.bookmarks`` (read by the loader's thread worker,
+never on the UI thread).
+
+Whatever ends the app ends it through Textual's own exit, which restores the terminal: q, a
+SIGTERM, SIGHUP or SIGINT (``signal_exit`` says which; exit code 128 + signal), a model error
+anywhere (a dump that changed on disk: its one line on the error screen, exit code 2) and an
+unexpected exception in a worker (Textual's handling).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -54,6 +63,7 @@ from dumpview.tui.keys import KEYS, NAVIGATION
 from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
 
 EXIT_BAD_INPUT = 2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
 MINIMAP_GLYPHS = {
     "empty": "·",
@@ -73,6 +83,12 @@ MINIMAP_STYLES = {
     "device": "magenta",
     "not-dumped": "red",
 }
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError as one line: the file, then what is wrong (no "[Errno N]")."""
+    text = exc.strerror or str(exc)
+    return f"{exc.filename}: {text}" if exc.filename else text
 
 
 # ---- loading and errors ------------------------------------------------------------------------
@@ -222,7 +238,7 @@ class BookmarksScreen(ModalScreen[int | None]):
         try:
             self.bookmarks.save()
         except OSError as exc:
-            self.notify(f"bookmarks not saved: {exc}", severity="error")
+            self.notify(f"bookmarks not saved: {os_error_text(exc)}", severity="error")
         self._fill(options.highlighted)
 
 
@@ -253,7 +269,7 @@ class MainScreen(Screen):
         Binding(key.binding, key.action, key.title, show=key.shown in "g/bBu?q") for key in KEYS
     ]
 
-    def __init__(self, dump: Dump, tree: LevelTree) -> None:
+    def __init__(self, dump: Dump, tree: LevelTree, bookmarks: Bookmarks | None = None) -> None:
         super().__init__()
         self.dump = dump
         self.levels = tree
@@ -268,7 +284,8 @@ class MainScreen(Screen):
         self.search_last: tuple[str, str] = ("hex", "")
         self.hit_index: int | None = None
         self.range_table: RangeTable | None = None
-        self.bookmarks = Bookmarks.load(dump.path)
+        # Read by the loader's thread worker (never here, on the UI thread).
+        self.bookmarks = bookmarks if bookmarks is not None else Bookmarks(dump.path)
         self._tree_nodes: dict[TableRef, object] = {}
         self._loaded: set[TableRef] = set()
 
@@ -631,7 +648,7 @@ class MainScreen(Screen):
         try:
             self.bookmarks.save()
         except OSError as exc:
-            self.status(f"bookmark kept for this session only: {exc}")
+            self.status(f"bookmark kept for this session only: {os_error_text(exc)}")
             return
         self.status(f"bookmarked {va:#x}: {label}")
 
@@ -831,14 +848,48 @@ class DumpviewApp(App[None]):
         self.error: str | None = None
         # Seconds: "index" (the loader thread), "first_screen" (main screen built and drawn).
         self.timings: dict[str, float] = {}
+        self.signal_exit: int | None = None  # the signal that ended the app, if one did
+        self._signals: list[int] = []
         self._loaded_at = 0.0
         # Set when the app ends: the loader stops reading a stream within a poll slice, so
         # quitting never waits on a FIFO without a writer (the loader's thread is joined).
         self._quitting = threading.Event()
 
     def on_mount(self) -> None:
+        self._catch_stop_signals()
         self.push_screen(LoadingScreen(self.path))
         self._load()
+
+    # -- ending cleanly, whatever ends it --
+
+    def _catch_stop_signals(self) -> None:
+        """SIGTERM, SIGHUP and SIGINT (from kill: the terminal's Ctrl+C is a key here) end the
+        app through its normal exit, which restores the terminal (alternate screen off, mouse
+        reporting off, modes back); ``signal_exit`` says which, for a one-line message and exit
+        code 128 + signal."""
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._stop_by_signal, signum)
+                self._signals.append(signum)
+
+    def _stop_by_signal(self, signum: int) -> None:
+        self.signal_exit = signum
+        self.exit(return_code=128 + signum)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A model error anywhere (the UI thread or a worker), such as the dump changing on
+        disk: its one line on the error screen, never a traceback; exit code 2 on quit."""
+        if isinstance(error, DumpError):
+            message = str(error)
+            if self.dump is not None and message.startswith(f"{self.dump.path}: "):
+                message = message[len(self.dump.path) + 2 :]
+            self.error = message
+            if isinstance(self.screen, ErrorScreen):
+                return
+            self.call_later(self.switch_screen, ErrorScreen(self.path, message))
+            return
+        super()._handle_exception(error)
 
     @work(thread=True, exclusive=True, group="load")
     def _load(self) -> None:
@@ -858,10 +909,12 @@ class DumpviewApp(App[None]):
         except OSError as exc:
             self.call_from_thread(self._failed, exc.strerror or str(exc))
             return
+        # The bookmarks sidecar is read here, in the worker: a small regular file or nothing.
+        bookmarks = Bookmarks.load(dump.path)
         self.timings["index"] = time.perf_counter() - started
         try:
             stage(4, "drawing")
-            self.call_from_thread(self._loaded, dump, tree)
+            self.call_from_thread(self._loaded, dump, tree, bookmarks)
         except (OpenCancelled, RuntimeError):  # the app ended meanwhile
             dump.close()
 
@@ -873,10 +926,10 @@ class DumpviewApp(App[None]):
         self.error = message
         self.switch_screen(ErrorScreen(self.path, message))
 
-    def _loaded(self, dump: Dump, tree: LevelTree) -> None:
+    def _loaded(self, dump: Dump, tree: LevelTree, bookmarks: Bookmarks) -> None:
         self.dump = dump
         self._loaded_at = time.perf_counter()
-        self.switch_screen(MainScreen(dump, tree))
+        self.switch_screen(MainScreen(dump, tree, bookmarks))
 
     def first_screen_drawn(self) -> None:
         """Called by the main screen after its first refresh."""
@@ -892,5 +945,9 @@ class DumpviewApp(App[None]):
 
     def on_unmount(self) -> None:
         self._quitting.set()
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            for signum in self._signals:
+                loop.remove_signal_handler(signum)
         if self.dump is not None:
             self.dump.close()

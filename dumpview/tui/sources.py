@@ -163,7 +163,9 @@ class PageSource(RowSource):
             self.message = [[(context_note, "rowlist--dim")]]
             return
         try:
-            self.data = dump.read_va(va, size)
+            # A copy (one page): rows are drawn later, and nothing drawn may touch the map
+            # after the file changed under us.
+            self.data = bytes(dump.read_va(va, size))
         except NotDumpedError as exc:
             where = f"page VA {va:#x}" + (f" (PA {pa:#x})" if pa is not None else "")
             self.message = [
