@@ -1,6 +1,7 @@
 """The ``dumpview`` command line (click), one module per family of commands: ``app`` (open, the
 TUI), ``info`` (info, schema), ``addresses`` (read, vtop, ptov, search), ``ranges``, ``export``,
-``check`` (check, diff) and ``generate``; ``common`` holds what they share (parameters,
+``check`` (check, diff), ``triage`` (one dump's report, or many dumps' signatures),
+``crashlog`` and ``generate``; ``common`` holds what they share (parameters,
 ``--context``, failing, examples), ``render`` the text renderers and ``style`` the colour.
 A first argument that is no command opens a dump, unless it is a mistyped command word
 (``_route``).
@@ -21,7 +22,18 @@ import sys
 import click
 
 from dumpview import __version__
-from dumpview.cli import addresses, app, check, common, export, generate, info, ranges
+from dumpview.cli import (
+    addresses,
+    app,
+    check,
+    common,
+    crashlog,
+    export,
+    generate,
+    info,
+    ranges,
+    triage,
+)
 from dumpview.cli.common import EXIT_BAD_INPUT, EXIT_NO, fail, with_examples
 
 
@@ -43,7 +55,7 @@ def cli(ctx: click.Context) -> None:
         ctx.invoke(app.open_, dump_path=None)
 
 
-for _module in (app, info, addresses, ranges, export, check, generate):
+for _module in (app, info, addresses, ranges, export, check, triage, crashlog, generate):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
