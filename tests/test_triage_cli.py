@@ -217,3 +217,45 @@ def test_a_crash_log_without_registers(tmp_path: Path) -> None:
     assert (record["panic"], record["far"], record["esr"]) == ("test panic", None, None)
     proc = run("triage", "--json", str(path))
     assert proc.returncode == 0 and jsonl(proc.stdout)[0]["signature"] == report.signature
+
+
+# ---- the README shows real output ------------------------------------------------------------
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_triage_output_is_what_triage_prints() -> None:
+    import re
+
+    shown = re.search(r"```\n\$ dumpview (triage samples/faults\.dump)\n(.*?)```", README, re.S)
+    proc = run(*shown.group(1).split(), cwd=ROOT)
+    assert proc.returncode == 0
+    assert proc.stdout == shown.group(2)
+
+
+def test_readme_record_is_the_real_one() -> None:
+    import re
+
+    shown = re.search(r"<code>dumpview (triage --json samples/minimal\.dump)</code>.*?```json\n"
+                      r"(.*?)```", README, re.S)  # fmt: skip
+    proc = run(*shown.group(1).split(), cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.count("\n") == 1
+    assert json.loads(proc.stdout) == json.loads(shown.group(2))
+
+
+def test_readme_xargs_line_gives_a_record_per_dump(tmp_path: Path) -> None:
+    """The README's xargs line, with this interpreter for `dumpview` and the samples."""
+    line = next(x for x in README.splitlines() if "xargs -0 -P" in x)
+    assert "dumpview triage --json" in line and "-n 1" in line
+    proc = subprocess.run(
+        f"find {SAMPLES} -name '*.dump' -print0 | xargs -0 -P 2 -n 1 "
+        f"{sys.executable} -m dumpview.cli triage --json",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = jsonl(proc.stdout)
+    assert sorted(Path(r["path"]).name for r in records) == SAMPLE_NAMES
+    assert {r["record"] for r in records} == {"triage"}
