@@ -325,3 +325,28 @@ def test_severity_order_is_a_permutation_of_the_kinds() -> None:
     assert sorted(SEVERITY) == sorted(KINDS)
     assert SEVERITY[0] == "unexpected-table-entry" and SEVERITY[-1] == "empty-table"
     assert set(SEVERITY[:8]) == SEVERE_KINDS and "ram-not-dumped" not in SEVERE_KINDS
+
+
+def test_far_on_a_leaf_beyond_the_oas_shows_both_pas(tmp_path: Path, monkeypatch) -> None:
+    """The faults scenario with its FAR moved onto the leaf whose output address has a bit at
+    the OAS: the walk line gives pa and what the entry says (pa_raw)."""
+    far = scenarios.FAULT_OA_BEYOND_OAS_VA + 0x18
+    build = scenarios.Builder._build_faults
+
+    def moved(self) -> None:
+        build(self)
+        self.m.far, self.m.fsc = far, scenarios.ESR_FSC_PERMISSION | 3
+
+    monkeypatch.setattr(scenarios.Builder, "_build_faults", moved)
+    path = tmp_path / "beyond.dump"
+    generate_file(path, scenario="faults", seed=1)
+    with dumpview.open_dump(path) as dump:
+        report = dump.triage()
+        walk = dump.translate(far)
+    w = report.far_walk
+    assert w.walk.mapped and w.walk.pa == walk.pa and w.walk.pa_raw == walk.pa_raw
+    assert walk.pa_raw == walk.pa | (1 << dump.geometry.oas)
+    (line,) = [x.text for x in report.lines() if x.section == "far" and "->" in x.text]
+    assert f"PA {walk.pa:#x} (entry says {walk.pa_raw:#x}: bits above the 42-bit OAS)" in line
+    assert report.region.name == "SHARED" and w.outcome == "mapped"
+    assert report.to_dict()["far_walk"]["walk"]["pa_raw"] == f"{walk.pa_raw:#x}"

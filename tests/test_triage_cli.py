@@ -259,3 +259,73 @@ def test_readme_xargs_line_gives_a_record_per_dump(tmp_path: Path) -> None:
     records = jsonl(proc.stdout)
     assert sorted(Path(r["path"]).name for r in records) == SAMPLE_NAMES
     assert {r["record"] for r in records} == {"triage"}
+
+
+# ---- hostile dumps, a terminal ---------------------------------------------------------------
+
+
+def test_triage_over_the_hostile_corpus(tmp_path: Path) -> None:
+    """Every (not slow) hostile case in one batch: a record or a one-line error each, never an
+    internal error, no file changed, in bounded time."""
+    import hashlib
+    import time
+
+    from tests import hostile
+
+    paths = hostile.write_corpus(tmp_path, include_slow=False)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    started = time.perf_counter()
+    proc = run("triage", "--json", "--jobs", "2", *map(str, paths))  # files named: all read
+    assert time.perf_counter() - started < 120
+    assert proc.returncode == 2, proc.stderr
+    records = jsonl(proc.stdout)
+    assert records[-1]["record"] == "triage-groups" and records[-1]["dumps"] == len(paths)
+    assert [r["path"] for r in records[:-1]] == [str(p) for p in paths]
+    for record in records[:-1]:
+        if record["record"] == "triage-error":
+            assert "internal error" not in record["error"] and "\n" not in record["error"]
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths} == before
+    # The directory walk takes the files that start like a dump (a cut ELF ident does not).
+    walked = [item.path for item in dump_paths([str(tmp_path)])]
+    assert walked == sorted(str(p) for p in paths if p.read_bytes()[:4] == b"\x7fELF")
+    assert 0 < len(paths) - len(walked) < 10
+
+
+def test_progress_on_a_terminal_when_the_output_is_not(batch_dir: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dumpview.cli",
+                "triage",
+                "--jobs",
+                "1",
+                str(batch_dir / "more"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        os.close(follower)
+        follower = -1
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert proc.returncode == 0
+    assert b"triage: 1 dumps" in err and b"\x1b[K" in err
+    assert b"triage:" not in proc.stdout
