@@ -61,6 +61,7 @@ from dumpview.model.check import SEVERITY_RANK, Anomaly, check
 from dumpview.model.contexts import ContextInfo
 from dumpview.model.crash import CcdpCheck, Fault, FaultComparison, check_ccdp, compare_fault
 from dumpview.model.crash import fault as crash_fault
+from dumpview.model.esr import EC_INSTRUCTION_ABORTS
 from dumpview.model.location import Location
 from dumpview.model.place import AddressRegion, Nearest, half_of, nearest_mappings, region_of
 from formats import clhe
@@ -299,7 +300,7 @@ def _exception(found: Fault, log: clhe.CrashLog) -> ExceptionFacts:
     if esr.write is not None:
         access = "write" if esr.write else "read"
     else:
-        access = "instruction fetch" if esr.ec in (0x20, 0x21) else None
+        access = "instruction fetch" if esr.ec in EC_INSTRUCTION_ABORTS else None
     level = found.comparison.level
     return ExceptionFacts(
         esr.esr, esr.ec, esr.ec_name, esr.fsc, esr.fault_status, level, access, found.far,
@@ -340,11 +341,8 @@ def _far_walk(dump: Dump, found: Fault, oas: int) -> FarWalk:
     if not walk.steps and not walk.mapped:  # outside the dumped context's half
         extension = dump.extension
         spaces = extension.spaces[1:] if extension is not None else ()
-        candidates = tuple(
-            s.context
-            for s in spaces
-            if half_of(dump, s.context)[0] <= found.far < half_of(dump, s.context)[1]
-        )
+        halves = {s.context: half_of(dump, s.context) for s in spaces}
+        candidates = tuple(c for c, (lo, hi) in halves.items() if lo <= found.far < hi)
         walks = [dump.translate(found.far, c) for c in candidates]
         chosen = next((i for i, w in enumerate(walks) if w.mapped), 0 if walks else None)
         if chosen is not None:

@@ -17,11 +17,12 @@ from dumpview.model.crash import comparison_line
 from dumpview.model.location import Location
 from dumpview.model.numbers import address, count
 from dumpview.model.text import data_state, hex_or_none, pa_text
+from dumpview.model.triage import TriageLine
 
 if TYPE_CHECKING:
     from dumpview.model.place import NearbyMapping
     from dumpview.model.translate import Translation
-    from dumpview.model.triage import FarWalk, Triage, TriageLine
+    from dumpview.model.triage import FarWalk, Triage
 
 LIST_LINES = 5  # Ccdp disagreements, reasons, contexts, warnings: this many, then a count
 SECTION_LABELS: dict[str, str] = {
@@ -39,9 +40,9 @@ SECTION_LABELS: dict[str, str] = {
 }
 
 
-def _line(section: str, text: str, location: Location | None = None, tone: str | None = None):
-    from dumpview.model.triage import TriageLine
-
+def _line(
+    section: str, text: str, location: Location | None = None, tone: str | None = None
+) -> TriageLine:
     return TriageLine(section, text, location, tone)
 
 
