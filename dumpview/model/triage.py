@@ -8,7 +8,8 @@ Owns ``triage(dump) -> Triage``: a typed report computed from the dump alone,
   dumped or why not) or where and why it stopped, with the entry that stopped it (level, table
   PA, index, value), and whether that shows the fault the ESR names (``crash.compare_fault``).
   A FAR outside the dumped context's VA half (a user VA in a kernel dump) is walked in the
-  first context carried whose half holds it and that maps it, else the first such context;
+  first context carried whose half holds it and that maps it, else the first such context (a
+  guess: the crash log does not say which context ran, and the comparison says so);
 - where the FAR sits (``model.place``): its named region and the mapped extents holding it and
   nearest below and above, with the distance;
 - the Ccdp pairs that disagree with the tables, anomaly counts per kind (most severe first:
@@ -347,7 +348,14 @@ def _far_walk(dump: Dump, found: Fault, oas: int) -> FarWalk:
         chosen = next((i for i, w in enumerate(walks) if w.mapped), 0 if walks else None)
         if chosen is not None:
             walk, context = walks[chosen], candidates[chosen]
-            comparison = compare_fault(found.esr, walk, oas)
+            found_here = compare_fault(found.esr, walk, oas)
+            note = (
+                f"in context {context}'s tables (the crash log does not say which context ran): "
+                f"{found_here.note}"
+            )
+            comparison = FaultComparison(
+                found_here.fault_status, found_here.level, found_here.agrees, note
+            )
     return FarWalk(walk, context, walk_outcome(walk), _stop_entry(walk), comparison, candidates)
 
 

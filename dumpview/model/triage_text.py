@@ -115,6 +115,8 @@ def _far_lines(far_walk: FarWalk) -> list[TriageLine]:
         )
     verdict = far_walk.comparison.agrees
     tone = {True: "ok", False: "severe", None: None}[verdict]
+    if far_walk.candidates and verdict is False:
+        tone = "warning"  # the walk is in a context picked for the FAR, not one the log names
     lines.append(_line("far", comparison_line(far_walk.comparison), go, tone))
     return lines
 
@@ -232,6 +234,8 @@ def summary(t: Triage) -> str:
     else:
         walk = "outside every context"
     verdict = {True: "", False: ", the tables DISAGREE", None: ""}[w.comparison.agrees]
+    if w.candidates and w.comparison.agrees is False:
+        verdict = f", context {w.context}'s tables disagree"
     where = _where(e.far, w.context)
     return f"{what} at {where} ({t.region.name}): {walk}{verdict}; {found}"
 
