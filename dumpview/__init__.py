@@ -51,11 +51,12 @@ def __getattr__(name: str):
     return value
 
 
-def open_dump(path):
-    """Open a dump read-only: ``dumpview.model.open_dump``."""
+def open_dump(path, progress=None, cancel=None):
+    """Open a dump read-only (a file, a compressed file, ``-``, a FIFO, a device):
+    ``dumpview.model.open_dump``."""
     from dumpview.model import open_dump as _open
 
-    return _open(path)
+    return _open(path, progress, cancel)
 
 
 def diff(a, b, compare_contents: bool = True):

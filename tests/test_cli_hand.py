@@ -195,16 +195,24 @@ def test_every_help_ends_with_examples_that_run(name: str, command, tmp_path: Pa
     text = proc.stdout.decode().rstrip().splitlines()
     assert [line.strip() for line in text[-len(examples) :]] == [e.line for e in examples]
     assert text[-len(examples) - 2].strip() == "Examples:"
-    # Run each from a scratch directory whose samples/ is the checkout's (outputs land here).
+    # Run each from a scratch directory whose samples/ is the checkout's (outputs land here),
+    # with a fake sysfs tree of our own holding one devcoredump (``collect``: never /sys).
     (tmp_path / "samples").symlink_to(SAMPLES)
+    sysfs = tmp_path / "sys"
+    devcd = sysfs / "class" / "devcoredump" / "devcd1"
+    devcd.mkdir(parents=True)
+    (devcd / "data").write_bytes((SAMPLES / "minimal.dump").read_bytes())
+    env = {"DUMPVIEW_SYSFS_ROOT": str(sysfs)}
     for example in examples:
         argv = shlex.split(example.line)
         assert argv[0] == "dumpview"
         if name:
             assert name in argv
-        proc = run(*argv[1:], cwd=tmp_path)
+        argv = [str(sysfs) if arg == "/sys" else arg for arg in argv]
+        argv = ["crashes" if arg.startswith("/var/crash") else arg for arg in argv]
+        proc = run(*argv[1:], cwd=tmp_path, env=env)
         assert proc.returncode == example.exit_code, (example.line, proc.stderr.decode())
-        made = [p for p in tmp_path.iterdir() if p.name != "samples"]
+        made = [p for p in tmp_path.iterdir() if p.name not in ("samples", "sys")]
         assert proc.stdout.strip() or made, example.line
 
 

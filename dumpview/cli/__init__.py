@@ -1,10 +1,10 @@
 """The ``dumpview`` command line (click), one module per family of commands: ``app`` (open, the
 TUI), ``info`` (info, schema), ``addresses`` (read, vtop, ptov, search), ``ranges``, ``export``,
 ``check`` (check, diff), ``triage`` (one dump's report, or many dumps' signatures),
-``crashlog`` and ``generate``; ``common`` holds what they share (parameters,
-``--context``, failing, examples), ``render`` the text renderers and ``style`` the colour.
-A first argument that is no command opens a dump, unless it is a mistyped command word
-(``_route``).
+``crashlog``, ``collect`` (devcoredumps from sysfs) and ``generate``; ``common`` holds what
+they share (parameters, ``--context``, failing, examples, input progress), ``render`` the text
+renderers and ``style`` the colour. A first argument that is no command opens a dump (``-`` is
+standard input), unless it is a mistyped command word (``_route``).
 
 Owns argument parsing and rendering to the terminal or JSON (every ``--json`` document and
 every export follows the schema ``dumpview-export/1`` that ``dumpview schema`` prints). Every
@@ -26,6 +26,7 @@ from dumpview.cli import (
     addresses,
     app,
     check,
+    collect,
     common,
     crashlog,
     export,
@@ -55,7 +56,7 @@ def cli(ctx: click.Context) -> None:
         ctx.invoke(app.open_, dump_path=None)
 
 
-for _module in (app, info, addresses, ranges, export, check, triage, crashlog, generate):
+for _module in (app, info, addresses, ranges, export, check, triage, crashlog, collect, generate):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
@@ -75,11 +76,12 @@ def close_command(word: str) -> str | None:
 
 def _route(argv: list[str]) -> list[str]:
     """``dumpview DUMP`` means ``dumpview open DUMP``: insert ``open`` when the first argument
-    is neither an option nor a command. The rule for a first argument that is not a command:
-    an existing path opens; a word of letters (no dot, no slash: ``inf``, ``chek``) that is no
-    file and is close to a command name is a mistyped command: one line naming the command
-    meant, exit 2; anything else opens (and fails as a missing file does)."""
-    if argv and not argv[0].startswith("-") and argv[0] not in cli.commands:
+    is neither an option nor a command (``-``, standard input, is a DUMP). The rule for a
+    first argument that is not a command: an existing path opens; a word of letters (no dot,
+    no slash: ``inf``, ``chek``) that is no file and is close to a command name is a mistyped
+    command: one line naming the command meant, exit 2; anything else opens (and fails as a
+    missing file does)."""
+    if argv and (argv[0] == "-" or not argv[0].startswith("-")) and argv[0] not in cli.commands:
         word = argv[0]
         if word.replace("-", "").isalpha() and not os.path.lexists(word):
             meant = close_command(word)

@@ -17,7 +17,12 @@ def open_(dump_path: str | None) -> None:
     """Open the inspector on DUMP (default: the bundled sample). Without a terminal on stdout
     it prints `info` instead."""
     if dump_path is None:
+        from dumpview.cli.collect import waiting_notice
         from dumpview.samples import default_sample
+
+        notice = waiting_notice()
+        if notice is not None:
+            click.echo(notice, err=True)
 
         dump_path = str(default_sample())
     if not (sys.stdout.isatty() and sys.stdin.isatty()):

@@ -84,6 +84,8 @@ def diff(a_path: str, b_path: str, no_contents: bool, as_json: bool) -> None:
     from dumpview.model.diff import diff as diff_dumps
     from dumpview.model.export import SCHEMA_ID, header
 
+    if a_path == b_path == "-":
+        fail("diff: only one of A and B can be standard input (-)")
     with open_for_command(a_path) as a, open_for_command(b_path) as b:
         try:
             result = diff_dumps(a, b, compare_contents=not no_contents)

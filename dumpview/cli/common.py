@@ -10,7 +10,9 @@ any, so a harness can tell a clean error path from a crash.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -22,6 +24,7 @@ from dumpview.model.text import parse_address
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
+    from dumpview.model.source import Progress
 
 EXIT_NO = 1
 EXIT_BAD_INPUT = 2
@@ -144,24 +147,69 @@ def warn(message: str) -> None:
 
 
 def open_for_command(path: str) -> Dump:
-    """Open DUMP for a command and print every warning about the file (``all_warnings``: what
-    open found, the table walk's, the crash logs'); one line + exit 2 when it cannot be read."""
+    """Open DUMP for a command (a file, a compressed file, ``-``, a FIFO, a device: see
+    ``dumpview.model.source``; a progress line on a terminal while a stream is read or
+    decompressed) and print every warning about the file (``all_warnings``: what open found,
+    the table walk's, the crash logs'); one line + exit 2 when it cannot be read."""
     from dumpview.model import DumpError, open_dump
+    from dumpview.model.source import display_name
 
+    name = display_name(path)
+    progress = InputProgress()
     try:
-        dump = open_dump(path)
+        dump = open_dump(path, progress=progress)
     except DumpError as exc:
-        fail(f"{path}: {exc}")
+        fail(f"{name}: {exc}")
     except OSError as exc:
-        fail(f"{path}: {exc.strerror or exc}")
+        fail(f"{name}: {exc.strerror or exc}")
+    finally:
+        progress.close()
     try:
         warnings = dump.all_warnings()
     except DumpError as exc:
         dump.close()
-        fail(f"{path}: {exc}")
+        fail(f"{name}: {exc}")
     for warning in warnings:
-        warn(f"{path}: {warning}")
+        warn(f"{name}: {warning}")
     return dump
+
+
+class InputProgress:
+    """One self-erasing stderr line while an input is read (only on a terminal, only once it
+    has taken ``delay_s``, at once when it waits for a writer)."""
+
+    def __init__(self, delay_s: float = 0.3) -> None:
+        self.clock = time.monotonic
+        self.started = self.clock()
+        self.delay_s = delay_s
+        self.shown = False
+        self.line = ""
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, state: Progress) -> None:
+        if not self.tty or (self.clock() - self.started < self.delay_s and not state.waiting):
+            return
+        fraction = state.fraction
+        bar = ""
+        if fraction is not None:
+            done = int(fraction * 20)
+            bar = f"[{'#' * done}{'-' * (20 - done)}] {fraction:4.0%} "
+        hint = "Ctrl+C cancels; " if state.waiting else ""
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        line = f"dumpview: {hint}{bar}{state.text()}"[:width]
+        if line == self.line:
+            return
+        self.line = line
+        sys.stderr.write(f"\r\x1b[K{line}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
+            self.line = ""
 
 
 def parse_context_range_option(command: str, text: str | None) -> tuple[int | None, int, int]:

@@ -9,6 +9,7 @@ import click
 from dumpview.cli.common import fail, open_for_command, with_examples
 from dumpview.cli.render import context_lines
 from dumpview.model.numbers import byte_count, count, size
+from dumpview.model.source import display_name
 from dumpview.model.text import info_dict
 
 
@@ -25,6 +26,7 @@ def info(dump_path: str, as_json: bool) -> None:
     from dumpview.model import DumpError
 
     with open_for_command(dump_path) as dump:
+        source = dump.source
         try:
             doc = info_dict(dump)
         except DumpError as exc:
@@ -57,10 +59,12 @@ def info(dump_path: str, as_json: bool) -> None:
             else f"{count(p['total'])} mapped, {count(p['dumped'])} dumped, 0 not dumped",
         ),
     ]
+    if source.spooled:
+        rows.insert(0, ("source", source.describe()))
     blocks = [d for d in g["level_detail"] if d["blocks"]]
     if blocks:
         sizes = ", ".join(f"L{d['level']} {size(d['entry_span_bytes'])}" for d in blocks)
-        rows.insert(2, ("blocks", sizes))
+        rows.insert(3 if source.spooled else 2, ("blocks", sizes))
     for i, line in enumerate(context_lines(doc["contexts"])):
         rows.append(("contexts" if i == 0 else "", line))
     gpu = doc["gpu"]
@@ -81,7 +85,7 @@ def info(dump_path: str, as_json: bool) -> None:
     if "scenario" in doc:
         s = doc["scenario"]
         rows.append(("generated", f"scenario {s['name']}, seed {s['seed']}"))
-    lines = [paint.paint("heading", dump_path)]
+    lines = [paint.paint("heading", display_name(dump_path))]
     lines += [f"  {paint.paint('label', f'{label:<12}')} {text}" for label, text in rows]
     click.echo("\n".join(lines), color=paint.enabled)
 

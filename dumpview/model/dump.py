@@ -25,6 +25,7 @@ import numpy as np
 
 from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
 from dumpview.model.extension import Extension
+from dumpview.model.source import INPUT_FILE, KIND_FILE, Source
 from dumpview.npstruct import dtype_from_struct
 from formats import agx, elf, entryformat, ext, uat
 from formats.entryformat import EntryFormat
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from dumpview.model.ranges import RangeTable
     from dumpview.model.read import ReadRun
     from dumpview.model.search import SearchResult
+    from dumpview.model.source import CancelCallback, ProgressCallback
     from dumpview.model.tables import TablesIndex
     from dumpview.model.translate import Translation
     from dumpview.model.triage import Triage
@@ -94,12 +96,21 @@ class Note:
 class Dump:
     """An open dump. Use ``open_dump(path)``; close it (or use ``with``) to unmap the file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], fd: int | None = None, source: Source | None = None
+    ) -> None:
+        """Map ``path``, or, given ``fd`` (which the dump then owns and closes), map that
+        descriptor and keep ``path`` as the name the user gave (``open_dump`` passes the
+        spool of a compressed or streamed input this way, with its ``source``)."""
         self.path = os.fspath(path)
         self.warnings: list[str] = []
-        self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        if fd is None:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        else:
+            self._file = os.fdopen(fd, "rb")
         try:
             self.size_bytes = os.fstat(self._file.fileno()).st_size
+            self.source = source or Source(self.path, KIND_FILE, INPUT_FILE, self.size_bytes)
             if self.size_bytes < elf.EHDR_SIZE:
                 raise DumpFormatError(
                     0,
@@ -924,6 +935,17 @@ class Dump:
         return export_file(self, target, **options)
 
 
-def open_dump(path: str | os.PathLike[str]) -> Dump:
-    """Open a dump read-only. Raises DumpFormatError (offset + expectation) or OSError."""
-    return Dump(path)
+def open_dump(
+    path: str | os.PathLike[str],
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> Dump:
+    """Open a dump read-only: a file, a compressed file (zstd, xz, gzip, bzip2), ``-`` for
+    standard input, a FIFO, a device or a sysfs file (see ``dumpview.model.source``, which
+    also says what ``progress`` and ``cancel`` get). Raises DumpFormatError (offset +
+    expectation; the compressed offset for a broken compressed stream), InputError,
+    OpenCancelled or OSError."""
+    from dumpview.model.source import open_input
+
+    fd, source = open_input(path, progress, cancel)
+    return Dump(path, fd, source)

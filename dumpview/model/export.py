@@ -599,7 +599,7 @@ def header(dump: Dump, include: tuple[str, ...], with_data: bool) -> dict:
         "schema": SCHEMA_ID,
         "generator": f"dumpview {__version__}",
         "dump": {
-            "path": os.path.abspath(dump.path),
+            "path": dump.path if dump.source.input == "stdin" else os.path.abspath(dump.path),
             "size_bytes": dump.size_bytes,
             "layout": dump.layout,
             "entry_format": dump.entry_format.name,
@@ -778,7 +778,11 @@ def export_file(dump: Dump, path: str | os.PathLike[str], **options: Any) -> Exp
     from dumpview.model.atomic import atomic_text_writer
 
     target = os.fspath(path)
-    if os.path.exists(target) and os.path.samefile(target, dump.path):
+    if (
+        dump.source.input != "stdin"
+        and os.path.exists(target)
+        and os.path.samefile(target, dump.path)
+    ):
         raise ValueError(f"{target}: refusing to write the export over the dump itself")
     with atomic_text_writer(target, durable=False) as out:
         return export(dump, out, **options)

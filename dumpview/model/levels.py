@@ -30,8 +30,9 @@ from functools import cached_property
 import numpy as np
 
 from dumpview.model import kinds
-from dumpview.model.dump import Dump, open_dump
+from dumpview.model.dump import Dump
 from dumpview.model.entries import DecodedEntry, decode_entry
+from dumpview.model.source import CancelCallback, Progress, display_name, open_input
 from dumpview.model.text import data_state, human_size, info_dict
 from formats.entryformat import TYPE_MASK, TYPE_TABLE
 from formats.geometry import LevelGeometry
@@ -388,18 +389,28 @@ class LevelTree:
 
 
 def open_for_browsing(
-    path: str | os.PathLike[str], stage: Callable[[int, str], None] | None = None
+    path: str | os.PathLike[str],
+    stage: Callable[[float, str], None] | None = None,
+    cancel: CancelCallback | None = None,
 ) -> tuple[Dump, LevelTree]:
     """Open ``path`` and compute everything the inspector's first screen reads, so that a
     broken file fails here (where the app shows its error screen) and not while drawing: the
     warnings (table walk, notes, AGX note, crash logs), the info document (the scenario record
     included) and the level tree with the first root's rows.
 
-    ``stage(step, text)`` is called before each of the three steps. Raises ``DumpError``
-    (one line naming the offset) or ``OSError``; the dump is closed when it raises."""
+    ``stage(step, text)`` is called before each of the three steps, and while a compressed or
+    streamed input is read (step 0 to 1 as it goes; see ``dumpview.model.source``). Raises
+    ``DumpError`` (one line naming the offset; ``OpenCancelled`` once ``cancel()`` is true
+    while an input is read) or ``OSError``; the dump is closed when it raises."""
     report = stage or (lambda step, text: None)
-    report(1, f"opening {os.fspath(path)}: validating program headers")
-    dump = open_dump(path)
+    report(0, f"opening {display_name(os.fspath(path))}")
+
+    def reading(state: Progress) -> None:
+        report(state.fraction or 0.0, state.text())
+
+    fd, source = open_input(path, progress=reading, cancel=cancel)
+    report(1, f"opening {display_name(source.name)}: validating program headers")
+    dump = Dump(path, fd, source)
     try:
         report(2, "reading the extension and walking the tables")
         dump.all_warnings()

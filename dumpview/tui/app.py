@@ -10,6 +10,7 @@ bookmarks sidecar, through ``dumpview.model.bookmarks``.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -46,7 +47,8 @@ from dumpview.model.location import parse_location
 from dumpview.model.memmap import memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeTable, human_size, ranges
 from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
-from dumpview.model.text import HEX_UNITS, info_dict, pa_text
+from dumpview.model.source import OpenCancelled
+from dumpview.model.text import HEX_UNITS, approx_size, info_dict, pa_text
 from dumpview.tui import sources
 from dumpview.tui.keys import KEYS, NAVIGATION
 from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
@@ -73,19 +75,14 @@ MINIMAP_STYLES = {
 }
 
 
-def approx_size(size_bytes: int) -> str:
-    """A size to one decimal in K/M/G/T ("5.2G"), for scales that are not exact."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if size_bytes >= 1 << shift:
-            return f"{size_bytes / (1 << shift):.1f}".removesuffix(".0") + unit
-    return f"{size_bytes}B"
-
-
 # ---- loading and errors ------------------------------------------------------------------------
 
 
 class LoadingScreen(Screen):
-    """Progress while the worker opens and indexes the dump."""
+    """Progress while the worker opens and indexes the dump (decompressing or reading a
+    stream first, which can wait for a FIFO's writer: q, Escape or Ctrl+C quit at once)."""
+
+    BINDINGS = [Binding("q,escape,ctrl+c", "app.quit", "Quit")]
 
     def __init__(self, path: str) -> None:
         super().__init__()
@@ -96,7 +93,7 @@ class LoadingScreen(Screen):
             yield Label(f"opening {self.path}", id="loading-label", markup=False)
             yield ProgressBar(total=4, show_eta=False, id="loading-bar")
 
-    def stage(self, step: int, text: str) -> None:
+    def stage(self, step: float, text: str) -> None:
         self.query_one("#loading-label", Label).update(text)
         self.query_one("#loading-bar", ProgressBar).update(progress=step)
 
@@ -792,6 +789,7 @@ def _info_lines(info: dict, dump: Dump) -> list[str]:
         "",
         "dump",
         f"  file               {dump.path}",
+        *([f"  source             {dump.source.describe()}"] if dump.source.spooled else []),
         f"  size               {info['size_bytes']:,} bytes",
         f"  layout             {info['layout']}"
         + (" + dumpview extension" if info["extension"] else ""),
@@ -834,6 +832,9 @@ class DumpviewApp(App[None]):
         # Seconds: "index" (the loader thread), "first_screen" (main screen built and drawn).
         self.timings: dict[str, float] = {}
         self._loaded_at = 0.0
+        # Set when the app ends: the loader stops reading a stream within a poll slice, so
+        # quitting never waits on a FIFO without a writer (the loader's thread is joined).
+        self._quitting = threading.Event()
 
     def on_mount(self) -> None:
         self.push_screen(LoadingScreen(self.path))
@@ -841,10 +842,16 @@ class DumpviewApp(App[None]):
 
     @work(thread=True, exclusive=True, group="load")
     def _load(self) -> None:
-        stage = partial(self.call_from_thread, self._stage)
+        def stage(step: float, text: str) -> None:
+            if self._quitting.is_set():
+                raise OpenCancelled(self.path)
+            self.call_from_thread(self._stage, step, text)
+
         started = time.perf_counter()
         try:
-            dump, tree = open_for_browsing(self.path, stage)
+            dump, tree = open_for_browsing(self.path, stage, cancel=self._quitting.is_set)
+        except OpenCancelled:
+            return
         except DumpError as exc:
             self.call_from_thread(self._failed, str(exc))
             return
@@ -852,10 +859,13 @@ class DumpviewApp(App[None]):
             self.call_from_thread(self._failed, exc.strerror or str(exc))
             return
         self.timings["index"] = time.perf_counter() - started
-        stage(4, "drawing")
-        self.call_from_thread(self._loaded, dump, tree)
+        try:
+            stage(4, "drawing")
+            self.call_from_thread(self._loaded, dump, tree)
+        except (OpenCancelled, RuntimeError):  # the app ended meanwhile
+            dump.close()
 
-    def _stage(self, step: int, text: str) -> None:
+    def _stage(self, step: float, text: str) -> None:
         if isinstance(self.screen, LoadingScreen):
             self.screen.stage(step, text)
 
@@ -881,5 +891,6 @@ class DumpviewApp(App[None]):
                 )
 
     def on_unmount(self) -> None:
+        self._quitting.set()
         if self.dump is not None:
             self.dump.close()
