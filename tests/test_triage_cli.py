@@ -329,3 +329,25 @@ def test_progress_on_a_terminal_when_the_output_is_not(batch_dir: Path) -> None:
     assert proc.returncode == 0
     assert b"triage: 1 dumps" in err and b"\x1b[K" in err
     assert b"triage:" not in proc.stdout
+
+
+def test_compressed_dumps_in_a_directory(tmp_path: Path) -> None:
+    """A gzip copy of a sample triages as the sample does (same signature); an lz4 file is a
+    dump that cannot be read, saying why; a zip beside them is not a dump."""
+    import gzip
+
+    (tmp_path / "faults.dump.gz").write_bytes(gzip.compress((SAMPLES / "faults.dump").read_bytes()))
+    (tmp_path / "old.dump.lz4").write_bytes(b"\x04\x22\x4d\x18" + b"\0" * 64)
+    (tmp_path / "dumps.zip").write_bytes(b"PK\x03\x04" + b"\0" * 64)
+    proc = run("triage", "--json", "--jobs", "2", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    gz, lz4, groups = jsonl(proc.stdout)
+    original = json.loads(run("triage", "--json", str(SAMPLES / "faults.dump")).stdout)
+    assert gz["path"].endswith("faults.dump.gz") and gz["signature"] == original["signature"]
+    assert {k: v for k, v in gz.items() if k != "path"} == {
+        k: v for k, v in original.items() if k != "path"
+    }
+    assert lz4["record"] == "triage-error" and "lz4" in lz4["error"]
+    assert (groups["dumps"], groups["unreadable"]) == (2, 1)
+    one = run("triage", str(tmp_path / "faults.dump.gz"))
+    assert one.returncode == 0 and original["signature"] in one.stdout

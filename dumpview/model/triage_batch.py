@@ -5,11 +5,13 @@ Owns:
 
 - ``dump_paths(arguments)``: the files a list of arguments names. A file argument is read
   whatever it holds; a directory is walked (depth first, names sorted, symbolic links to
-  directories not followed) for regular files that look like dumps: an ELF header or the magic
-  of a compressed file (gzip, zstd, xz, bzip2, lz4; ``DUMP_MAGICS``), so the bookmarks,
-  exports and notes that sit beside dumps are skipped. An argument that is missing or neither
-  a regular file nor a directory (a FIFO, a device), or a directory that cannot be listed, is an
-  item with its one-line error: it is never opened.
+  directories not followed) for regular files that look like dumps (``looks_like_dump``: an
+  ELF header, a compression ``model.decompress`` reads (zstd, xz, gzip, bzip2; opened as
+  ``open_dump`` opens them), or lz4, whose error says to decompress it first), so the
+  bookmarks, exports and notes that sit beside dumps are skipped. An argument that is missing
+  or neither a regular file nor a directory (a FIFO, a device: ``dumpview triage`` reads one
+  of those alone, as every command does), or a directory that cannot be listed, is an item with
+  its one-line error: it is never opened.
 - ``triage_many(items, jobs)``: one ``Outcome`` per item, in input order: the triage record
   (``Triage.to_dict``) or the one-line error that kept the dump from being read; the rest go
   on. With ``jobs`` > 1, forked worker processes (``multiprocessing``'s fork context: the
@@ -33,16 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# An ELF core, or a compressed file (gzip, zstd, xz, bzip2, lz4 frame).
-DUMP_MAGICS: tuple[bytes, ...] = (
-    b"\x7fELF",
-    b"\x1f\x8b",
-    b"\x28\xb5\x2f\xfd",
-    b"\xfd7zXZ\x00",
-    b"BZh",
-    b"\x04\x22\x4d\x18",
-)
-MAGIC_BYTES = max(len(m) for m in DUMP_MAGICS)
+LZ4_MAGIC = b"\x04\x22\x4d\x18"  # not read, but a dump: its error says to decompress it
 WINDOW_PER_JOB = 8  # results that may wait to be put in order, per worker
 _STOP_SECONDS = 5.0
 
@@ -80,11 +73,13 @@ class Outcome:
 
 
 def looks_like_dump(path: str) -> bool:
-    """Whether ``path`` (a regular file) starts with one of ``DUMP_MAGICS``. ``OSError`` when
-    it cannot be read."""
+    """Whether ``path`` (a regular file) starts like an ELF file, a compression dumpview reads,
+    or lz4. ``OSError`` when it cannot be read."""
+    from dumpview.model.decompress import ELF_MAGIC, MAGIC_BYTES, compression_of
+
     with open(path, "rb") as f:
         head = f.read(MAGIC_BYTES)
-    return any(head.startswith(magic) for magic in DUMP_MAGICS)
+    return head.startswith((ELF_MAGIC, LZ4_MAGIC)) or compression_of(head) is not None
 
 
 def _reason(exc: OSError) -> str:
