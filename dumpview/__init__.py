@@ -13,6 +13,8 @@ small typed functions over an open ``Dump``, as drgn's helpers are over a progra
 - ``check(dump, kinds=None) -> CheckResult``: anomalies;
 - ``ptov(dump, pa) -> list[Mapping]``: every VA of a PA;
 - ``fault(dump) -> Fault | None``: the crash log's FAR, ESR and the FAR's walk;
+- ``triage(dump) -> Triage``: what most likely happened, each fact with its address, and the
+  bug's signature;
 - ``parse_location(text) -> Location``: ``VA``, ``CTX:VA`` or ``p:PA`` as every command reads it;
 
 and ``dumpview.diff(a, b)`` compares two dumps. Importing ``dumpview`` stays cheap: each
@@ -34,6 +36,7 @@ HELPERS: dict[str, tuple[str, str]] = {
     "check": ("dumpview.model.check", "check"),
     "ptov": ("dumpview.model.ptov", "ptov"),
     "fault": ("dumpview.model.crash", "fault"),
+    "triage": ("dumpview.model.triage", "triage"),
     "parse_location": ("dumpview.model.location", "parse_location"),
 }
 

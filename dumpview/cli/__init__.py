@@ -1,9 +1,10 @@
 """The ``dumpview`` command line (click), one module per family of commands: ``app`` (open, the
 TUI), ``info`` (info, schema), ``addresses`` (read, vtop, ptov, search), ``ranges``, ``export``,
-``check`` (check, diff), ``collect`` (devcoredumps from sysfs) and ``generate``; ``common``
-holds what they share (parameters, ``--context``, failing, examples, input progress),
-``render`` the text renderers and ``style`` the colour. A first argument that is no command
-opens a dump (``-`` is standard input), unless it is a mistyped command word (``_route``).
+``check`` (check, diff), ``triage`` (one dump's report, or many dumps' signatures),
+``crashlog``, ``collect`` (devcoredumps from sysfs) and ``generate``; ``common`` holds what
+they share (parameters, ``--context``, failing, examples, input progress), ``render`` the text
+renderers and ``style`` the colour. A first argument that is no command opens a dump (``-`` is
+standard input), unless it is a mistyped command word (``_route``).
 
 Owns argument parsing and rendering to the terminal or JSON (every ``--json`` document and
 every export follows the schema ``dumpview-export/1`` that ``dumpview schema`` prints). Every
@@ -21,7 +22,19 @@ import sys
 import click
 
 from dumpview import __version__, output
-from dumpview.cli import addresses, app, check, collect, common, export, generate, info, ranges
+from dumpview.cli import (
+    addresses,
+    app,
+    check,
+    collect,
+    common,
+    crashlog,
+    export,
+    generate,
+    info,
+    ranges,
+    triage,
+)
 from dumpview.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -53,7 +66,7 @@ def cli(ctx: click.Context) -> None:
         ctx.invoke(app.open_, dump_path=None)
 
 
-for _module in (app, info, addresses, ranges, export, check, collect, generate):
+for _module in (app, info, addresses, ranges, export, check, triage, crashlog, collect, generate):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

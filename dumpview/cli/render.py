@@ -1,5 +1,6 @@
-"""Text renderers the commands share (and ``triage``/``crashlog`` will): how a page's data
-state reads, a walk with its last line, a run ``read`` could not show, a context's line.
+"""Text renderers the commands share: how a page's data state reads, a walk with its last line,
+a run ``read`` could not show, a context's line, the triage report and a batch's rows and
+signature groups, and titled sections (the crash log as the inspector shows it).
 
 Each takes model results (``Translation``, ``ReadRun``, ``info``'s context dicts) and a
 ``style.Palette`` and returns lines; numbers go through ``model.numbers`` so every output
@@ -16,8 +17,11 @@ from dumpview.model.text import data_state, pa_text, walk_lines
 
 if TYPE_CHECKING:
     from dumpview.cli.style import Palette
+    from dumpview.model.crash import Section
     from dumpview.model.read import ReadRun
     from dumpview.model.translate import Translation
+    from dumpview.model.triage import Triage
+    from dumpview.model.triage_batch import Outcome, SignatureGroups
 
 
 def state_text(dumped: bool, reason: str | None, detail: str | None) -> str:
@@ -87,4 +91,76 @@ def context_lines(contexts: list[dict]) -> list[str]:
             f"{c['context']:<3} {state:<11}  {ttb:<29} ASID {c['asid']:<3} "
             f"VA {c['va_start']:<18}  {pages}{tables}"
         )
+    return out
+
+
+_TONE_ROLES = {
+    "severe": "anomaly:severe",
+    "ok": "ok",
+    "warning": "warning",
+    "not-dumped": "not-dumped",
+}
+
+
+def _toned(paint: Palette, tone: str | None, text: str) -> str:
+    if tone is None:
+        return text
+    if tone.startswith("anomaly:"):
+        return paint.anomaly(tone.split(":", 1)[1], text)
+    return paint.paint(_TONE_ROLES.get(tone, ""), text)
+
+
+def triage_text(report: Triage, paint: Palette) -> list[str]:
+    """The triage report: the dump's path, then each ``TriageLine`` under its section's label
+    (the label on a section's first line only), coloured by its tone."""
+    from dumpview.model.triage_text import SECTION_LABELS
+
+    width = max(len(label) for label in SECTION_LABELS.values())
+    out = [paint.paint("heading", report.path)]
+    previous = None
+    for line in report.lines():
+        label = SECTION_LABELS[line.section] if line.section != previous else ""
+        previous = line.section
+        text = line.text
+        if line.section == "signature":
+            text = paint.paint("heading", text)
+        out.append(
+            f"  {paint.paint('label', f'{label:<{width}}')} {_toned(paint, line.tone, text)}"
+        )
+    return out
+
+
+def triage_row(outcome: Outcome, paint: Palette) -> str:
+    """One dump of a batch: "PATH  SIGNATURE  summary", or "PATH  error: …"."""
+    if outcome.record is None:
+        return f"{outcome.path}  " + paint.paint("error", f"error: {outcome.error}")
+    record = outcome.record
+    return f"{outcome.path}  {paint.paint('heading', record['signature'])}  {record['summary']}"
+
+
+def group_lines(groups: SignatureGroups, paint: Palette) -> list[str]:
+    """The signatures of a batch, most frequent first: count, signature, an example path."""
+    rows = groups.groups()
+    unreadable = f", {count(groups.unreadable)} unreadable" if groups.unreadable else ""
+    head = (
+        f"{count(groups.dumps)} dump{'' if groups.dumps == 1 else 's'}{unreadable}, "
+        f"{count(len(rows))} signature{'' if len(rows) == 1 else 's'}{':' if rows else ''}"
+    )
+    width = max((len(signature) for signature, _n, _e in rows), default=0)
+    return [paint.paint("heading", head)] + [
+        f"  {count(n):>7}  {signature:<{width}}  e.g. {example}" for signature, n, example in rows
+    ]
+
+
+def sections_text(sections: list[Section], paint: Palette) -> list[str]:
+    """Titled plain-text sections (``model.crash.crashlog_sections``, what the inspector's
+    crash-log tab shows): a heading each, lines indented, DISAGREE lines in the severe colour."""
+    out: list[str] = []
+    for section in sections:
+        if out:
+            out.append("")
+        out.append(paint.paint("heading", section.title))
+        for line in section.lines:
+            text = paint.paint("anomaly:severe", line) if "DISAGREE" in line else line
+            out.append(f"  {text}")
     return out

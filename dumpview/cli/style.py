@@ -40,20 +40,6 @@ ROLES: dict[str, str] = {
     "anomaly:severe": "bold red",
 }
 
-# Anomaly kinds that mean the hardware sees something other than what the driver meant (or a
-# reader cannot trust the tables); the others are worth a look.
-SEVERE_ANOMALIES = frozenset(
-    {
-        "unexpected-table-entry",
-        "oa-beyond-oas",
-        "crashlog-mismatch",
-        "write-exec",
-        "memattr-alias",
-        "device-on-ram",
-        "normal-on-non-ram",
-    }
-)
-
 
 def _may_colour(stream: TextIO) -> bool:
     """False when rich would surely say no colour: ``NO_COLOR`` set, or a stream that is not
@@ -112,8 +98,11 @@ class Palette:
         return self.paint(f"kind:{kind}", kind if text is None else text)
 
     def anomaly(self, kind: str, text: str | None = None) -> str:
-        """``text`` (default: the kind) in an anomaly kind's colour."""
-        role = "anomaly:severe" if kind in SEVERE_ANOMALIES else "anomaly"
+        """``text`` (default: the kind) in an anomaly kind's colour: the severe kinds of
+        ``model.check.SEVERITY`` in the severe one."""
+        from dumpview.model.check import SEVERE_KINDS
+
+        role = "anomaly:severe" if kind in SEVERE_KINDS else "anomaly"
         return self.paint(role, kind if text is None else text)
 
     def state(self, text: str) -> str:

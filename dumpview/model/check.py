@@ -73,6 +73,20 @@ Block entries (LPAE) are leaves: their pages are the dumped space's pages with t
 entry; in other carried spaces a block is one leaf at its VA. A type-1 entry is unexpected
 only at a level without blocks.
 
+Severity (``SEVERITY``, most severe first; ``triage`` lists counts in this order, colour
+marks ``SEVERE_KINDS``). First what makes the hardware's translation differ from what the
+driver wrote or a reader cannot trust: unexpected-table-entry (the walker meets an entry it
+cannot follow), oa-beyond-oas (the hardware goes to another address than the entry says);
+then the tables against what the firmware saw: fault-mismatch (the walk does not show the fault
+the firmware took: a stale TLB, a race with an unmap, or not the tables it used),
+crashlog-mismatch (the firmware translated a VA to another PA: a stale TLB or a use after
+unmap); then wrong memory types, which corrupt data or hang the bus: memattr-alias (lost or
+stale writes), normal-on-non-ram (speculative reads of device registers), device-on-ram;
+then write-exec (a security hole, no crash by itself); outside-managed-range (a mapping where
+its owner does not manage: a stray map, or a layout the tool does not know); ram-not-dumped
+(evidence missing from the dump, no fault in the tables); empty-table (memory kept, nothing
+wrong in translation).
+
 ``context`` is None for the dumped address space (context 0 on the samples; unknown on driver
 dumps) and the context number for other carried spaces. Anomalies are sorted by (kind in
 ``KINDS`` order, context, va, pa).
@@ -130,6 +144,23 @@ KINDS: tuple[str, ...] = (
     FAULT_MISMATCH,
     WRITE_EXEC,
 )
+
+# Most severe first (the module docstring says why); the first eight are the severe ones.
+SEVERITY: tuple[str, ...] = (
+    UNEXPECTED_TABLE_ENTRY,
+    OA_BEYOND_OAS,
+    FAULT_MISMATCH,
+    CRASHLOG_MISMATCH,
+    MEMATTR_ALIAS,
+    NORMAL_ON_NON_RAM,
+    DEVICE_ON_RAM,
+    WRITE_EXEC,
+    OUTSIDE_MANAGED_RANGE,
+    RAM_NOT_DUMPED,
+    EMPTY_TABLE,
+)
+SEVERE_KINDS = frozenset(SEVERITY[:8])
+SEVERITY_RANK: dict[str, int] = {kind: rank for rank, kind in enumerate(SEVERITY)}
 
 DESCRIPTIONS: dict[str, str] = {
     MEMATTR_ALIAS: "One physical page is mapped by several leaves with different memory "
@@ -998,4 +1029,4 @@ _CHECKS: dict[str, Callable[[_Facts], list[Anomaly] | str]] = {
     FAULT_MISMATCH: _check_fault_mismatch,
     WRITE_EXEC: _check_write_exec,
 }
-assert tuple(_CHECKS) == KINDS and set(DESCRIPTIONS) == set(KINDS)
+assert tuple(_CHECKS) == KINDS and set(DESCRIPTIONS) == set(KINDS) == set(SEVERITY)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from dumpview.model.source import CancelCallback, ProgressCallback
     from dumpview.model.tables import TablesIndex
     from dumpview.model.translate import Translation
+    from dumpview.model.triage import Triage
     from dumpview.model.vtop import BulkTranslation, Translator
     from formats import clhe
 
@@ -985,6 +986,13 @@ class Dump:
         from dumpview.model.crash import fault
 
         return fault(self)
+
+    def triage(self) -> Triage:
+        """What most likely happened, a screen of facts each with its address, and the bug's
+        signature (``dumpview.model.triage``)."""
+        from dumpview.model.triage import triage
+
+        return triage(self)
 
     def ptov(self, pa: int) -> list[Mapping]:
         """Every VA mapping ``pa`` in the dump's entries (``dumpview.model.ptov``)."""

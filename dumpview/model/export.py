@@ -493,9 +493,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def crashlog_records(dump: Dump) -> list[dict]:
-    """One record per crash log: header, every entry (decoded fields or raw hex), the ESR
-    decoded, the Ccdp pairs checked against the tables, and the rendered sections."""
+    """One record per crash log: header, the panic message and the FAR (null without a Cstr
+    or a Crg8 entry), every entry (decoded fields or raw hex), the ESR decoded with the FAR's
+    walk, the Ccdp pairs checked against the tables, and the rendered sections."""
     from dumpview.model.crash import check_ccdp, crashlog_sections, fault
+    from formats import clhe
 
     out = []
     sections = crashlog_sections(dump)
@@ -559,6 +561,8 @@ def crashlog_records(dump: Dump) -> list[dict]:
                 "tag_order": log.tag_order,
                 "closed": log.closed,
                 "warnings": list(log.warnings),
+                "panic": clhe.panic_message(log),
+                "far": None if found is None else f"{found.far:#x}",
                 "entries": entries,
                 "esr": esr,
                 "ccdp": ccdp,

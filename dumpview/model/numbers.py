@@ -4,7 +4,8 @@
 - counts: thousands separators ("1,648");
 - addresses, entry values, p_flags: lowercase ``0x…`` (optionally zero-padded to a width that
   counts the ``0x``, as ``#018x`` does);
-- sizes: binary units as Linux's ptdump writes them ("16K", "2M", "1.5G"; ``human_size``);
+- sizes: binary units as Linux's ptdump writes them ("16K", "2M", "1.5G"; ``human_size``), and
+  "~2.0G" where only an approximation reads well (``approx_size``: distances);
 - byte counts in prose: "1,648 bytes", with the size beside it when it is a whole number of
   tenths of a KiB or more ("16,384 bytes (16K)").
 
@@ -41,3 +42,14 @@ def byte_count(size_bytes: int) -> str:
     text = f"{size_bytes:,} byte{'' if size_bytes == 1 else 's'}"
     short = human_size(size_bytes)
     return text if short.endswith("B") else f"{text} ({short})"
+
+
+def approx_size(size_bytes: int) -> str:
+    """``size`` when it reads short and exact ("16K", "1.5G", "2064K"; anything below 1 KiB),
+    else the largest binary unit that is at least 1, one decimal and a tilde: "~2.0G"."""
+    exact = human_size(size_bytes)
+    if size_bytes < 1024 or len(exact) <= 6:
+        return exact
+    units = "KMGTPE"
+    power = min(len(units), (size_bytes.bit_length() - 1) // 10)
+    return f"~{size_bytes / (1 << (10 * power)):.1f}{units[power - 1]}"

@@ -50,31 +50,29 @@ PAGE = uat.PAGE_SIZE
 MIB = 1 << 20
 GIB = 1 << 30
 
-# The driver's kernel VA layout (context 0, upper half), reference section 2.
-KERNEL_VA_START = 0xFFFF_FFA0_0000_0000
-KERNEL_VA_END = 0xFFFF_FFB0_0000_0000
+# The driver's kernel VA layout (context 0, upper half): formats.uat, reference section 2.
+KERNEL_VA_START = uat.UAT_KERNEL_VA_START
+KERNEL_VA_END = uat.UAT_KERNEL_VA_END
 # ESR fault status codes (ISS bits 5:0) the simulated firmware reports: kind | level.
 ESR_FSC_TRANSLATION = 0x04
 ESR_FSC_PERMISSION = 0x0C
 # What the driver's dump walks: IOVA_KERN_FULL_RANGE, 0xffffff80_00000000 up to !UAT_PGMSK,
 # exclusive: the last 16 KiB page of the address space is never walked.
 KERNEL_WALK_END = (1 << 64) - PAGE
+# The driver's ranges the simulation maps into, with their default protection: the layout's
+# parts that have one (PRIV, GPU_RO, SHARED, SHARED_RO, GPU, RTKIT, MMIO).
 RANGES: dict[str, tuple[int, int, str]] = {
-    "PRIV": (0xFFFF_FFA0_0000_0000, 0xFFFF_FFA6_0000_0000, "FW_PRIV_RW"),
-    "GPU_RO": (0xFFFF_FFA6_0000_0000, 0xFFFF_FFA8_0000_0000, "GPU_RO_FW_PRIV_RW"),
-    "SHARED": (0xFFFF_FFA8_0000_0000, 0xFFFF_FFAA_0000_0000, "FW_SHARED_RW"),
-    "SHARED_RO": (0xFFFF_FFAA_0000_0000, 0xFFFF_FFAC_0000_0000, "FW_SHARED_RO"),
-    "GPU": (0xFFFF_FFAC_0000_0000, 0xFFFF_FFAE_0000_0000, "GPU_FW_SHARED_RW"),
-    "RTKIT": (0xFFFF_FFAE_0000_0000, 0xFFFF_FFAE_1000_0000, "FW_SHARED_RW"),
-    "MMIO": (0xFFFF_FFAF_0000_0000, 0xFFFF_FFB0_0000_0000, "FW_MMIO_RW"),
+    part.name: (part.va_start, part.va_end, part.prot)
+    for part in uat.UAT_KERNEL_VA_LAYOUT
+    if part.prot is not None
 }
 RANGES_PROT = {name: prot for name, (_s, _e, prot) in RANGES.items()}
 LARGE_OFFSET = 0x4000_0000  # bulk buffers start 1 GiB into their range
 FW_CARVEOUT_PAGES = 2  # the firmware maps the start of its no-map carveout
 LARGE_CARVEOUT_SKIP_PAGES = 16  # large: refused pages start past those (and faults' plant)
 LARGE_MAX_MIB = sum((RANGES[n][1] - RANGES[n][0] - LARGE_OFFSET) for n in ("GPU", "PRIV")) >> 20
-USER_VA_START = 0x4000
-USER_VA_END = (1 << 39) - 2 * PAGE
+USER_VA_START = uat.UAT_USER_VA_START
+USER_VA_END = uat.UAT_USER_VA_END
 
 # Firmware VA layout (inside TTB entries 0 and 1).
 FW_CODE_VA = FW_VA_START

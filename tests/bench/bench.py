@@ -21,7 +21,9 @@ GiB/s; peer: construct's ``UatEntry.parse``); reading every dumped byte through 
 ``generate`` vs ``head -c`` of as many bytes (<= 2 x); peak RSS on the 1M-segment dump (<= 250
 MB); opening the 1 GiB-of-data dump compressed with zstd: time to the first ``info`` line vs
 ``zstd -d -c`` into a null device of our own (<= 1.5 x), its peak RSS, its export vs the plain
-export plus the decompression (<= 1.2 x); plus search, check, ranges and diff for reference.
+export plus the decompression (<= 1.2 x); ``triage`` of 1,000 generated dumps with ``--jobs 2``
+vs a shell loop of ``info`` over them (<= 0.2 x) and its peak RSS at 1,000 vs 100 dumps (flat;
+``bench_triage.py``); plus search, check, ranges and diff for reference.
 """
 
 from __future__ import annotations
@@ -333,6 +335,27 @@ def bench_tui(runs: int) -> None:
                "<= 250 MB", result["peak_rss_mb"] <= 250))  # fmt: skip
 
 
+def bench_triage(runs: int) -> None:
+    """bench_triage.py: 1,000 generated dumps, triage --jobs 2 against an info loop, RSS."""
+    proc = subprocess.run(
+        [PY, str(HERE / "bench_triage.py"), "--runs", str(runs), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if proc.returncode:
+        raise SystemExit(f"bench_triage failed: {proc.stderr[-800:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    n = r["dumps"]
+    ours, loop = r["triage_jobs2_s"], r["info_loop_s"]
+    record(Row(f"triage {n:,} dumps, --jobs 2", ours, "s", "shell loop of info", loop,
+               "<= 0.2 x", ours / loop <= 0.2))  # fmt: skip
+    record(Row(f"triage {n:,} dumps, --jobs 1", r["triage_jobs1_s"], "s"))
+    flat = r["rss_all_mb"] <= 1.1 * r["rss_100_mb"] + 5
+    record(Row(f"triage peak RSS, {n:,} dumps", r["rss_all_mb"], "MB", "100 dumps",
+               r["rss_100_mb"], "flat", flat))  # fmt: skip
+
+
 def bench_generate(runs: int) -> None:
     gen_out = OUT / "gen-1g.dump"
     zero_out = OUT / "zero-1g.bin"
@@ -578,6 +601,7 @@ def main() -> None:
     bench_rss(one_m)
     bench_queries(one_m, one_g, runs, readelf)
     bench_compressed(one_g, runs)
+    bench_triage(runs)
     if not args.skip_generate:
         bench_generate(runs)
     missed = [row.metric for row in ROWS if row.met is False]
