@@ -144,23 +144,18 @@ def _run(out, parts, produce, progress, files, shared, guard) -> tuple[int, int]
         for worker, (start, stop) in enumerate(parts):
             read_fd, write_fd = os.pipe()
             pipes[read_fd] = worker
-            with stop_signals_blocked():
-                pid = os.fork()
-                if pid == 0:  # pragma: no cover - runs in the child (measured through the parent)
-                    die_with_parent(parent)
-                    os.close(read_fd)
-                    codec = _codec(out)
-                    _child(
-                        worker,
-                        (start, stop),
-                        produce,
-                        files[worker].fileno(),
-                        shared,
-                        write_fd,
-                        codec,
-                    )
-                children[pid] = worker
-            os.close(write_fd)
+            try:
+                with stop_signals_blocked():
+                    pid = os.fork()
+                    if pid == 0:  # pragma: no cover - the child (measured through the parent)
+                        die_with_parent(parent)
+                        os.close(read_fd)
+                        codec = _codec(out)
+                        fd = files[worker].fileno()
+                        _child(worker, (start, stop), produce, fd, shared, write_fd, codec)
+                    children[pid] = worker
+            finally:
+                os.close(write_fd)  # the parent's copy (the child never returns here)
         buffers = {fd: b"" for fd in pipes}
         while pipes:
             if guard is not None and guard.changing:
