@@ -1,5 +1,6 @@
 """Every file dumpview writes goes through here: exports, generated dumps, the bookmarks sidecar,
-and the scratch files parallel export workers fill.
+the devcoredumps ``collect`` saves, the scratch files parallel export workers fill; and the
+anonymous temporary files others need (the input spool) are made by the same helper.
 
 Owns one decision, ``plan_output``, and one writer, ``open_output``. What is written where:
 
@@ -12,7 +13,16 @@ Owns one decision, ``plan_output``, and one writer, ``open_output``. What is wri
   target only when the writing block ended cleanly and no stop signal arrived
   (``stop_signal``), and removed on any failure or signal (the target is then untouched). An
   existing file keeps its mode (and, when we are root, its owner); a new file gets the mode
-  ``open(2)`` would give it (0666 less the umask). Nothing is copied from anywhere else.
+  ``open(2)`` would give it (0666 less the umask), or exactly ``new_mode`` when the caller
+  asks (0600 for a crash dump that may hold secrets). Nothing is copied from anywhere else.
+  ``durable``: the file is fsynced before it gets its name and the directory after, so a
+  power cut leaves either the old content or the new, complete.
+- ``no_clobber``: nothing is ever replaced. The finished file is linked (``linkat``, which
+  fails on any name that exists, even a dangling link) under the target's name, or when that
+  is taken under the first free of NAME-2, NAME-3… (``numbered_name``: the number goes
+  before ``suffix``, by default before the last extension). A file that appears at a name
+  after it was planned is therefore never overwritten. The stream's ``name`` is the path the
+  content ended up at once the block has ended.
 - A symbolic link: written to the file it points to (atomically there when that is a regular
   file or does not exist yet); the link itself stays. ``follow_symlinks=False`` refuses links
   instead (the bookmarks sidecar: a link planted beside a dump must not redirect our writes).
@@ -26,6 +36,9 @@ Failure modes: ``OutputError`` (an ``OSError``) whose ``filename`` is the target
 named it (``<stdout>`` for standard output), never the temporary file. Write errors raised by
 the stream (a full disk, a closed pipe) are ``OSError`` naming the target as well; errors the
 ``with`` body raises for other reasons propagate unchanged after the temporary file is removed.
+
+``temporary_file`` makes the files with no name anyone could guess or redirect that all of
+the above start from (``scratch_file``'s, the atomic writer's, the input spool's).
 
 Standard library only: the simulator (which may not import the model) writes through it too.
 """
@@ -49,6 +62,7 @@ STDOUT = "-"
 STDOUT_NAME = "<stdout>"
 NEW_FILE_MODE = 0o666  # what open(2) with O_CREAT gives, less the umask
 BUFFER_BYTES = 1 << 20
+NO_CLOBBER_NAMES = 1000  # NAME, NAME-2 ... NAME-1000: then EEXIST
 FIFO_POLL_SECONDS = 0.05
 # Errors that can only come from the output side: an OSError without a file name carrying one
 # of these, raised while the writing block runs, is about the target.
@@ -92,9 +106,11 @@ class OutputPlan:
     kind: str
     path: str
     display: str
-    mode: int | None = None  # atomic over an existing file: its permission bits
-    owner: tuple[int, int] | None = None  # and its (uid, gid)
+    mode: int | None = None  # atomic: the permission bits (None: 0666 less the umask)
+    owner: tuple[int, int] | None = None  # over an existing file: its (uid, gid)
     identity: tuple[int, int] | None = None  # (st_dev, st_ino) of an existing target
+    no_clobber: bool = False  # linked under the first free name, never over anything
+    suffix: str | None = None  # no_clobber: the number goes before it (None: the extension)
 
     @property
     def directory(self) -> str | None:
@@ -140,10 +156,21 @@ def current_umask() -> int:
 
 
 def plan_output(
-    target: str | os.PathLike[str], *, avoid: Iterable[Any] = (), follow_symlinks: bool = True
+    target: str | os.PathLike[str],
+    *,
+    avoid: Iterable[Any] = (),
+    follow_symlinks: bool = True,
+    no_clobber: bool = False,
+    suffix: str | None = None,
+    new_mode: int | None = None,
 ) -> OutputPlan:
-    """Decide how ``target`` is written (see the module docstring). Raises ``OutputError``."""
+    """Decide how ``target`` is written (see the module docstring): ``new_mode`` is the
+    permission bits of a file this creates (an existing one keeps its own); ``no_clobber``
+    (with ``suffix``) links the result under the first free name instead of replacing
+    anything. Raises ``OutputError``."""
     display = os.fspath(target)
+    if no_clobber and display != STDOUT:
+        return _plan_new(display, suffix, new_mode)
     forbidden = _identities(avoid)
     if display == STDOUT:
         try:
@@ -177,10 +204,8 @@ def plan_output(
             raise _as_output_error(exc, display) from None
         path = os.path.realpath(path)
     if st is None:
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise OutputError(errno.ENOENT, "its directory does not exist", display)
-        return OutputPlan(ATOMIC, path, display)
+        _check_directory(path, display)
+        return OutputPlan(ATOMIC, path, display, new_mode)
     identity = (st.st_dev, st.st_ino)
     if identity in forbidden:
         raise OutputError(
@@ -200,16 +225,42 @@ def plan_output(
     raise OutputError(errno.EINVAL, "is a block device: refusing to write to it", display)
 
 
+def _check_directory(path: str, display: str) -> None:
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise OutputError(errno.ENOENT, "its directory does not exist", display)
+
+
+def _plan_new(display: str, suffix: str | None, new_mode: int | None) -> OutputPlan:
+    """A no-clobber plan: whatever is at ``display`` (a file, a link, a device) is only a name
+    that is taken; nothing is followed, nothing is opened."""
+    _check_directory(display, display)
+    name = os.path.basename(display)
+    if not name or name in (".", ".."):
+        raise OutputError(errno.EISDIR, "is a directory", display)
+    return OutputPlan(ATOMIC, display, display, new_mode, no_clobber=True, suffix=suffix)
+
+
+def numbered_name(name: str, number: int, suffix: str | None = None) -> str:
+    """``name`` with ``-number`` before ``suffix`` (when ``name`` ends with it; by default its
+    last extension): ``numbered_name("a.dump.zst", 2, ".dump.zst")`` is "a-2.dump.zst"."""
+    if suffix is None or not name.endswith(suffix) or name == suffix:
+        stem, ext = os.path.splitext(name)
+        return f"{stem}-{number}{ext}"
+    return f"{name.removesuffix(suffix)}-{number}{suffix}"
+
+
 def _as_output_error(exc: OSError, display: str) -> OutputError:
     return OutputError(exc.errno or errno.EIO, exc.strerror or str(exc), display)
 
 
 class _TargetFile(io.FileIO):
-    """A raw file whose write errors name the target, not the descriptor or temporary file."""
+    """A raw file whose write errors name the target, not the descriptor or temporary file
+    (and whose ``name`` is the target's)."""
 
     def __init__(self, fd: int, display: str) -> None:
         super().__init__(fd, "wb", closefd=True)
         self._display = display
+        self.name = display
 
     def write(self, data: Any) -> int | None:
         try:
@@ -288,19 +339,32 @@ def open_output(
     avoid: Iterable[Any] = (),
     follow_symlinks: bool = True,
     durable: bool = False,
+    no_clobber: bool = False,
+    suffix: str | None = None,
+    new_mode: int | None = None,
     cancelled: Callable[[], bool] | None = None,
     fifo_timeout: float | None = None,
     plan: OutputPlan | None = None,
 ) -> Iterator[IO]:
     """A stream whose content ends up in ``target`` as the module docstring says (text unless
     ``binary``). ``avoid``: files the target must not be (paths, descriptors or file objects).
-    ``durable``: fsync the file and its directory before the rename (small files that must
-    survive a power cut). ``cancelled``/``fifo_timeout``: how long to wait for a FIFO's reader.
-    ``plan``: one ``plan_output`` made already (then ``avoid``/``follow_symlinks`` are unused).
-    Raises ``OutputError``/``OSError`` naming the target; the body's own exceptions propagate
-    after the temporary file is removed."""
+    ``durable``: fsync the file before it gets its name and the directory after (files that
+    must survive a power cut). ``no_clobber``/``suffix``: link under the first free name,
+    never over anything; the stream's ``name`` is then that path once the block has ended.
+    ``new_mode``: the permission bits of a file this creates (default 0666 less the umask).
+    ``cancelled``/``fifo_timeout``: how long to wait for a FIFO's reader. ``plan``: one
+    ``plan_output`` made already (then ``avoid``, ``follow_symlinks``, ``no_clobber``,
+    ``suffix`` and ``new_mode`` are unused). Raises ``OutputError``/``OSError`` naming the
+    target; the body's own exceptions propagate after the temporary file is removed."""
     if plan is None:
-        plan = plan_output(target, avoid=avoid, follow_symlinks=follow_symlinks)
+        plan = plan_output(
+            target,
+            avoid=avoid,
+            follow_symlinks=follow_symlinks,
+            no_clobber=no_clobber,
+            suffix=suffix,
+            new_mode=new_mode,
+        )
     if plan.kind == STDOUT_KIND:
         import sys
 
@@ -334,33 +398,51 @@ def _output_named(exc: OSError, display: str) -> OSError:
     return exc
 
 
-def _temporary(directory: str, name: str) -> tuple[int, str | None]:
-    """A descriptor on a new temporary file in ``directory``: anonymous (``O_TMPFILE``: no name
-    until it is complete, nothing left behind even by SIGKILL) where the file system has them,
-    else ``mkstemp``'s (exclusive, never through a link, unpredictable). Returns (fd, name or
-    None for an anonymous one)."""
+def temporary_file(
+    directory: str, prefix: str, *, linkable: bool = True, readable: bool = False
+) -> tuple[int, str | None]:
+    """A descriptor on a new file (mode 0600) in ``directory`` that no one can open or redirect
+    by its name: anonymous (``O_TMPFILE``: no name, so nothing is left behind even by SIGKILL)
+    where the file system has them, else created by ``mkstemp`` (exclusive, never through a
+    link, an unpredictable name starting with ``prefix``, ending ".tmp"). ``linkable``: an
+    anonymous file may be given a name later (``linkat`` through /proc/self/fd, as the atomic
+    writer does; else ``O_EXCL`` says it never can);
+    ``readable``: opened for reading too. Returns (fd, None) for an anonymous file, (fd, its
+    name) otherwise: the caller unlinks that name. Raises ``OSError`` from the file system."""
     flag = getattr(os, "O_TMPFILE", 0)
-    if flag and os.path.isdir("/proc/self/fd"):
+    if flag and (not linkable or os.path.isdir("/proc/self/fd")):
+        access = os.O_RDWR if readable else os.O_WRONLY
         try:
-            return os.open(directory, flag | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
+            return os.open(
+                directory, flag | access | os.O_CLOEXEC | (0 if linkable else os.O_EXCL), 0o600
+            ), None
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    return fd, tmp
+    return tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+
+
+def _link_into(fd: int, tmp: str | None, dir_fd: int, name: str) -> None:
+    """Link the file (anonymous ``fd``, or named ``tmp``) as ``name`` in ``dir_fd``:
+    ``linkat`` never follows or replaces what is there (``FileExistsError`` when taken)."""
+    # linkat(AT_FDCWD, SOURCE, dir_fd, name, AT_SYMLINK_FOLLOW): a directory descriptor makes
+    # Python call linkat, which follows /proc/self/fd/N, the magic link to the open file.
+    os.link(tmp or f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+
+
+def _open_directory(directory: str) -> int:
+    return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _give_a_name(fd: int, directory: str, name: str) -> str:
-    """Link the anonymous file ``fd`` into ``directory`` under a new unpredictable name (a link
-    never follows or replaces what is there: a name taken is tried again)."""
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    """Link the anonymous file ``fd`` into ``directory`` under a new unpredictable name (a name
+    taken is tried again)."""
+    dir_fd = _open_directory(directory)
     try:
         for _ in range(100):
             tmp = f".{name}.{secrets.token_hex(6)}.tmp"
             try:
-                # linkat(AT_FDCWD, "/proc/self/fd/N", dir_fd, tmp, AT_SYMLINK_FOLLOW): a
-                # directory descriptor makes Python call linkat, which follows the magic link.
-                os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd, follow_symlinks=True)
+                _link_into(fd, None, dir_fd, tmp)
             except FileExistsError:
                 continue
             return os.path.join(directory, tmp)
@@ -369,25 +451,55 @@ def _give_a_name(fd: int, directory: str, name: str) -> str:
     raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
 
 
+def _link_free(fd: int, tmp: str | None, directory: str, plan: OutputPlan) -> str:
+    """Link the finished file under the target's name or the first free numbered one; the
+    path it got (spelt as the target was)."""
+    name = os.path.basename(plan.path)
+    dir_fd = _open_directory(directory)
+    try:
+        for number in range(1, NO_CLOBBER_NAMES + 1):
+            candidate = name if number == 1 else numbered_name(name, number, plan.suffix)
+            try:
+                _link_into(fd, tmp, dir_fd, candidate)
+            except FileExistsError:
+                continue
+            return os.path.join(os.path.dirname(plan.display), candidate)
+    finally:
+        os.close(dir_fd)
+    raise OutputError(
+        errno.EEXIST, f"it and {NO_CLOBBER_NAMES - 1} numbered names are taken", plan.display
+    )
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a new name in ``directory`` durable (a file system that cannot fsync a directory,
+    EINVAL, has nothing more to do)."""
+    dir_fd = _open_directory(directory)
+    try:
+        os.fsync(dir_fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(dir_fd)
+
+
 @contextlib.contextmanager
 def _atomic(plan: OutputPlan, binary: bool, encoding: str, durable: bool) -> Iterator[IO]:
     directory = plan.directory or "."
     name = os.path.basename(plan.path)
     try:
-        fd, tmp = _temporary(directory, name)
+        fd, tmp = temporary_file(directory, f".{name}.")
     except OSError as exc:
         raise _as_output_error(exc, plan.display) from None
     stream = None
     try:
         try:
-            if plan.mode is None:
-                os.fchmod(fd, NEW_FILE_MODE & ~current_umask())
-            else:
-                os.fchmod(fd, plan.mode)
-                if plan.owner is not None and plan.owner != (os.geteuid(), os.getegid()):
-                    with contextlib.suppress(OSError):  # only root may; others keep theirs
-                        os.fchown(fd, *plan.owner)
-                    os.fchmod(fd, plan.mode)  # chown clears set-id bits
+            os.fchmod(fd, NEW_FILE_MODE & ~current_umask() if plan.mode is None else plan.mode)
+            if plan.owner is not None and plan.owner != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(OSError):  # only root may; others keep theirs
+                    os.fchown(fd, *plan.owner)
+                os.fchmod(fd, plan.mode)  # chown clears set-id bits
         except OSError as exc:
             raise _as_output_error(exc, plan.display) from None
         stream = _stream(fd, plan.display, binary, encoding)
@@ -401,19 +513,23 @@ def _atomic(plan: OutputPlan, binary: bool, encoding: str, durable: bool) -> Ite
         if stop_signal is not None:
             raise Stopped(stop_signal, plan.display)
         try:
-            if tmp is None:
-                tmp = _give_a_name(stream.fileno(), directory, name)
-            stream.close()
-            os.replace(tmp, plan.path)
+            if plan.no_clobber:
+                final = _link_free(stream.fileno(), tmp, directory, plan)
+                stream.close()
+                if tmp is not None:
+                    os.unlink(tmp)
+            else:
+                if tmp is None:
+                    tmp = _give_a_name(stream.fileno(), directory, name)
+                stream.close()
+                os.replace(tmp, plan.path)
+                final = plan.display
+            tmp = None
+            getattr(stream, "buffer", stream).raw.name = final  # where the content is
+            if durable:
+                _fsync_directory(directory)
         except OSError as exc:
             raise _as_output_error(exc, plan.display) from None
-        if durable:
-            with contextlib.suppress(OSError):
-                dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
     except BaseException:
         if stream is not None:
             with contextlib.suppress(OSError, ValueError):
@@ -436,12 +552,21 @@ def write_text(
 
 
 def scratch_file(directory: str | None = None) -> IO[bytes]:
-    """An anonymous temporary file (no name to guess, gone when closed or when the process
-    dies) in ``directory`` (default: the system's temporary directory)."""
+    """An anonymous temporary file, open for reading and writing (no name to guess, gone when
+    closed or when the process dies) in ``directory`` (default: the system's temporary
+    directory). ``OutputError`` naming the directory when none can be made."""
+    where = directory or tempfile.gettempdir()
     try:
-        return tempfile.TemporaryFile(dir=directory)
+        fd, name = temporary_file(where, ".dumpview-scratch-", linkable=False, readable=True)
     except OSError as exc:
-        raise _as_output_error(exc, directory or tempfile.gettempdir()) from None
+        raise _as_output_error(exc, where) from None
+    if name is not None:
+        try:
+            os.unlink(name)
+        except OSError as exc:
+            os.close(fd)
+            raise _as_output_error(exc, where) from None
+    return open(fd, "w+b")
 
 
 __all__ = [
@@ -449,8 +574,10 @@ __all__ = [
     "STDOUT_NAME",
     "OutputError",
     "OutputPlan",
+    "numbered_name",
     "open_output",
     "plan_output",
     "scratch_file",
+    "temporary_file",
     "write_text",
 ]

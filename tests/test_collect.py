@@ -167,3 +167,75 @@ def test_copy_failure_is_reported_and_not_released(sysfs: Path, tmp_path: Path) 
     assert proc.returncode == 2
     assert len(proc.stderr.decode().strip().splitlines()) == 1
     assert data.read_bytes() == MINIMAL.read_bytes()
+
+
+def test_a_copy_never_overwrites_a_file_that_appears_while_it_is_written(
+    sysfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final name is free when the copy starts and taken (by another collector, say) before
+    it is linked: the other file is left as it is, the copy gets -2. Both the file and the
+    directory are fsynced before the dump is released, and the copy is 0600 whatever the
+    umask."""
+    from dumpview.model import collect as collect_module
+
+    add_devcd(sysfs, 4, SMMU.read_bytes(), "arm-smmu", "arm-smmu")
+    (waiting,) = waiting_devcoredumps(str(sysfs))
+    out = tmp_path / "out"
+    out.mkdir()
+    planned = out / waiting.file_name()
+    real_readv, real_fsync, real_release = os.readv, os.fsync, collect_module._release
+    events: list[str] = []
+
+    def readv_racing(fd: int, buffers: list) -> int:
+        if not planned.exists():
+            planned.write_bytes(b"the other collector's copy")
+        return real_readv(fd, buffers)
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + ("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file"))
+        real_fsync(fd)
+
+    def release(w) -> None:
+        events.append("release")
+        real_release(w)
+
+    monkeypatch.setattr(os, "readv", readv_racing)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(collect_module, "_release", release)
+    previous = os.umask(0)
+    try:
+        result = collect_module.collect_one(waiting, str(out))
+    finally:
+        os.umask(previous)
+    assert result.error is None and result.released
+    assert planned.read_bytes() == b"the other collector's copy"
+    assert result.path == str(out / waiting.file_name().replace(".dump.zst", "-2.dump.zst"))
+    assert decompress(Path(result.path)) == SMMU.read_bytes()
+    assert oct(os.stat(result.path).st_mode & 0o777) == "0o600"
+    assert events == ["fsync file", "fsync dir", "release"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([planned.name, Path(result.path).name])
+
+
+def test_a_stop_signal_during_the_copy_leaves_nothing_and_keeps_the_dump(
+    sysfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from dumpview import output
+    from dumpview.model import collect as collect_module
+
+    data = add_devcd(sysfs, 5, MINIMAL.read_bytes(), "206400000.gpu", "asahi")
+    (waiting,) = waiting_devcoredumps(str(sysfs))
+    out = tmp_path / "out"
+    out.mkdir()
+    real_readv = os.readv
+
+    def readv_then_signal(fd: int, buffers: list) -> int:
+        monkeypatch.setattr(output, "stop_signal", signal.SIGTERM)  # as the CLI's handler does
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", readv_then_signal)
+    with pytest.raises(output.Stopped):
+        collect_module.collect_one(waiting, str(out))
+    assert list(out.iterdir()) == []
+    assert data.read_bytes() == MINIMAL.read_bytes()  # not released

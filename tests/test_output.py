@@ -338,3 +338,144 @@ def test_export_to_a_device_and_through_a_link_from_the_cli(tmp_path: Path) -> N
     assert link.is_symlink() and real.read_text().startswith('{"record":"header"')
     assert stat.S_IMODE(real.stat().st_mode) == 0o604
     assert names(tmp_path) == ["link.jsonl", "null", "real.jsonl"]
+
+
+# ---- no clobber, durable, an explicit mode (what ``collect`` writes through) -------------------
+
+TEMPORARY = ["anonymous", "named"]  # O_TMPFILE, or mkstemp's where the file system has none
+
+
+def _temporaries(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    if how == "named":
+        monkeypatch.delattr(os, "O_TMPFILE")
+
+
+@pytest.mark.parametrize("how", TEMPORARY)
+def test_no_clobber_never_overwrites_a_name_taken_after_planning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Files appear at the name, at NAME-2 and (a dangling link) at NAME-3 while the content is
+    being written: each is left exactly as it is, and the content goes to NAME-4."""
+    _temporaries(monkeypatch, how)
+    target = tmp_path / "gpu-20250101T000000Z.dump.zst"
+    victim = tmp_path / "victim"
+    with open_output(target, binary=True, no_clobber=True, suffix=".dump.zst") as out:
+        out.write(b"the new copy")
+        assert out.name == str(target)  # what was asked for, until the commit says otherwise
+        if how == "named":
+            assert len(names(tmp_path)) == 1 and names(tmp_path)[0].startswith(f".{target.name}.")
+        target.write_bytes(b"raced in")
+        (tmp_path / "gpu-20250101T000000Z-2.dump.zst").write_bytes(b"also raced in")
+        (tmp_path / "gpu-20250101T000000Z-3.dump.zst").symlink_to(victim)
+    final = tmp_path / "gpu-20250101T000000Z-4.dump.zst"
+    assert out.name == str(final)
+    assert final.read_bytes() == b"the new copy"
+    assert target.read_bytes() == b"raced in"
+    assert (tmp_path / "gpu-20250101T000000Z-2.dump.zst").read_bytes() == b"also raced in"
+    assert not victim.exists()  # the link was a taken name, never followed
+    assert names(tmp_path) == sorted(
+        ["gpu-20250101T000000Z.dump.zst"]
+        + [f"gpu-20250101T000000Z-{n}.dump.zst" for n in (2, 3, 4)]
+    )
+
+
+def test_no_clobber_takes_the_name_itself_when_free_and_numbers_by_extension(
+    tmp_path: Path,
+) -> None:
+    first = tmp_path / "report.txt"
+    with open_output(first, no_clobber=True) as out:
+        out.write("one\n")
+    assert out.name == str(first) and first.read_text() == "one\n"
+    with open_output(first, no_clobber=True) as out:  # no suffix given: before ".txt"
+        out.write("two\n")
+    assert out.name == str(tmp_path / "report-2.txt") and first.read_text() == "one\n"
+    assert (tmp_path / "report-2.txt").read_text() == "two\n"
+
+
+def test_no_clobber_with_every_name_taken_fails_naming_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dumpview.output as output
+
+    monkeypatch.setattr(output, "NO_CLOBBER_NAMES", 3)
+    target = tmp_path / "a.bin"
+    for name in ("a.bin", "a-2.bin", "a-3.bin"):
+        (tmp_path / name).write_bytes(b"taken")
+    with pytest.raises(OutputError) as info, open_output(target, binary=True, no_clobber=True) as f:
+        f.write(b"nowhere to go")
+    assert info.value.errno == errno.EEXIST and info.value.filename == str(target)
+    assert names(tmp_path) == ["a-2.bin", "a-3.bin", "a.bin"]
+    assert all((tmp_path / n).read_bytes() == b"taken" for n in names(tmp_path))
+
+
+@pytest.mark.parametrize("how", TEMPORARY)
+def test_a_stop_signal_prevents_a_no_clobber_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import signal
+
+    import dumpview.output as output
+
+    _temporaries(monkeypatch, how)
+    target = tmp_path / "copy.dump.zst"
+    with pytest.raises(output.Stopped), open_output(target, binary=True, no_clobber=True) as out:
+        out.write(b"half a copy")
+        monkeypatch.setattr(output, "stop_signal", signal.SIGTERM)
+    assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o077])
+def test_new_mode_is_exact_and_an_existing_file_keeps_its_own(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        secret = tmp_path / "secret.dump"
+        with open_output(secret, binary=True, no_clobber=True, new_mode=0o600) as out:
+            out.write(b"GPU memory")
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        fresh = tmp_path / "fresh.dump"
+        write_text(fresh, "x", new_mode=0o640)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # exact: the umask is not applied
+        plain = tmp_path / "plain.txt"
+        write_text(plain, "x")
+        assert stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+        os.chmod(plain, 0o644)
+        write_text(plain, "y", new_mode=0o600)  # replaced: the target's mode is kept
+        assert stat.S_IMODE(plain.stat().st_mode) == 0o644 and plain.read_text() == "y"
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize("no_clobber", [False, True])
+def test_durable_fsyncs_the_file_before_its_name_and_the_directory_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_clobber: bool
+) -> None:
+    target = tmp_path / "out.bin"
+    real_fsync = os.fsync
+    calls: list[tuple[str, bool]] = []  # (what was fsynced, whether the target existed then)
+
+    def counting(fd: int) -> None:
+        kind = "directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        calls.append((kind, target.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    with open_output(target, binary=True, durable=True, no_clobber=no_clobber) as out:
+        out.write(b"must survive a power cut")
+    assert calls == [("file", False), ("directory", True)]
+    assert target.read_bytes() == b"must survive a power cut"
+    calls.clear()
+    with open_output(tmp_path / "cheap.bin", binary=True, no_clobber=no_clobber) as out:
+        out.write(b"cheap to redo")
+    assert calls == []  # not durable: no fsync at all
+
+
+def test_scratch_files_have_no_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dumpview.output import scratch_file
+
+    for how in TEMPORARY:
+        _temporaries(monkeypatch, how)
+        with scratch_file(str(tmp_path)) as fp:
+            fp.write(b"scratch")
+            fp.seek(0)
+            assert fp.read() == b"scratch"
+            assert names(tmp_path) == []

@@ -1,8 +1,10 @@
 """Signals end dumpview cleanly: SIGINT, SIGTERM and SIGHUP during ``export`` or ``generate``
 leave the target untouched, no temporary file, no worker running, one line on stderr and exit
 code 128 + signal; forked export workers die with their parent even when it is SIGKILLed; the
-inspector restores the terminal (alternate screen and mouse reporting off, modes back) whatever
-ends it, checked on a pseudo-terminal.
+same for ``triage --jobs 2`` over a directory of dumps, whether the signal goes to dumpview
+alone (``kill``) or to its whole process group (Ctrl+C, a terminal hanging up, ``timeout``);
+the inspector restores the terminal (alternate screen and mouse reporting off, modes back)
+whatever ends it, checked on a pseudo-terminal.
 
 Every file lives in ``tmp_path``; each test runs the real command in a subprocess.
 """
@@ -48,6 +50,22 @@ def children_of(pid: int) -> list[int]:
             except OSError:
                 continue
             if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def in_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``: a worker orphaned by its parent
+    is reparented, but stays in the group."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fp:
+                    fields = fp.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
                 out.append(int(entry))
     return out
 
@@ -144,6 +162,106 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path, many_pages: Path) -> N
     proc.communicate(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to die", 10)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- triage --jobs: forked workers -------------------------------------------------------------
+
+TRIAGE_DUMPS = 40
+
+
+@pytest.fixture(scope="module")
+def dump_dir(tmp_path_factory) -> Path:
+    """40 small generated dumps (minimal and faults, ~1 MB each, sparse)."""
+    directory = tmp_path_factory.mktemp("triage-signals")
+    for n in range(TRIAGE_DUMPS):
+        scenario = "faults" if n % 4 == 0 else "minimal"
+        generate_file(directory / f"crash-{n:02d}.dump", scenario=scenario, seed=n)
+    return directory
+
+
+def start_triage(dump_dir: Path) -> subprocess.Popen:
+    """``triage --json --jobs 2`` in its own process group, its output a pipe nobody reads
+    until the signal is sent: ~4 KB a record, 160 KB in all, fills the pipe, so the batch is
+    still running whenever the signal arrives (the parent waiting on its workers or blocked
+    writing), on any machine."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dumpview.cli", "triage", "--json", "--jobs", "2", str(dump_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "to"),
+    [(name, "process") for name in sorted(STOPS)] + [("SIGINT", "group"), ("SIGHUP", "group")],
+)
+def test_a_signal_during_triage_reaps_every_worker(dump_dir: Path, name: str, to: str) -> None:
+    """``kill PID`` reaches dumpview alone; Ctrl+C and a terminal hanging up reach every process
+    of the group at once (the workers die by the signal too, and that is not a line of its
+    own). Either way: one line, 128 + signal, whole records before it, no process left."""
+    import json
+
+    signum, code = STOPS[name]
+    proc = start_triage(dump_dir)
+    try:
+        wait_for(lambda: len(children_of(proc.pid)) == 2, "the triage workers")
+        workers = children_of(proc.pid)
+        if to == "group":
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # pragma: no cover - only when the test fails
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == code, stderr.decode()
+    assert stderr.decode().splitlines() == [MESSAGES[signum]]
+    records = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert len(records) < TRIAGE_DUMPS  # it was stopped mid-run
+    assert all(r["record"] == "triage" and r["path"].startswith(str(dump_dir)) for r in records)
+    assert not any(alive(pid) for pid in workers)
+    assert in_group(proc.pid) == []  # no worker, not even a replacement, outlives it
+
+
+def test_triage_workers_die_with_a_killed_parent(dump_dir: Path) -> None:
+    """SIGKILL cannot be caught: the kernel kills the workers (PR_SET_PDEATHSIG)."""
+    proc = start_triage(dump_dir)
+    wait_for(lambda: len(children_of(proc.pid)) == 2, "the triage workers")
+    proc.kill()
+    proc.communicate(timeout=30)
+    wait_for(lambda: in_group(proc.pid) == [], "the workers to die", 10)
+
+
+# ---- collect -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_a_signal_during_collect_leaves_no_copy_and_keeps_the_dump(
+    tmp_path: Path, name: str
+) -> None:
+    """A devcoredump whose ``data`` arrives slowly (a FIFO stands in for sysfs): the signal
+    comes while the copy is being written. Nothing is linked into the directory (the dump is
+    released only after its copy is), one line, 128 + signal."""
+    signum, code = STOPS[name]
+    devcd = tmp_path / "sys" / "class" / "devcoredump" / "devcd1"
+    devcd.mkdir(parents=True)
+    data = devcd / "data"
+    os.mkfifo(data)
+    out = tmp_path / "crash"
+    proc = start("collect", "--sysfs-root", str(tmp_path / "sys"), "-o", str(out))
+    writer = os.open(data, os.O_WRONLY)  # returns once collect has opened it to read
+    try:
+        os.write(writer, (SAMPLES / "minimal.dump").read_bytes()[: 1 << 19])
+        wait_for(lambda: writing_into(proc.pid, out), "collect to write its copy")
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        os.close(writer)
+    assert proc.returncode == code
+    assert stderr.decode().splitlines() == [MESSAGES[signum]]
+    assert list(out.iterdir()) == []
 
 
 # ---- the inspector on a pseudo-terminal --------------------------------------------------------

@@ -164,6 +164,48 @@ def test_triage_many_in_order_with_a_worker_that_dies(batch_dir: Path, monkeypat
     assert (groups.dumps, groups.unreadable) == (len(items), 2)
 
 
+def test_triage_workers_die_with_their_parent_and_never_run_its_handlers(
+    batch_dir: Path, monkeypatch
+) -> None:
+    """Each worker, asked from inside: the kernel will SIGKILL it when the parent dies
+    (PR_GET_PDEATHSIG), SIGINT/SIGTERM/SIGHUP have their default actions (not the parent's
+    handler, which would raise into a forked copy of the parent's clean-up) and are not left
+    blocked; the parent's own mask is back as it was."""
+    import ctypes
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def probe(path: str) -> triage_batch.Outcome:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pdeathsig = ctypes.c_int(-1)
+        libc.prctl(2, ctypes.byref(pdeathsig), 0, 0, 0)  # PR_GET_PDEATHSIG
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        record = {
+            "pid": os.getpid(),
+            "pdeathsig": pdeathsig.value,
+            "default": [signal.getsignal(s) == signal.SIG_DFL for s in stops],
+            "blocked": [s in blocked for s in stops],
+        }
+        return triage_batch.Outcome(path, record)
+
+    def parents_handler(signum: int, frame: object) -> None:  # pragma: no cover - not called
+        raise AssertionError("the parent's handler ran")
+
+    monkeypatch.setattr(triage_batch, "triage_path", probe)
+    previous = [signal.signal(s, parents_handler) for s in stops]
+    try:
+        outcomes = list(triage_many([Item(str(batch_dir / n)) for n in SAMPLE_NAMES], jobs=2))
+    finally:
+        for s, handler in zip(stops, previous, strict=True):
+            signal.signal(s, handler)
+    assert len({o.record["pid"] for o in outcomes} - {os.getpid()}) == 2
+    for o in outcomes:
+        assert o.record["pdeathsig"] == signal.SIGKILL
+        assert o.record["default"] == [True, True, True]
+        assert o.record["blocked"] == [False, False, False]
+    assert not set(stops) & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
 # ---- crashlog --------------------------------------------------------------------------------
 
 

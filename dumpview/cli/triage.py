@@ -6,10 +6,15 @@ one line per dump in input order, then the signatures grouped (``model.triage_ba
 ``--json``, JSONL: a ``triage`` or ``triage-error`` record per dump and a ``triage-groups``
 record last. Exit 0 when every dump was read, 2 when one was not (its line says why; the rest
 go on). Progress goes to stderr when it is a terminal and the output is not.
+
+SIGINT, SIGTERM and SIGHUP end a batch as they end every command (one line, exit 130, 143 or
+129): the worker processes are killed and reaped on the way out (``model.triage_batch``), the
+progress line is erased first, and the lines already printed are whole records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -100,6 +105,13 @@ class _Progress:
         sys.stderr.write(f"\r{text}\x1b[K" + ("\n" if final else ""))
         sys.stderr.flush()
 
+    def erase(self) -> None:
+        """Clear the progress line (before another line takes its place on stderr)."""
+        if self.enabled:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+
 
 def _many(paths: tuple[str, ...], jobs: int, as_json: bool) -> None:
     from dumpview.cli.render import group_lines, triage_row
@@ -110,13 +122,19 @@ def _many(paths: tuple[str, ...], jobs: int, as_json: bool) -> None:
     paint = palette()
     groups = SignatureGroups()
     progress = _Progress()
-    for outcome in triage_many(dump_paths(paths), jobs):
-        groups.add(outcome)
-        if as_json:
-            click.echo(json.dumps(outcome.to_dict()))
-        else:
-            click.echo(triage_row(outcome, paint), color=paint.enabled)
-        progress.update(groups.dumps, groups.unreadable)
+    try:
+        # closed on every way out: its workers are killed and reaped before the one line
+        with contextlib.closing(triage_many(dump_paths(paths), jobs)) as outcomes:
+            for outcome in outcomes:
+                groups.add(outcome)
+                if as_json:
+                    click.echo(json.dumps(outcome.to_dict()))
+                else:
+                    click.echo(triage_row(outcome, paint), color=paint.enabled)
+                progress.update(groups.dumps, groups.unreadable)
+    except BaseException:
+        progress.erase()
+        raise
     progress.update(groups.dumps, groups.unreadable, final=True)
     if as_json:
         click.echo(json.dumps(groups.to_dict()))

@@ -7,19 +7,19 @@ crashed. The kernel frees it when anything is written to ``data`` or when its ti
 (5 minutes by default; the Asahi GPU driver asks for 60). Until then the device cannot file
 another one: the kernel discards new dumps of a device whose last one is still waiting.
 
-Each copy is streamed (memory stays flat) and compressed into a temporary file beside its final
-name, created exclusively with an unpredictable name, fsynced, then linked to the final name
-(never over an existing file: a number is added instead) and the directory fsynced. The copy is
-proven by reading it back: its decompressed bytes must hash (SHA-256) to what was read from
-``data``, and a copy that starts like an ELF file must open as a dump through the same
-decompressing open every command uses. Only then is ``data`` written to (released), unless
-asked to keep it. A devcoredump that is not an ELF core (other drivers write their own
-formats) is copied, proven byte for byte, labelled "not an AGX dump" and released too: it was
-asked for and it is safe on disk. One that looks like an ELF core but does not open is kept in
-the kernel (its timeout still applies) and reported as a failure.
-
-The atomic write here is private to ``collect`` (binary, no-clobber, durable); it should move
-onto the project's one output writer when that lands.
+Each copy is streamed (memory stays flat) and compressed through the project's one writer,
+``dumpview.output.open_output``: into an anonymous temporary file in the directory (or one
+created exclusively with an unpredictable name), mode 0600 (a crash dump holds GPU memory),
+fsynced, then linked to its final name, never over anything (``no_clobber``: a name taken,
+even at the last moment, gets ``-2``, ``-3``… before ``.dump.zst``), and the directory
+fsynced. A stop signal before the link leaves nothing behind. The copy is proven by reading
+it back: its decompressed bytes must hash (SHA-256) to what was read from ``data``, and a copy
+that starts like an ELF file must open as a dump through the same decompressing open every
+command uses. Only then is ``data`` written to (released), unless asked to keep it. A
+devcoredump that is not an ELF core (other drivers write their own formats) is copied, proven
+byte for byte, labelled "not an AGX dump" and released too: it was asked for and it is safe on
+disk. One that looks like an ELF core but does not open is kept in the kernel (its timeout
+still applies) and reported as a failure.
 
 Failure modes: ``collect`` never raises for one dump's trouble; each ``Collected`` carries its
 ``error`` (one line naming the file and what failed). ``waiting_devcoredumps`` returns [] when
@@ -28,12 +28,9 @@ the class directory does not exist and raises ``OSError`` only for an unreadable
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +39,7 @@ from dumpview.model.decompress import ELF_MAGIC, zstd
 from dumpview.model.errors import DumpError
 from dumpview.model.source import decompress_file
 from dumpview.model.text import approx_size
+from dumpview.output import open_output
 
 SYSFS_ROOT = "/sys"
 SYSFS_ROOT_ENV = "DUMPVIEW_SYSFS_ROOT"  # another sysfs tree (tests, a copied tree)
@@ -196,8 +194,14 @@ def _copy(waiting: Waiting, out_dir: str) -> tuple[str, int, int, str, bytes]:
     compressed bytes, SHA-256 of the dump, its first bytes)."""
     src = os.open(waiting.data_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        out = _NewFile(out_dir, waiting.file_name())
-        try:
+        with open_output(
+            os.path.join(out_dir, waiting.file_name()),
+            binary=True,
+            durable=True,
+            no_clobber=True,
+            suffix=SUFFIX,
+            new_mode=NEW_FILE_MODE,
+        ) as out:
             compressor = zstd.ZstdCompressor(
                 options={
                     zstd.CompressionParameter.compression_level: ZSTD_LEVEL,
@@ -226,13 +230,9 @@ def _copy(waiting: Waiting, out_dir: str) -> tuple[str, int, int, str, bytes]:
                 packed += out.write(compressor.compress(chunk, mode))
                 if last:
                     break
-            path = out.commit()
-        except BaseException:
-            out.abort()
-            raise
     finally:
         os.close(src)
-    return path, size, packed, digest.hexdigest(), head
+    return out.name, size, packed, digest.hexdigest(), head
 
 
 def _prove(path: str, size: int, digest: str, head: bytes) -> tuple[bool, str, str | None]:
@@ -280,54 +280,5 @@ def _release(waiting: Waiting) -> None:
     fd = os.open(waiting.data_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         os.write(fd, b"1")
-    finally:
-        os.close(fd)
-
-
-class _NewFile:
-    """A new file in ``out_dir``: written as a temporary file (created exclusively, with an
-    unpredictable name), fsynced and linked to ``name`` (``STEM-2.dump.zst``... when taken:
-    never over an existing file) by ``commit``, the directory fsynced; ``abort`` removes it."""
-
-    def __init__(self, out_dir: str, name: str) -> None:
-        self.out_dir = out_dir
-        self.name = name
-        self.fd, self.tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-        os.fchmod(self.fd, NEW_FILE_MODE)
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while len(view):
-            view = view[os.write(self.fd, view) :]
-        return len(data)
-
-    def commit(self) -> str:
-        os.fsync(self.fd)
-        stem = self.name.removesuffix(SUFFIX)
-        for n in range(1, 1000):
-            name = self.name if n == 1 else f"{stem}-{n}{SUFFIX}"
-            final = os.path.join(self.out_dir, name)
-            try:
-                os.link(self.tmp, final)
-            except FileExistsError:
-                continue
-            self.abort()
-            _fsync_dir(self.out_dir)
-            return final
-        raise OSError(
-            errno.EEXIST, "no free name for the copy", os.path.join(self.out_dir, self.name)
-        )
-
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)

@@ -14,10 +14,14 @@ temporary files disappear with their descriptors.
 Workers never outlive the call: each asks the kernel to kill it when its parent dies
 (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and whatever ends the call (an error, a signal turned
 into an exception, the dump changing under us) kills and reaps every worker still running on
-the way out. Scratch files are anonymous (``dumpview.output.scratch_file``): nothing is left to
-remove. With a ``guard`` (the dump's ``FileGuard``), the parent stops the workers as soon as the
-dump is being changed by another process, before that change may go ahead, and raises the
-guard's one-line error.
+the way out. The stop signals (SIGINT, SIGTERM, SIGHUP) are blocked while a worker is forked
+(so none reaches the child before it has dropped the parent's handlers: a forked copy of the
+parent must never run the parent's clean-up) and while workers are reaped (so a second signal
+cannot cut the reaping short). ``die_with_parent`` and ``stop_signals_blocked`` are the
+helpers every forking command uses (``triage_batch`` too). Scratch files are anonymous
+(``dumpview.output.scratch_file``): nothing is left to remove. With a ``guard`` (the dump's
+``FileGuard``), the parent stops the workers as soon as the dump is being changed by another
+process, before that change may go ahead, and raises the guard's one-line error.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ MAX_JOBS = 4
 _SLOT = struct.Struct("<q")
 _COPY_BLOCK_BYTES = 1 << 22
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def parallel_jobs(items: int, min_items: int) -> int:
@@ -99,11 +104,25 @@ def _codec(out: TextIO) -> tuple[str, str]:
     return getattr(out, "encoding", None) or "utf-8", getattr(out, "errors", None) or "strict"
 
 
-def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child
-    """Ask the kernel to SIGKILL this process when its parent dies (Linux), and leave now if
-    the parent is already gone. Signals get their default actions: a worker has nothing to
-    clean up (its scratch file is anonymous), so SIGTERM/SIGHUP/SIGINT simply end it."""
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back (they stay pending) for the block: wrap every fork
+    (the child drops the parent's handlers in ``die_with_parent`` before it takes them) and the
+    reaping of workers. The signals arrive when the block ends. Only the calling thread."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child
+    """First thing in a forked worker: ask the kernel to SIGKILL this process when its parent
+    dies (Linux), leave now if the parent (pid ``parent``) is already gone, give the stop
+    signals their default actions (a worker has nothing to clean up: its files are anonymous;
+    and it must not run the parent's handlers, which raise into the parent's clean-up) and
+    only then take them (``stop_signals_blocked`` held them back across the fork)."""
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     faulthandler.disable()  # a worker's death is the parent's one line, not a traceback
     with contextlib.suppress(OSError, AttributeError):
@@ -111,6 +130,7 @@ def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the chi
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _run(out, parts, produce, progress, files, shared, guard) -> tuple[int, int]:
@@ -123,17 +143,19 @@ def _run(out, parts, produce, progress, files, shared, guard) -> tuple[int, int]
     try:
         for worker, (start, stop) in enumerate(parts):
             read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child (measured through the parent)
-                _die_with_parent(parent)
-                os.close(read_fd)
-                codec = _codec(out)
-                _child(
-                    worker, (start, stop), produce, files[worker].fileno(), shared, write_fd, codec
-                )
-            os.close(write_fd)
-            children[pid] = worker
             pipes[read_fd] = worker
+            try:
+                with stop_signals_blocked():
+                    pid = os.fork()
+                    if pid == 0:  # pragma: no cover - the child (measured through the parent)
+                        die_with_parent(parent)
+                        os.close(read_fd)
+                        codec = _codec(out)
+                        fd = files[worker].fileno()
+                        _child(worker, (start, stop), produce, fd, shared, write_fd, codec)
+                    children[pid] = worker
+            finally:
+                os.close(write_fd)  # the parent's copy (the child never returns here)
         buffers = {fd: b"" for fd in pipes}
         while pipes:
             if guard is not None and guard.changing:
@@ -166,9 +188,10 @@ def _run(out, parts, produce, progress, files, shared, guard) -> tuple[int, int]
             _copy(handle, out)
         return records, chars
     finally:
-        _stop(children)
-        for fd in pipes:
-            os.close(fd)
+        with stop_signals_blocked():
+            _stop(children)
+            for fd in pipes:
+                os.close(fd)
 
 
 def _stop(children: dict[int, int]) -> None:

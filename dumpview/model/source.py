@@ -37,7 +37,6 @@ import errno
 import os
 import select
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from dumpview.model.decompress import (
 )
 from dumpview.model.errors import DumpError, DumpFormatError
 from dumpview.model.text import approx_size
+from dumpview.output import temporary_file
 from formats import elf
 
 STDIN = "-"
@@ -382,24 +382,23 @@ def spool_directories() -> list[str]:
 
 
 def _anonymous_file() -> tuple[str, int]:
-    """(directory, fd) of a new file that has no name: O_TMPFILE where the file system has
-    it, else a unique name unlinked at once. Tries each spool directory in turn."""
+    """(directory, fd) of a new file that has no name (``dumpview.output.temporary_file``:
+    O_TMPFILE, never linkable, where the file system has it, else a unique name unlinked at
+    once). Tries each spool directory in turn."""
     failure: OSError | None = None
     for directory in spool_directories():
         try:
-            return directory, os.open(
-                directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC | os.O_EXCL, 0o600
-            )
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                failure = exc
-                continue
-        try:
-            fd, path = tempfile.mkstemp(prefix=".dumpview-spool-", dir=directory)
+            fd, path = temporary_file(directory, ".dumpview-spool-", linkable=False, readable=True)
         except OSError as exc:
             failure = exc
             continue
-        os.unlink(path)
+        if path is not None:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                os.close(fd)
+                failure = exc
+                continue
         return directory, fd
     raise InputError(f"no directory to spool into ({', '.join(spool_directories())}): {failure}")
 

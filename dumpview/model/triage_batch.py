@@ -17,12 +17,23 @@ Owns:
   on. With ``jobs`` > 1, forked worker processes (``multiprocessing``'s fork context: the
   parent's imports are shared) each triage one dump at a time; at most ``jobs * WINDOW_PER_JOB``
   results wait to be put in order, so memory does not grow with the number of dumps. A worker
-  that dies (a signal, a crash in a native library) makes its dump an error and is replaced.
+  that dies (a signal, the OOM killer, a crash in a native library) makes its dump an error
+  and is replaced.
 - ``SignatureGroups``: per signature, how many dumps and the first one's path (the only state
   kept across dumps), most frequent first.
 
+Workers follow ``model.parallel``'s rules: forked with the stop signals held back, each
+starts with ``parallel.die_with_parent`` (the kernel kills it when the parent dies, even by
+SIGKILL; SIGINT, SIGTERM and SIGHUP kill it outright, never into the parent's handlers), and
+whatever ends ``triage_many`` other than its last result (an exception, a stop signal raised
+as one, the caller closing the iterator early) kills and reaps every worker at once, with the
+stop signals held back so a second one cannot cut that short. Close the iterator when you stop
+early (``contextlib.closing``): a generator abandoned mid-way is only closed when it is
+collected. A worker never prints: its failure is its dump's one-line error.
+
 Failure modes: nothing raises for a dump that cannot be read (it is an ``Outcome`` with an
-error); ``KeyboardInterrupt`` stops and reaps the workers and propagates.
+error); an exception raised in the caller (``KeyboardInterrupt``, the CLI's ``Terminated``)
+stops and reaps the workers and propagates.
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from dumpview.model.parallel import die_with_parent, stop_signals_blocked
 
 LZ4_MAGIC = b"\x04\x22\x4d\x18"  # not read, but a dump: its error says to decompress it
 WINDOW_PER_JOB = 8  # results that may wait to be put in order, per worker
@@ -153,27 +166,57 @@ def _outcome(item: Item) -> Outcome:
 # ---- many, in parallel ------------------------------------------------------------------------
 
 
-def _serve(conn: Any) -> None:  # pragma: no cover - runs in the worker (measured through it)
-    """A worker: triage each (sequence, path) received, send back (sequence, Outcome)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        sequence, path = task
-        conn.send((sequence, triage_path(path)))
+def _serve(conn: Any, parent: int) -> None:  # pragma: no cover - runs in the worker
+    """A worker: triage each (sequence, path) received, send back (sequence, Outcome). Never
+    raises (``multiprocessing`` would print a traceback): a failure is its dump's error or,
+    when even that cannot be sent, a quiet exit the parent reports."""
+    die_with_parent(parent)
+    try:
+        while True:
+            try:
+                task = conn.recv()
+            except (EOFError, OSError):
+                return
+            if task is None:
+                return
+            sequence, path = task
+            outcome = triage_path(path)
+            try:
+                conn.send((sequence, outcome))
+            except (OSError, EOFError):
+                return
+            except Exception as exc:  # the record did not pickle: its error instead
+                conn.send((sequence, Outcome(path, None, f"internal error: {_one_line(exc)}")))
+    except BaseException:
+        os._exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 class _Worker:
+    """One forked worker process and the pipe to it; ``task`` is what it is triaging."""
+
     def __init__(self, context: Any) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True)
-        self.process.start()
-        child.close()
+        self.context = context
+        self.conn: Any = None
+        self.process: Any = None
         self.task: tuple[int, str] | None = None
+
+    def start(self) -> None:
+        """Fork it with the stop signals held back (``die_with_parent`` takes them). Called
+        once the worker is in the caller's list, so a signal raised as the mask is restored
+        finds it there to kill."""
+        self.conn, child = self.context.Pipe()
+        try:
+            self.process = self.context.Process(
+                target=_serve, args=(child, os.getpid()), daemon=True
+            )
+            with stop_signals_blocked():
+                self.process.start()
+        finally:
+            child.close()
 
     def died(self) -> str:
         """Why the process ended (after its pipe closed)."""
@@ -189,14 +232,20 @@ class _Worker:
             return f"was killed by {name}"
         return f"exited with status {code}"
 
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.conn.send(None)
-        self.process.join(_STOP_SECONDS)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(_STOP_SECONDS)
-        self.conn.close()
+    def stop(self, *, gently: bool) -> None:
+        """End and reap it: ``gently`` (idle, at the end of the batch) by asking, else at once
+        with SIGKILL (it holds nothing to clean up). Never raises."""
+        if self.process is not None and self.process.pid is not None:
+            if gently:
+                with contextlib.suppress(OSError, ValueError):
+                    self.conn.send(None)
+                self.process.join(_STOP_SECONDS)
+            if self.process.exitcode is None:
+                with contextlib.suppress(OSError):
+                    self.process.kill()
+                self.process.join(_STOP_SECONDS)
+        if self.conn is not None:
+            self.conn.close()
 
 
 def triage_many(items: Iterable[Item], jobs: int = 1) -> Iterator[Outcome]:
@@ -215,9 +264,12 @@ def triage_many(items: Iterable[Item], jobs: int = 1) -> Iterator[Outcome]:
     window = jobs * WINDOW_PER_JOB
     done: dict[int, Outcome] = {}
     following = 0  # the next sequence number to hand out
-    exhausted = False
-    workers = [_Worker(context) for _ in range(jobs)]
+    exhausted = finished = False
+    workers: list[_Worker] = []
     try:
+        for _ in range(jobs):
+            workers.append(_Worker(context))
+            workers[-1].start()
         while True:
             for worker in workers:  # hand out work while the reorder window allows
                 while worker.task is None and not exhausted and len(done) < window:
@@ -237,6 +289,7 @@ def triage_many(items: Iterable[Item], jobs: int = 1) -> Iterator[Outcome]:
             busy = {w.conn: w for w in workers if w.task is not None}
             if not busy:
                 if exhausted:
+                    finished = True
                     return
                 continue
             for conn in wait(list(busy)):
@@ -248,13 +301,16 @@ def triage_many(items: Iterable[Item], jobs: int = 1) -> Iterator[Outcome]:
                     why = worker.died()
                     outcome = Outcome(path, None, f"the process triaging it {why}")
                     got = sequence
-                    workers[workers.index(worker)] = _Worker(context)
-                    worker.conn.close()
+                    worker.stop(gently=False)
+                    replacement = _Worker(context)
+                    workers[workers.index(worker)] = replacement
+                    replacement.start()
                 done[got] = outcome
                 worker.task = None
     finally:
-        for worker in workers:
-            worker.stop()
+        with stop_signals_blocked():  # a second signal must not leave a worker running
+            for worker in workers:
+                worker.stop(gently=finished)
 
 
 # ---- the signatures ---------------------------------------------------------------------------
