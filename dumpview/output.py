@@ -50,6 +50,7 @@ import errno
 import io
 import os
 import secrets
+import signal
 import socket
 import stat
 import tempfile
@@ -59,6 +60,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 STDOUT = "-"
+# The signals that stop dumpview the conventional way (exit 128 + signal, one line, nothing
+# committed: ``stop_signal``); the CLI, the inspector and the workers all use this tuple.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STDOUT_NAME = "<stdout>"
 NEW_FILE_MODE = 0o666  # what open(2) with O_CREAT gives, less the umask
 BUFFER_BYTES = 1 << 20

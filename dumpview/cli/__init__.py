@@ -39,13 +39,12 @@ from dumpview.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_NO,
-    STOP_SIGNALS,
     Terminated,
     fail,
     raise_terminated,
     with_examples,
 )
-from dumpview.output import STDOUT_NAME, WRITE_ERRNOS
+from dumpview.output import STDOUT_NAME, STOP_SIGNALS, WRITE_ERRNOS
 
 
 @with_examples(

@@ -179,9 +179,6 @@ def raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def warn(message: str) -> None:
     """One ``dumpview: warning: …`` line on stderr (in the warning colour on a terminal)."""
     from dumpview.cli.style import palette

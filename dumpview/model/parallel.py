@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from dumpview.model.errors import DumpError
-from dumpview.output import scratch_file
+from dumpview.output import STOP_SIGNALS, scratch_file
 
 if TYPE_CHECKING:
     from dumpview.model.guard import FileGuard
@@ -51,7 +51,6 @@ MAX_JOBS = 4
 _SLOT = struct.Struct("<q")
 _COPY_BLOCK_BYTES = 1 << 22
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def parallel_jobs(items: int, min_items: int) -> int:
