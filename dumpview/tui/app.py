@@ -21,17 +21,26 @@ from dumpview.model.levels import LevelTree, open_for_browsing
 from dumpview.tui.keys import KEYS
 from dumpview.tui.loading import EXIT_BAD_INPUT, ErrorScreen, LoadingScreen
 from dumpview.tui.main import MainScreen
-from dumpview.tui.modals import BookmarksScreen, GotoScreen, HelpScreen, SearchScreen
+from dumpview.tui.modals import (
+    BookmarksScreen,
+    ConfirmScreen,
+    GotoScreen,
+    HelpScreen,
+    NoteScreen,
+    SearchScreen,
+)
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "BookmarksScreen",
+    "ConfirmScreen",
     "DumpviewApp",
     "ErrorScreen",
     "GotoScreen",
     "HelpScreen",
     "LoadingScreen",
     "MainScreen",
+    "NoteScreen",
     "SearchScreen",
 ]
 
@@ -94,7 +103,7 @@ class DumpviewApp(App[None]):
         if isinstance(screen, MainScreen):
             for key in KEYS:
                 yield SystemCommand(
-                    f"{key.title} ({key.shown})", key.help, partial(screen.run_action, key.action)
+                    key.palette_title, key.help, partial(screen.run_action, key.action)
                 )
 
     def on_unmount(self) -> None:

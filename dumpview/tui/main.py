@@ -1,8 +1,12 @@
-"""The main inspector screen: tabs over one open dump and the keys that move through it.
+"""The main inspector screen: tabs over one open dump, and navigation between places.
 
-Owns the views (level tree, entries, entry bits, page contents, memory map, ranges, crash log,
-GPU info) and what the keys do in them (see ``dumpview.tui.keys``). Reads the model only; the
-one file it writes is the bookmarks sidecar, through ``dumpview.model.bookmarks``.
+Owns the keys (``dumpview.tui.keys``) and every jump: go to, Enter on an entry, a range, a
+finding, a memory-map region or a line with an address, following a pointer from the page,
+search hits and bookmarks. A jump records where it left from (``history``), so back and forward
+work over all of them. The tabs own what they show (``tables``, ``tabs``); the status line says
+what a key did. Background workers coalesce the ranges and then run ``check`` (one after the
+other, so their peaks do not add up). Reads the model only; the one file it writes is the
+bookmarks sidecar, through ``dumpview.model.bookmarks``.
 """
 
 from __future__ import annotations
@@ -14,95 +18,104 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane, Tree
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from dumpview.model import Dump
+from dumpview.model.anomalies import AnomalyMarks
 from dumpview.model.bookmarks import Bookmarks
+from dumpview.model.check import Anomaly, CheckResult
 from dumpview.model.crash import crashlog_sections
 from dumpview.model.kinds import kinds_of
 from dumpview.model.levels import FoldRow, LevelTree, TableRef
-from dumpview.model.memmap import memory_map, minimap, used_extent
-from dumpview.model.ranges import RangeTable, human_size, ranges
-from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
-from dumpview.model.text import HEX_UNITS, info_dict, parse_address
-from dumpview.tui import sources
+from dumpview.model.memmap import first_mapping
+from dumpview.model.ranges import RangeTable, ranges
+from dumpview.model.search import SearchResult, next_hit_index, parse_query, search
+from dumpview.model.text import info_dict, parse_address
+from dumpview.tui.hexview import HexView, u64_at
+from dumpview.tui.history import History, Location
 from dumpview.tui.keys import KEYS
-from dumpview.tui.modals import GOTO_EXAMPLE, BookmarksScreen, GotoScreen, HelpScreen, SearchScreen
-from dumpview.tui.views import (
-    MINIMAP_GLYPHS,
-    MINIMAP_STYLES,
-    append_bar,
-    approx_size,
-    info_lines,
-    region_class,
-    sections_source,
+from dumpview.tui.modals import (
+    GOTO_EXAMPLE,
+    BookmarksScreen,
+    FilterScreen,
+    GotoScreen,
+    HelpScreen,
+    NoteScreen,
+    SearchScreen,
 )
-from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
+from dumpview.tui.tables import TablesView
+from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView, StatusMessage
+from dumpview.tui.views import info_lines, sections_source
+from dumpview.tui.widgets import RowList, plain_rows
 
 ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
+LISTS = {"memmap": "#memrows", "ranges": "#ranges-list", "crashlog": "#crash", "gpu": "#gpuinfo"}
+LISTS["anomalies"] = "#anomaly-list"
+FIRST_FOCUS = {"tables": "entries", **{tab: selector[1:] for tab, selector in LISTS.items()}}
 
 
 class MainScreen(Screen):
     """Tabs over one open dump; the Tables tab is where a person spends their time."""
 
     BINDINGS = [
-        Binding(key.binding, key.action, key.title, show=key.shown in "g/bBu?q") for key in KEYS
+        Binding(key.binding, key.action, key.title, show=key.shown in "g/[bB?q") for key in KEYS
     ]
 
-    def __init__(self, dump: Dump, tree: LevelTree) -> None:
+    def __init__(self, dump: Dump, tree: LevelTree, initial_tab: str = "tables") -> None:
         super().__init__()
         self.dump = dump
         self.levels = tree
-        self.table: TableRef | None = None
-        self.rows = None
-        self.unit = "u8"
-        self.page_va: int | None = None
-        self.highlight: tuple[int, int] | None = None
-        self.page_target: int | None = None  # a VA go-to asked for: the page cursor's row
+        self.initial_tab = initial_tab  # the overview comes first once there is one
         self.search_result: SearchResult | None = None
         self.search_len = 0
-        self.search_last: tuple[str, str] = ("hex", "")
+        self.search_last = ""
         self.hit_index: int | None = None
         self.range_table: RangeTable | None = None
+        self.check_result: CheckResult | None = None
+        self.history = History()
+        self._tab_focus: dict[str, str] = {}  # tab: id of the widget focused there last
         self.bookmarks = Bookmarks.load(dump.path)
-        self._tree_nodes: dict[TableRef, object] = {}
-        self._loaded: set[TableRef] = set()
+
+    # -- what the tests and the benchmark read --
+
+    @property
+    def tables(self) -> TablesView:
+        return self.query_one(TablesView)
+
+    @property
+    def table(self) -> TableRef | None:
+        return self.tables.table
+
+    @property
+    def rows(self):
+        return self.tables.rows
+
+    @property
+    def page_va(self) -> int | None:
+        return self.tables.page_va
+
+    @property
+    def unit(self) -> str:
+        return self.tables.unit
 
     # -- layout --
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(initial="tables", id="tabs"):
-            with TabPane("Tables", id="tables"), Horizontal():
-                yield Tree("address spaces", id="levels")
-                with Vertical(id="right"):
-                    yield Static(id="entries-title", classes="title")
-                    yield Static(
-                        sources.entry_header(self.dump.entry_format.view_short), classes="header"
-                    )
-                    yield RowList(id="entries")
-                    with Horizontal(id="lower"):
-                        with Vertical(id="details-box"):
-                            yield Static("entry", id="details-title", classes="title")
-                            yield RowList(id="details")
-                        with Vertical(id="page-box"):
-                            yield Static("page", id="page-title", classes="title")
-                            yield RowList(id="page")
-            with TabPane("Memory map", id="memmap"), Vertical():
-                yield Static(id="minimap")
-                yield RowList(id="memrows")
-            with TabPane("Ranges", id="ranges"), Vertical():
-                yield Static("coalescing…", id="ranges-title", classes="title")
-                yield Static(
-                    sources.range_header(self.dump.entry_format.view_short), classes="header"
-                )
-                yield RowList(id="ranges-list")
+        with TabbedContent(initial=self.initial_tab, id="tabs"):
+            with TabPane("Tables", id="tables"):
+                yield TablesView(self.dump, self.levels, id="tables-view")
+            with TabPane("Memory map", id="memmap"):
+                yield MemoryMapView(self.dump)
+            with TabPane("Ranges", id="ranges"):
+                yield RangesView(self.dump)
             with TabPane("Crash log", id="crashlog"):
                 yield RowList(id="crash")
             with TabPane("GPU info", id="gpu"):
                 yield RowList(id="gpuinfo")
+            with TabPane("Anomalies", id="anomalies"):
+                yield AnomaliesView()
         yield Static(id="status")
         yield Footer()
 
@@ -110,22 +123,10 @@ class MainScreen(Screen):
         name = Path(self.dump.path).name
         self.app.title = f"dumpview {name}"
         self.app.sub_title = self.dump.layout + (" + extension" if self.dump.extension else "")
-        tree = self.query_one("#levels", Tree)
-        tree.show_root = False
-        tree.guide_depth = 2
-        for root in self.levels.roots:
-            dumped = " (dumped)" if self.levels.is_dumped_context(root.context) else ""
-            label = f"ctx {root.context} L{root.level}{dumped}"
-            node = tree.root.add(label, data=root, allow_expand=root.carried)
-            self._tree_nodes[root] = node
-        tree.root.expand()
-        self.query_one("#entries", RowList).on_cursor = self.show_entry
-        first = self.levels.roots[0]
-        self._load_children(first)
-        self._tree_nodes[first].expand()
-        self.show_table(first)
         self.query_one("#entries", RowList).focus()
-        self._fill_static_tabs()
+        self.query_one("#crash", RowList).set_source(sections_source(crashlog_sections(self.dump)))
+        lines = info_lines(info_dict(self.dump), self.dump)
+        self.query_one("#gpuinfo", RowList).set_source(plain_rows(lines))
         warnings = list(self.dump.warnings)
         index = self.dump.tables_index
         if index is not None:
@@ -138,152 +139,150 @@ class MainScreen(Screen):
             f"dumped)" + (f"; {len(warnings)} warning(s): {warnings[0]}" if warnings else "")
         )
         self.call_after_refresh(self.app.first_screen_drawn)
-        self._coalesce()
+        self._background()
 
     def status(self, text: str) -> None:
         self.query_one("#status", Static).update(Text(text), layout=False)
 
-    # -- tree --
+    @on(StatusMessage)
+    def status_message(self, message: StatusMessage) -> None:
+        self.status(message.text)
 
-    def _load_children(self, table: TableRef) -> None:
-        if table in self._loaded:
+    @property
+    def tab(self) -> str:
+        return self.query_one("#tabs", TabbedContent).active
+
+    def show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def on_descendant_focus(self, event) -> None:
+        if event.widget.id:
+            self._tab_focus[self.tab] = event.widget.id
+
+    @on(TabbedContent.TabActivated)
+    def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The keys go to the pane last used on the tab shown (its list at first)."""
+        focused = self.focused
+        if focused is not None and event.pane in focused.ancestors:
+            return  # a jump already put the keys somewhere on this tab
+        tab = event.pane.id
+        wanted = self._tab_focus.get(tab) or FIRST_FOCUS.get(tab)
+        found = self.query(f"#{wanted}") if wanted else None
+        if found:
+            found.first().focus()
+
+    # -- background work --
+
+    @work(thread=True, exclusive=True, group="background")
+    def _background(self) -> None:
+        """Ranges, then check: one after the other keeps the peak memory of one."""
+        table = ranges(self.dump)
+        self.app.call_from_thread(self._ranges_ready, table)
+        result = self.dump.check()
+        marks = AnomalyMarks(
+            result.anomalies, self.dump.page_size_bytes, self.levels.dumped_context
+        )
+        self.app.call_from_thread(self._check_ready, result, marks)
+
+    def _ranges_ready(self, table: RangeTable) -> None:
+        self.range_table = table
+        self.query_one(RangesView).set_table(table)
+
+    def _check_ready(self, result: CheckResult, marks: AnomalyMarks) -> None:
+        self.check_result = result
+        self.query_one(AnomaliesView).set_result(result)
+        self.tables.set_marks(marks)
+        self.query_one("#tabs", TabbedContent).get_tab(
+            "anomalies"
+        ).label = f"Anomalies ({len(result.anomalies):,})"
+
+    # -- places and history --
+
+    def location(self) -> Location:
+        """Where the screen is now (tab, table, cursor rows, page byte, focused pane)."""
+        focused = self.focused.id if self.focused is not None else None
+        tab = self.tab
+        if tab == "tables":
+            return self.tables.location(tab, focused)
+        selector = LISTS.get(tab)
+        row = self.query_one(selector, RowList).cursor if selector else 0
+        return Location(tab, row=row, pane=focused)
+
+    def restore(self, where: Location) -> None:
+        self.show_tab(where.tab)
+        if where.tab == "tables":
+            self.tables.restore(where)
+        elif where.tab in LISTS:
+            self.query_one(LISTS[where.tab], RowList).cursor = where.row
+        if where.pane:
+            found = self.query(f"#{where.pane}")
+            if found:
+                found.first().focus()
+
+    def action_back(self) -> None:
+        where = self.history.back(self.location())
+        if where is None:
+            self.status("back: no earlier place (every jump records one)")
             return
-        self._loaded.add(table)
-        node = self._tree_nodes[table]
-        for index, child in self.levels.children(table):
-            label = f"[{index}] {child.va_start:#x}" + ("" if child.carried else " missing")
-            has_kids = child.carried and child.depth + 1 < len(self.dump.geometry.levels)
-            self._tree_nodes[child] = node.add(label, data=child, allow_expand=has_kids)
+        self.restore(where)
+        behind, ahead = self.history.depth
+        self.status(f"back to {where.describe()} ({behind} behind, {ahead} ahead)")
 
-    @on(Tree.NodeExpanded)
-    def node_expanded(self, event: Tree.NodeExpanded) -> None:
-        if event.node.data is not None:
-            self._load_children(event.node.data)
+    def action_forward(self) -> None:
+        where = self.history.forward(self.location())
+        if where is None:
+            self.status("forward: nothing ahead (go back first)")
+            return
+        self.restore(where)
+        behind, ahead = self.history.depth
+        self.status(f"forward to {where.describe()} ({behind} behind, {ahead} ahead)")
 
-    @on(Tree.NodeHighlighted)
-    def node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        table = event.node.data
-        if table is not None and table != self.table:
-            self.show_table(table)
-
-    def _reveal(self, table: TableRef) -> None:
-        """Expand the tree down to ``table`` and put the tree cursor on it."""
-        path = []
-        for t, _ in self.levels.path_to(table.va_start, table.context):
-            path.append(t)
-            if t == table:
-                break
-        for t in path[:-1]:
-            self._load_children(t)
-            self._tree_nodes[t].expand()
-        node = self._tree_nodes.get(table)
-        if node is not None:
-            tree = self.query_one("#levels", Tree)
-            _ = tree.last_line  # nodes just added have no line yet: this numbers them
-            tree.move_cursor(node)
-            tree.scroll_to_node(node, animate=False)
-
-    # -- entries, details, page --
-
-    def show_table(self, table: TableRef, index: int | None = None) -> None:
-        self.table = table
-        self.rows = self.levels.rows(table)
-        span = human_size(table.va_size_bytes)
-        where = (
-            "rebuilt from the PT_LOADs (driver dump)" if table.pa is None else f"PA {table.pa:#x}"
-        )
-        if not table.carried:
-            where += ": not carried in the dump"
-        self.query_one("#entries-title", Static).update(
-            f"ctx {table.context}  L{table.level} table {where}  VA {table.va_start:#x} + {span}"
-            f"  ({len(self.rows)} rows)",
-            layout=False,
-        )
-        entries = self.query_one("#entries", RowList)
-        row = self.rows.row_of_index(index) if index is not None else self._first_entry_row()
-        entries.set_source(sources.entries_source(self.rows), row)
-        entries.scroll_to_cursor(center=True)
-
-    def _first_entry_row(self) -> int:
-        for i in range(len(self.rows)):
-            if not isinstance(self.rows.row(i), FoldRow):
-                return i
-        return 0
-
-    def show_entry(self, row: int) -> None:
-        wanted, self.page_target = self.page_target, None
-        if wanted is None and self.highlight is not None:
-            wanted = self.highlight[0]
-        rows = self.rows
-        entry = rows.row(row)
-        table = self.table
-        if isinstance(entry, FoldRow):
-            va = entry.va
-            decoded = None
+    def jump(
+        self, va: int, note: str | None = None, context: int | None = None, depth: int | None = None
+    ) -> bool:
+        """Go to ``va`` on the Tables tab, remembering where this left from; False (and the
+        status says why) when ``va`` is outside the address space."""
+        if context is None and self.tables.table is not None:
+            context = self.tables.table.context
+        if not self.levels.path_to(va, context):
+            self.status(f"VA {va:#x}: {self.dump.translate(va, context).stopped_reason}")
+            return False
+        here = self.location()
+        self.show_tab("tables")
+        walk = self.tables.goto(va, context, depth)
+        self.history.record(here)
+        if walk.mapped:
+            state = ""
+            if walk.page is not None:
+                state = "dumped" if walk.page.dumped else f"not dumped ({walk.page.reason})"
+            self.status(note or f"VA {va:#x} -> PA {walk.pa:#x} {state}")
         else:
-            va = entry.va
-            decoded = rows.decoded(entry.index)
-        walk = self.dump.translate(va, table.context)
-        self.query_one("#details", RowList).set_source(
-            sources.details_source(table, entry, decoded, walk)
-        )
-        page = self.query_one("#page", RowList)
-        title = self.query_one("#page-title", Static)
-        is_page = (
-            not isinstance(entry, FoldRow) and rows.is_leaf_level and entry.type_name == "page"
-        )
-        is_block = not isinstance(entry, FoldRow) and entry.type_name == "block"
-        if not (is_page or is_block) or entry.pa is None:
-            self.page_va = None
-            title.update("page", layout=False)
-            page.set_source(
-                plain_rows(["select a leaf (page) entry to see its contents"], "rowlist--dim")
+            self.status(
+                note
+                or f"VA {va:#x} is not mapped: the walk stopped at L{walk.stopped_level}: "
+                f"{walk.stopped_reason}"
             )
-            return
-        pa = entry.pa
-        where = ""
-        if is_block:
-            # One page of the block: the one holding the VA asked for, else the first.
-            size = self.dump.page_size_bytes
-            inside = wanted is not None and va <= wanted < entry.va_end
-            offset = (wanted - va) & ~(size - 1) if inside else 0
-            va, pa = va + offset, pa + offset
-            where = f"  (L{table.level} block of {human_size(entry.span_bytes)})"
-        self.page_va = va
-        note = None
-        if not self.levels.is_dumped_context(table.context):
-            note = (
-                f"context {table.context} is not dumped: the walker dumps context "
-                f"{self.levels.dumped_context}"
-            )
-        title.update(Text(f"page {va:#x} -> PA {pa:#x}  [{self.unit}]{where}"), layout=False)
-        source = sources.PageSource(self.dump, va, pa, self.unit, self.highlight, note)
-        target = 0
-        if wanted is not None and va <= wanted < va + self.dump.page_size_bytes:
-            target = source.row_of_va(wanted)
-        page.set_source(source, target)
-        page.scroll_to_cursor(center=True)
-
-    @on(RowList.Activated, "#entries")
-    def entry_activated(self, event: RowList.Activated) -> None:
-        entry = self.rows.row(event.row)
-        if isinstance(entry, FoldRow):
-            return
-        child = self.rows.child(entry.index)
-        if child is not None and child.carried:
-            self.show_table(child)
-            self._reveal(child)
-        elif self.page_va is not None:
-            self.query_one("#page", RowList).focus()
+        return True
 
     # -- go to --
 
     def action_goto(self) -> None:
+        if self.tab == "ranges":
+            label = "Go to the range holding a VA (0x… or decimal)"
+            self.app.push_screen(GotoScreen(GOTO_EXAMPLE, label), self._ranges_goto)
+            return
         example = GOTO_EXAMPLE
         if self.dump.segment_count:  # the first mapped page of this dump
             va, pa = int(self.dump.seg_va[0]), int(self.dump.seg_pa[0])
             example = f"{va:#x}  or  p:{pa:#x}"
         self.app.push_screen(GotoScreen(example), self._goto_text)
+
+    def _ranges_goto(self, text: str | None) -> None:
+        if text and text.strip():
+            try:
+                self.status(self.query_one(RangesView).goto_va(parse_address(text)))
+            except ValueError as exc:
+                self.status(f"go to: {exc}")
 
     def _goto_text(self, text: str | None) -> None:
         if not text:
@@ -297,59 +296,128 @@ class MainScreen(Screen):
                     self.status(f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
                     return
                 aliases = f" ({len(vas)} aliases: {', '.join(f'{v:#x}' for v in vas[:4])})"
-                self.goto(
+                self.jump(
                     vas[0], note=f"PA {pa:#x} at VA {vas[0]:#x}" + (aliases if len(vas) > 1 else "")
                 )
                 return
-            self.goto(parse_address(text))
+            self.jump(parse_address(text))
         except ValueError as exc:
             self.status(f"go to: {exc}")
 
-    def goto(self, va: int, note: str | None = None, context: int | None = None) -> None:
-        """Select the deepest table covering ``va``, its entry, walk and page."""
-        if context is None:
-            context = self.table.context if self.table is not None else None
-        self.query_one("#tabs", TabbedContent).active = "tables"
-        path = self.levels.path_to(va, context)
-        walk = self.dump.translate(va, context)
-        if not path:
-            self.status(f"VA {va:#x}: {walk.stopped_reason}")
+    # -- Enter in the panes --
+
+    @on(RowList.Activated, "#entries")
+    def entry_activated(self, event: RowList.Activated) -> None:
+        tables = self.tables
+        entry = tables.rows.row(event.row)
+        if isinstance(entry, FoldRow):
             return
-        table, index = path[-1]
-        # show_table moves the entries cursor; its Highlighted message then rebuilds the page
-        # view, which puts its cursor on this VA's row
-        self.page_target = va if walk.mapped else None
-        self.show_table(table, index)
-        self._reveal(table)
-        self.query_one("#entries", RowList).focus()
-        if walk.mapped:
-            state = ""
-            if walk.page is not None:
-                state = "dumped" if walk.page.dumped else f"not dumped ({walk.page.reason})"
-            self.status(note or f"VA {va:#x} -> PA {walk.pa:#x} {state}")
-        else:
-            self.status(
-                f"VA {va:#x} is not mapped: the walk stopped at L{walk.stopped_level}: "
-                f"{walk.stopped_reason}"
-            )
+        child = tables.rows.child(entry.index)
+        if child is not None and child.carried:
+            self.history.record(self.location())
+            tables.show_table(child)
+            tables.reveal(child)
+        elif tables.page_va is not None:
+            self.query_one(HexView).focus()
+
+    @on(RowList.Activated, "#page")
+    def follow_pointer(self, event: RowList.Activated) -> None:
+        view = self.query_one(HexView)
+        page = view.page
+        if page is None:
+            return
+        value = u64_at(page, view.byte_offset)
+        at = f"u64 at VA {page.va + view.byte_offset:#x}"
+        if value is None:
+            self.status(f"{at}: fewer than 8 bytes left in the page")
+            return
+        context = self.tables.table.context
+        walk = self.dump.translate(value, context)
+        if not walk.mapped:
+            why = walk.stopped_reason or "outside the address space"
+            self.status(f"{at} is {value:#x}: not a mapped VA ({why})")
+            return
+        self.jump(value, note=f"followed {at}: {value:#x} -> PA {walk.pa:#x}", context=context)
+
+    @on(RowList.Activated, "#ranges-list")
+    def range_activated(self, event: RowList.Activated) -> None:
+        view = self.query_one(RangesView)
+        index = view.range_index(event.row)
+        if index is not None:
+            self.jump(int(view.table.va_start[index]), context=self.levels.dumped_context)
+
+    @on(RowList.Activated, "#anomaly-list")
+    def anomaly_activated(self, event: RowList.Activated) -> None:
+        view = self.query_one(AnomaliesView)
+        anomaly = view.anomaly_at(event.row)
+        if anomaly is None:
+            view.toggle(event.row)
+            return
+        if anomaly.va is None:
+            self.status(f"{anomaly.kind}: no VA to go to: {anomaly.message}")
+            return
+        self.jump(
+            anomaly.va,
+            note=f"{anomaly.kind}: {anomaly.message}",
+            context=self.levels.dumped_context if anomaly.context is None else anomaly.context,
+            depth=self._depth_of(anomaly),
+        )
+
+    def _depth_of(self, anomaly: Anomaly) -> int | None:
+        """The level whose entries span the finding's VA run (a table entry or table finding
+        goes to that entry), else None (the deepest table: a page)."""
+        span = (anomaly.va_end or 0) - (anomaly.va or 0)
+        if anomaly.pages or span <= self.dump.page_size_bytes:
+            return None
+        for depth, level in enumerate(self.dump.geometry.levels):
+            if level.entry_span_bytes == span:
+                return depth
+        return None
+
+    @on(RowList.Activated, "#memrows")
+    def region_activated(self, event: RowList.Activated) -> None:
+        region = self.query_one(MemoryMapView).region_at(event.row)
+        if region is None:
+            self.address_line(event.rowlist, event.row)
+            return
+        found = first_mapping(self.dump, region.base, region.end)
+        what = f"{region.label} {region.name!r} ({region.base:#x}..{region.end:#x})"
+        if found is None:
+            self.status(f"{what}: no page of the dump maps it")
+            return
+        pa, va = found
+        self.jump(va, note=f"{what}: first mapped PA {pa:#x} at VA {va:#x}")
+
+    @on(RowList.Activated, "#crash, #gpuinfo")
+    def address_line_activated(self, event: RowList.Activated) -> None:
+        self.address_line(event.rowlist, event.row)
+
+    def address_line(self, rowlist: RowList, row: int) -> None:
+        text = "".join(piece for piece, _ in rowlist.source.row(row))
+        for match in ADDRESS_RE.finditer(text):
+            va = int(match.group(1).replace("_", ""), 16)
+            if self.dump.geometry.in_space(va) or self.dump.segment_at(va) is not None:
+                self.jump(va, context=self.levels.dumped_context)
+                return
+        shown = text.strip()
+        shown = shown if len(shown) <= 40 else shown[:39] + "…"
+        self.status(f"line {row + 1} ({shown!r}): no VA on this line to go to")
 
     # -- search --
 
     def action_search(self) -> None:
-        kind, text = self.search_last
-        self.app.push_screen(SearchScreen(kind, text), self._search_text)
+        self.app.push_screen(SearchScreen(self.search_last), self._search_text)
 
-    def _search_text(self, answer: tuple[str, str] | None) -> None:
-        if not answer:
+    def _search_text(self, text: str | None) -> None:
+        if not text or not text.strip():
             return
-        kind, text = answer
-        self.search_last = (kind, text)
+        self.search_last = text.strip()
         try:
-            pattern = parse_pattern(text, kind)
+            kind, pattern = parse_query(text)
         except ValueError as exc:
             self.status(f"search: {exc}")
             return
-        self.status(f"searching for {kind} {text!r}…")
+        self.status(f"searching for {kind} {pattern.hex(' ') if kind != 'string' else text!r}…")
         self._run_search(pattern)
 
     @work(thread=True, exclusive=True, group="search")
@@ -369,14 +437,13 @@ class MainScreen(Screen):
             self.hit_index = None
             self.status(f"search: no hits; {summary}")
             return
-        start = self.page_va or 0
-        self.hit_index = next_hit_index(result.hits, start, forward=True)
+        self.hit_index = next_hit_index(result.hits, self.page_va or 0, forward=True)
         self._show_hit(summary)
 
     def _show_hit(self, summary: str = "") -> None:
         hit = self.search_result.hits[self.hit_index]
-        self.highlight = (hit.va, self.search_len)
-        self.goto(hit.va, note=None, context=self.levels.dumped_context)
+        self.tables.highlight = (hit.va, self.search_len)
+        self.jump(hit.va, context=self.levels.dumped_context)
         self.status(
             f"hit {self.hit_index + 1}/{len(self.search_result.hits)} at VA {hit.va:#x} "
             f"(PA {hit.pa:#x})" + (f"; {summary}" if summary else "")
@@ -388,8 +455,14 @@ class MainScreen(Screen):
             self.status("no search hits: press / to search")
             return
         n = len(result.hits)
-        self.hit_index = (self.hit_index + (1 if forward else -1)) % n
-        self._show_hit()
+        step = self.hit_index + (1 if forward else -1)
+        self.hit_index = step % n
+        wrapped = ""
+        if step >= n:
+            wrapped = "wrapped past the last hit to the first"
+        elif step < 0:
+            wrapped = "wrapped past the first hit to the last"
+        self._show_hit(wrapped)
 
     def action_next_hit(self) -> None:
         self._step_hit(True)
@@ -397,137 +470,125 @@ class MainScreen(Screen):
     def action_previous_hit(self) -> None:
         self._step_hit(False)
 
-    # -- bookmarks --
+    # -- addresses under the cursor: copy, bookmark --
 
-    def _selected_va(self) -> tuple[int, str] | None:
-        if self.query_one("#page", RowList).has_focus and self.page_va is not None:
-            page = self.query_one("#page", RowList)
-            va = self.page_va + page.cursor * sources.HEX_ROW_BYTES
-            return va, f"page {self.page_va:#x} + {va - self.page_va:#x}"
-        if self.rows is None:
+    def selected_address(self) -> tuple[int, int | None, str] | None:
+        """(VA, PA or None, label) of what the cursor is on, in any tab."""
+        focused = self.focused.id if self.focused is not None else None
+        tab = self.tab
+        if tab == "tables":
+            return self.tables.selected_address(focused)
+        if tab == "ranges":
+            view = self.query_one(RangesView)
+            index = view.range_index(self.query_one("#ranges-list", RowList).cursor)
+            if index is None:
+                return None
+            r = view.table
+            return int(r.va_start[index]), int(r.pa_start[index]), f"range {index + 1}"
+        if tab == "anomalies":
+            view = self.query_one(AnomaliesView)
+            a = view.anomaly_at(self.query_one("#anomaly-list", RowList).cursor)
+            return None if a is None or a.va is None else (a.va, a.pa, a.kind)
+        selector = LISTS.get(tab)
+        if selector is None:
             return None
-        entry = self.rows.row(self.query_one("#entries", RowList).cursor)
-        if isinstance(entry, FoldRow):
-            return entry.va, f"L{self.table.level} empty run"
-        return entry.va, f"L{self.table.level}[{entry.index}] {entry.kind} {entry.state}"
+        rowlist = self.query_one(selector, RowList)
+        if not len(rowlist.source):
+            return None
+        text = "".join(piece for piece, _ in rowlist.source.row(rowlist.cursor))
+        match = ADDRESS_RE.search(text)
+        if match is None:
+            return None
+        value = int(match.group(1).replace("_", ""), 16)
+        return value, None, f"line {rowlist.cursor + 1}"
+
+    def _copy(self, physical: bool) -> None:
+        selected = self.selected_address()
+        name = "PA" if physical else "VA"
+        if selected is None or (physical and selected[1] is None):
+            self.status(f"copy: no {name} under the cursor")
+            return
+        va, pa, label = selected
+        value = pa if physical else va
+        self.app.copy_to_clipboard(f"{value:#x}")
+        self.status(f"copied {name} {value:#x} ({label}) to the clipboard")
+
+    def action_copy_va(self) -> None:
+        self._copy(False)
+
+    def action_copy_pa(self) -> None:
+        self._copy(True)
 
     def action_bookmark(self) -> None:
-        selected = self._selected_va()
+        selected = self.selected_address()
         if selected is None:
+            self.status("bookmark: nothing with an address under the cursor")
             return
-        va, label = selected
-        self.bookmarks.add(va, label)
-        try:
-            self.bookmarks.save()
-        except OSError as exc:
-            self.status(f"bookmark kept for this session only: {exc}")
-            return
-        self.status(f"bookmarked {va:#x}: {label}")
+        va, _pa, label = selected
+        existing = self.bookmarks.get(va)
+        note = existing.note if existing is not None else ""
+
+        def noted(text: str | None) -> None:
+            if text is None:
+                self.status("bookmark: cancelled")
+                return
+            self.bookmarks.add(va, label, text.strip())
+            try:
+                self.bookmarks.save()
+            except OSError as exc:
+                self.status(f"bookmark kept for this session only: {exc}")
+                return
+            self.status(f"bookmarked {va:#x}: {label}" + (f" — {text.strip()}" if text else ""))
+
+        self.app.push_screen(NoteScreen(va, label, note), noted)
 
     def action_bookmarks(self) -> None:
         self.app.push_screen(BookmarksScreen(self.bookmarks), self._bookmark_chosen)
 
     def _bookmark_chosen(self, va: int | None) -> None:
         if va is not None:
-            self.goto(va)
+            bookmark = self.bookmarks.get(va)
+            note = bookmark.note if bookmark is not None else ""
+            if self.jump(va) and note:
+                self.status(f"bookmark {va:#x}: {note}")
 
     # -- views --
 
     def action_cycle_unit(self) -> None:
-        units = list(HEX_UNITS)
-        self.unit = units[(units.index(self.unit) + 1) % len(units)]
-        if self.rows is not None:
-            page = self.query_one("#page", RowList)
-            cursor = page.cursor
-            self.show_entry(self.query_one("#entries", RowList).cursor)
-            page.cursor = cursor
-        self.status(f"page contents as {self.unit}")
+        unit = self.tables.cycle_unit()
+        self.status(f"page contents as {unit}")
+
+    def action_filter(self) -> None:
+        if self.tab != "ranges":
+            self.status("filter: the Ranges tab (3) has a filter")
+            return
+        view = self.query_one(RangesView)
+        if view.table is None:
+            self.status("filter: the ranges are still being coalesced")
+            return
+        self.app.push_screen(FilterScreen(view.filter_text), self._filter_text)
+
+    def _filter_text(self, text: str | None) -> None:
+        if text is not None:
+            self.query_one(RangesView).filter(text)
+
+    def action_toggle_tree(self) -> None:
+        shown = self.tables.toggle_tree()
+        self.show_tab("tables")
+        self.status("level tree shown" if shown else "level tree hidden (t shows it)")
+
+    def action_toggle_columns(self) -> None:
+        every = self.tables.toggle_columns()
+        self.show_tab("tables")
+        self.status(
+            "entries: every column (Left/Right scroll)" if every else "entries: columns that fit"
+        )
 
     def action_tab(self, tab: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = tab
+        self.show_tab(tab)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(kinds_of(self.dump.entry_format)))
 
     def action_quit(self) -> None:
         self.app.exit()
-
-    # -- other tabs --
-
-    def _fill_static_tabs(self) -> None:
-        dump = self.dump
-        self.query_one("#crash", RowList).set_source(sections_source(crashlog_sections(dump)))
-        info = info_dict(dump)
-        lines = info_lines(info, dump)
-        self.query_one("#gpuinfo", RowList).set_source(plain_rows(lines))
-        rows, message = memory_map(dump)
-        mem_lines: list[Row] = []
-        if message:
-            mem_lines.append([(message, "rowlist--warn")])
-        mem_lines.append([("  base            end             size    region", "rowlist--dim")])
-        for row in rows:
-            mem_lines.append(
-                [
-                    (
-                        f"  {row.base:#014x}  {row.base + row.size_bytes:#014x}  "
-                        f"{human_size(row.size_bytes):>6}  {row.label:<20} {row.name:<24} "
-                        f"{row.mapped_pages:,} mapped pages, {row.dumped_pages:,} dumped",
-                        region_class(row),
-                    )
-                ]
-            )
-        self.query_one("#memrows", RowList).set_source(LinesSource(mem_lines, 120))
-        self.call_after_refresh(self._draw_minimap)
-
-    def _draw_minimap(self) -> None:
-        widget = self.query_one("#minimap", Static)
-        columns = max(20, (widget.size.width or 100) - 2)
-        text = Text()
-        whole = minimap(self.dump, columns)
-        text.append(
-            f"address space {whole.va_start:#x}..{whole.va_end:#x} "
-            f"({approx_size(whole.va_end - whole.va_start)}, one column = "
-            f"{approx_size((whole.va_end - whole.va_start) // columns)})\n"
-        )
-        append_bar(text, whole)
-        lo, hi = used_extent(self.dump)
-        if hi > lo:
-            used = minimap(self.dump, columns, lo, hi)
-            text.append(
-                f"\nused extent {lo:#x}..{hi:#x} ({approx_size(hi - lo)}, one column = "
-                f"{approx_size((hi - lo) // columns)})\n"
-            )
-            append_bar(text, used)
-        text.append("\n")
-        for name in kinds_of(self.dump.entry_format):
-            text.append(f" {MINIMAP_GLYPHS[name]} ", style=MINIMAP_STYLES[name])
-            text.append(f"{name} ({whole.counts.get(name, 0):,} pages)  ")
-        widget.update(text)
-
-    @work(thread=True, exclusive=True, group="ranges")
-    def _coalesce(self) -> None:
-        table = ranges(self.dump)
-        self.app.call_from_thread(self._ranges_ready, table)
-
-    def _ranges_ready(self, table: RangeTable) -> None:
-        self.range_table = table
-        self.query_one("#ranges-title", Static).update(
-            f"{len(table):,} ranges (merged where VA, PA, attributes and dumped state all "
-            "continue); Enter jumps to one"
-        )
-        self.query_one("#ranges-list", RowList).set_source(sources.ranges_source(table))
-
-    @on(RowList.Activated, "#ranges-list")
-    def range_activated(self, event: RowList.Activated) -> None:
-        if self.range_table is not None:
-            self.goto(int(self.range_table.va_start[event.row]), context=self.levels.dumped_context)
-
-    @on(RowList.Activated, "#crash, #gpuinfo, #memrows")
-    def address_line_activated(self, event: RowList.Activated) -> None:
-        text = "".join(piece for piece, _ in event.rowlist.source.row(event.row))
-        for match in ADDRESS_RE.finditer(text):
-            va = int(match.group(1).replace("_", ""), 16)
-            if self.dump.geometry.in_space(va) or self.dump.segment_at(va) is not None:
-                self.goto(va, context=self.levels.dumped_context)
-                return
-        self.status("no VA on this line to go to")

@@ -1,7 +1,9 @@
-"""The modal prompts of the main screen: go to, search, the bookmark list and the key help.
+"""The modal prompts of the main screen: go to, search, filter, a bookmark's note, a yes/no
+question, the bookmark list and the key help.
 
 Each is a small ``ModalScreen`` that answers through ``dismiss`` (None when cancelled); the main
-screen decides what the answer does. The bookmark list edits the ``Bookmarks`` it is given.
+screen decides what the answer does. The bookmark list edits the ``Bookmarks`` it is given and
+asks before deleting one.
 """
 
 from __future__ import annotations
@@ -10,71 +12,106 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Select
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from dumpview.model.bookmarks import Bookmarks
+from dumpview.model.bookmarks import Bookmark, Bookmarks
 from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES
 from dumpview.tui.keys import KEYS, NAVIGATION
-from dumpview.tui.widgets import RowList, plain_rows
+from dumpview.tui.widgets import LinesSource, Row, RowList
 
 GOTO_EXAMPLE = "0xffffffa000000000  or  p:0x10000000000"  # a dump with no PT_LOAD: UAT's
+SEARCH_HELP = 'Search dumped pages: hex bytes, "text" in quotes, u32:N or u64:N (holes skipped)'
+SEARCH_EXAMPLE = 'de ad be ef   "GPU firmware"   u64:0xffffffa000004000'
+FILTER_HELP = "Filter ranges: dumped, not dumped, and words (memattr, permissions, reason, kind)"
 
 
-class GotoScreen(ModalScreen[str | None]):
+class PromptScreen(ModalScreen[str | None]):
+    """One line of input under a label; Enter answers the text, Escape None."""
+
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, example: str = GOTO_EXAMPLE) -> None:
+    def __init__(
+        self, label: str, placeholder: str = "", value: str = "", input_id: str = ""
+    ) -> None:
         super().__init__()
-        self.example = example  # addresses of the open dump, as a hint
+        self.label = label
+        self.placeholder = placeholder
+        self.value = value
+        self.input_id = input_id or "prompt-input"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="prompt"):
-            yield Label("Go to VA (0x… or decimal), or p:PA")
-            yield Input(placeholder=self.example, id="goto-input")
+            yield Label(Text(self.label), id="prompt-label")
+            yield Input(self.value, placeholder=self.placeholder, id=self.input_id)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
 
 
-class SearchScreen(ModalScreen[tuple[str, str] | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+class GotoScreen(PromptScreen):
+    def __init__(self, example: str = GOTO_EXAMPLE, label: str = "") -> None:
+        super().__init__(
+            label or "Go to VA (0x… or decimal), or p:PA", example, input_id="goto-input"
+        )
+        self.example = example  # addresses of the open dump, as a hint
 
-    def __init__(self, kind: str = "hex", text: str = "") -> None:
+
+class SearchScreen(PromptScreen):
+    def __init__(self, text: str = "") -> None:
+        super().__init__(SEARCH_HELP, SEARCH_EXAMPLE, text, input_id="search-input")
+
+
+class FilterScreen(PromptScreen):
+    def __init__(self, text: str = "") -> None:
+        super().__init__(
+            FILTER_HELP, "not dumped no-map   (empty: every range)", text, input_id="filter-input"
+        )
+
+
+class NoteScreen(PromptScreen):
+    """A bookmark's note: Enter keeps it (empty is fine), Escape does not bookmark."""
+
+    def __init__(self, va: int, label: str, note: str = "") -> None:
+        super().__init__(
+            f"Bookmark {va:#x} ({label}): a note, Enter to keep it, Escape to cancel",
+            "what is here",
+            note,
+            input_id="note-input",
+        )
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question: y answers True; n and Escape False."""
+
+    BINDINGS = [
+        Binding("y", "dismiss(True)", "Yes"),
+        Binding("n,escape", "dismiss(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
         super().__init__()
-        self.kind = kind
-        self.text = text
+        self.question = question
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="prompt"):
-            yield Label("Search dumped pages (holes are skipped and counted)")
-            with Horizontal(id="search-row"):
-                yield Select(
-                    [(k, k) for k in ("hex", "string", "u32", "u64")],
-                    value=self.kind,
-                    allow_blank=False,
-                    id="search-kind",
-                )
-                yield Input(self.text, placeholder="de ad be ef", id="search-input")
-
-    def on_mount(self) -> None:
-        self.query_one("#search-input", Input).focus()
-
-    @on(Input.Submitted)
-    def submitted(self, event: Input.Submitted) -> None:
-        kind = str(self.query_one("#search-kind", Select).value)
-        self.dismiss((kind, event.value))
+            yield Label(Text(self.question), id="confirm-question")
+            yield Label("y: yes   n or Escape: no", id="confirm-hint")
 
 
 class BookmarksScreen(ModalScreen[int | None]):
-    """The bookmark list: Enter goes to one, d deletes one."""
+    """The bookmark list: Enter goes to one, e edits its note, d deletes it (after asking)."""
 
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Close"),
-        Binding("d", "delete", "Delete"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("e", "edit", "Edit note"),
     ]
 
     def __init__(self, bookmarks: Bookmarks) -> None:
@@ -83,7 +120,7 @@ class BookmarksScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="prompt", id="bookmarks-box"):
-            yield Label("Bookmarks (Enter: go, d: delete, Esc: close)")
+            yield Label("Bookmarks (Enter: go, e: edit the note, d: delete, Esc: close)")
             yield OptionList(id="bookmark-list")
 
     def on_mount(self) -> None:
@@ -96,11 +133,12 @@ class BookmarksScreen(ModalScreen[int | None]):
         if not items:
             options.add_option(Option("no bookmarks yet: press b on an entry", disabled=True))
         for bookmark in items:
-            options.add_option(
-                # Text: a label (hand-edited sidecar) is not markup; "[/b]" would crash the list
-                Option(Text(f"{bookmark.va:#018x}  {bookmark.label}"), id=str(bookmark.va))
-            )
-        if items:  # Enter and d act on the highlighted one: start on one
+            # Text: a label (hand-edited sidecar) is not markup; "[/b]" would crash the list
+            text = f"{bookmark.va:#018x}  {bookmark.label}"
+            if bookmark.note:
+                text += f"  — {bookmark.note}"
+            options.add_option(Option(Text(text), id=str(bookmark.va)))
+        if items:  # Enter, e and d act on the highlighted one: start on one
             options.highlighted = min(highlight, len(items) - 1)
         options.focus()
 
@@ -109,19 +147,72 @@ class BookmarksScreen(ModalScreen[int | None]):
         if event.option.id is not None:
             self.dismiss(int(event.option.id))
 
-    def action_delete(self) -> None:
+    def _highlighted(self) -> Bookmark | None:
         options = self.query_one(OptionList)
         if options.highlighted is None:
-            return
+            return None
         option = options.get_option_at_index(options.highlighted)
-        if option.id is None:
-            return
-        self.bookmarks.remove(int(option.id))
+        return None if option.id is None else self.bookmarks.get(int(option.id))
+
+    def _save(self) -> None:
         try:
             self.bookmarks.save()
         except OSError as exc:
             self.notify(f"bookmarks not saved: {exc}", severity="error")
-        self._fill(options.highlighted)
+
+    def action_delete(self) -> None:
+        bookmark = self._highlighted()
+        if bookmark is None:
+            return
+        where = self.query_one(OptionList).highlighted or 0
+        note = f" ({bookmark.note})" if bookmark.note else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.bookmarks.remove(bookmark.va)
+                self._save()
+            self._fill(where)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Delete the bookmark at {bookmark.va:#x}{note}?"), answered
+        )
+
+    def action_edit(self) -> None:
+        bookmark = self._highlighted()
+        if bookmark is None:
+            return
+        where = self.query_one(OptionList).highlighted or 0
+
+        def edited(note: str | None) -> None:
+            if note is not None:
+                self.bookmarks.add(bookmark.va, bookmark.label, note.strip())
+                self._save()
+            self._fill(where)
+
+        self.app.push_screen(NoteScreen(bookmark.va, bookmark.label, bookmark.note), edited)
+
+
+LEGEND_EXTRA: tuple[tuple[str, str, str], ...] = (
+    ("rowlist--mark", "! anomaly", "a finding of check is about this entry (6: the list)"),
+    ("rowlist--hit", "search hit", "the bytes of the current search hit (n / N)"),
+    ("rowlist--byte", "byte cursor", "the page's cursor byte (Enter follows its u64)"),
+    ("rowlist--warn", "not recorded", "bits a driver dump lost (entry bits pane)"),
+)
+
+
+def help_rows(kinds: tuple[str, ...] = KIND_CODES) -> list[Row]:
+    """The key table, the navigation keys, and the colour legend drawn in its own colours."""
+    rows: list[Row] = [[("dumpview keys", "rowlist--title")], [("", None)]]
+    rows += [[(f"  {key.shown:<30} {key.help}", None)] for key in KEYS]
+    rows += [[("", None)]] + [[(f"  {keys:<30} {what}", None)] for keys, what in NAVIGATION]
+    rows += [[("", None)], [("colours", "rowlist--title")]]
+    for name in ("table", *kinds):
+        rows.append(
+            [("  ", None), (f"{name:<30}", f"kind--{name}"), (f" {DESCRIPTIONS[name]}", None)]
+        )
+    for style, name, what in LEGEND_EXTRA:
+        rows.append([("  ", None), (f"{name:<30}", style), (f" {what}", None)])
+    return rows
 
 
 class HelpScreen(ModalScreen[None]):
@@ -132,10 +223,7 @@ class HelpScreen(ModalScreen[None]):
         self.kinds = kinds  # the colours the open dump's entry format can show
 
     def compose(self) -> ComposeResult:
-        lines = ["dumpview keys", ""]
-        lines += [f"  {key.shown:<30} {key.help}" for key in KEYS]
-        lines += [""] + [f"  {keys:<30} {what}" for keys, what in NAVIGATION]
-        lines += ["", "colours"]
-        lines += [f"  {name:<30} {DESCRIPTIONS[name]}" for name in ("table", *self.kinds)]
+        rows = help_rows(self.kinds)
+        width = max(sum(len(text) for text, _ in row) for row in rows)
         with Vertical(classes="prompt", id="help-box"):
-            yield RowList(plain_rows(lines), id="help-list")
+            yield RowList(LinesSource(rows, width), id="help-list")
