@@ -868,8 +868,12 @@ def snapshot_steps(name: str) -> Callable[[Pilot], Awaitable[None]]:
     async def steps(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
         await wait_until(pilot, lambda: screen.range_table is not None, "the ranges")
+        await wait_until(pilot, lambda: screen.check_result is not None, "check")
         if name == "tables-leaf":
             await go_to(pilot, f"{leaf:#x}")
+        elif name == "page-inspector":
+            await go_to(pilot, f"{leaf + 0x13:#x}")
+            screen.query_one("#page", RowList).focus()
         elif name == "not-dumped":
             await go_to(pilot, f"{hole:#x}")
         elif name == "memmap":
@@ -882,6 +886,8 @@ def snapshot_steps(name: str) -> Callable[[Pilot], Awaitable[None]]:
             await pilot.press("4")
         elif name == "gpu":
             await pilot.press("5")
+        elif name == "anomalies":
+            await pilot.press("6")
         elif name == "help":
             await modal(pilot, "question_mark", HelpScreen)
         await pilot.pause()
@@ -896,6 +902,18 @@ def test_snapshot_views(snap_compare, monkeypatch: pytest.MonkeyPatch, name: str
     monkeypatch.chdir(ROOT)  # the GPU info tab prints the path as given
     app = DumpviewApp("samples/faults.dump")
     assert snap_compare(app, terminal_size=SNAP_SIZE, run_before=snapshot_steps(name))
+
+
+@pytest.mark.parametrize("size", [(100, 30), (180, 50)], ids=["100x30", "180x50"])
+@pytest.mark.parametrize("name", ["anomalies", "page-inspector"])
+def test_snapshot_conclusions_and_the_page(
+    snap_compare, monkeypatch: pytest.MonkeyPatch, name: str, size: tuple[int, int]
+) -> None:
+    """The anomalies view, and the page pane with its byte cursor and data inspector, at the
+    smallest and a common terminal size."""
+    monkeypatch.chdir(ROOT)
+    app = DumpviewApp("samples/faults.dump")
+    assert snap_compare(app, terminal_size=size, run_before=snapshot_steps(name))
 
 
 def test_snapshot_error_screen(

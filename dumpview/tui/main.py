@@ -107,15 +107,15 @@ class MainScreen(Screen):
             with TabPane("Tables", id="tables"):
                 yield TablesView(self.dump, self.levels, id="tables-view")
             with TabPane("Memory map", id="memmap"):
-                yield MemoryMapView(self.dump)
+                yield MemoryMapView(self.dump, classes="pane")
             with TabPane("Ranges", id="ranges"):
-                yield RangesView(self.dump)
+                yield RangesView(self.dump, classes="pane")
             with TabPane("Crash log", id="crashlog"):
                 yield RowList(id="crash")
             with TabPane("GPU info", id="gpu"):
                 yield RowList(id="gpuinfo")
             with TabPane("Anomalies", id="anomalies"):
-                yield AnomaliesView()
+                yield AnomaliesView(classes="pane")
         yield Static(id="status")
         yield Footer()
 

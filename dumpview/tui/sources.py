@@ -29,7 +29,7 @@ from dumpview.tui.widgets import CallbackSource, LinesSource, Row, RowSource, pl
 
 HEX_ROW_BYTES = 16  # the page's bytes per row when the pane has room for 16, not 32
 ROW_BYTE_CHOICES = (32, 16, 8)
-STATE_MIN = 14  # cells the entries' state column keeps before columns are dropped
+STATE_MIN = 12  # cells the entries' state column keeps before columns are dropped
 MARK = "!"  # the anomaly mark at the start of an entry row
 
 

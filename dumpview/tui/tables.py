@@ -17,10 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from rich.segment import Segment
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.strip import Strip
 from textual.widgets import Static, Tree
 
 from dumpview.model import Dump
@@ -34,8 +36,30 @@ from dumpview.tui.hexview import HexView, inspect
 from dumpview.tui.history import Location
 from dumpview.tui.widgets import RowList, plain_rows
 
-TREE_WIDTH = 30
+TREE_WIDTH = 30  # the level tree's columns; TREE_NARROW below NARROW_SCREEN columns
+TREE_NARROW = 24
+NARROW_SCREEN = 140
 DETAILS_MIN = 40  # columns the entry bits keep beside the page
+
+
+class LevelsTree(Tree):
+    """Textual's tree, with an ellipsis where a label runs past the right edge."""
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width  # not under the vertical scrollbar
+        lines = self._tree_lines
+        if y + scroll_y < len(lines) and width > 1:
+            line = lines[y + scroll_y]
+            full = self.get_label_width(line.node) + line._get_guide_width(
+                self.guide_depth, self.show_root
+            )
+            if full > scroll_x + width:
+                segments = list(strip.crop(0, width - 1))
+                style = segments[-1].style if segments else None
+                return Strip([*segments, Segment("…", style)], width)
+        return strip
 
 
 @dataclass(frozen=True)
@@ -47,9 +71,13 @@ class Arrangement:
     entries_cells: int  # columns of the entries pane (without its scrollbar)
 
 
+def tree_width(width: int) -> int:
+    return TREE_WIDTH if width >= NARROW_SCREEN else TREE_NARROW
+
+
 def arrange(width: int, tree_shown: bool) -> Arrangement:
     """The layout for a Tables tab ``width`` columns wide."""
-    right = width - (TREE_WIDTH if tree_shown else 0)
+    right = width - (tree_width(width) if tree_shown else 0)
     for row_bytes in (32, 16):
         if right >= sources.hex_width(row_bytes) + 1 + DETAILS_MIN:
             return Arrangement(True, row_bytes, right - 1)
@@ -79,7 +107,7 @@ class TablesView(Horizontal):
     def compose(self) -> ComposeResult:
         with Vertical(id="tree-box", classes="pane"):
             yield Static("levels", id="tree-title", classes="title")
-            yield Tree("address spaces", id="levels")
+            yield LevelsTree("address spaces", id="levels")
         with Vertical(id="right"):
             with Vertical(id="entries-box", classes="pane"):
                 yield Static(id="entries-title", classes="title")
@@ -124,6 +152,7 @@ class TablesView(Horizontal):
         tree_shown = self.query_one("#tree-box").display
         arrangement = arrange(self.size.width, tree_shown)
         before, self.arrangement = self.arrangement, arrangement
+        self.query_one("#tree-box").styles.width = tree_width(self.size.width)
         self.query_one("#right").set_class(not arrangement.side_by_side, "-stacked")
         page_box = self.query_one("#page-box")
         width = sources.hex_width(arrangement.row_bytes) + 1
@@ -301,7 +330,9 @@ class TablesView(Horizontal):
         if not (is_page or is_block) or entry.pa is None:
             self.page_va = None
             title.update("page", layout=False)
-            self.query_one("#inspector", Static).update("", layout=False)
+            self.query_one("#inspector", Static).update(
+                Text("no page selected: no bytes to inspect", style="dim"), layout=False
+            )
             page.set_source(
                 plain_rows(["select a leaf (page) entry to see its contents"], "rowlist--dim")
             )
@@ -338,7 +369,8 @@ class TablesView(Horizontal):
         inspector = self.query_one("#inspector", Static)
         page = view.page
         if page is None:
-            inspector.update("", layout=False)
+            why = "" if self.page_va is None else "this page has no data in the dump: "
+            inspector.update(Text(f"{why}no bytes to inspect", style="dim"), layout=False)
             return
         lines = inspect(self.dump, page, offset, self.table.context)
         inspector.update(Text("\n").join(lines), layout=False)

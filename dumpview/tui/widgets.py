@@ -236,7 +236,7 @@ class RowList(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+        width = self.scrollable_content_region.width  # not under the vertical scrollbar
         base = self._base_style
         if self.header is not None:
             if y == 0:
