@@ -7,6 +7,8 @@ inspector), ``modals`` (prompts). They are re-exported here for callers that kno
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -15,6 +17,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
+from textual.theme import Theme
 
 from dumpview.model import Dump, DumpError
 from dumpview.model.levels import LevelTree, open_for_browsing
@@ -45,6 +48,26 @@ __all__ = [
 ]
 
 
+MMAP_THRESHOLD_BYTES = 256 << 10
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def return_big_frees_to_the_os() -> bool:
+    """Keep allocations above ``MMAP_THRESHOLD_BYTES`` in their own mappings (glibc only).
+
+    The inspector's background work (check, ranges) makes numpy temporaries of megabytes on a
+    million-segment dump. glibc raises its mmap threshold each time such a block is freed, so
+    the next ones come from the heap and stay in the process after they are freed: the RSS of
+    a session kept check's peak (~80 MB more) for good. A fixed threshold returns them to the
+    system when freed. False (nothing changed) on another C library."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
 class DumpviewApp(App[None]):
     """``DumpviewApp(path).run()``; ``return_code`` is 2 when the dump could not be opened."""
 
@@ -54,12 +77,25 @@ class DumpviewApp(App[None]):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.animation_level = "none"  # a key press redraws once: no tab-underline animation
+        return_big_frees_to_the_os()
         self.path = str(path)
         self.dump: Dump | None = None
         self.error: str | None = None
         # Seconds: "index" (the loader thread), "first_screen" (main screen built and drawn).
         self.timings: dict[str, float] = {}
         self._loaded_at = 0.0
+
+    _kept_theme: tuple[str, Theme] | None = None
+
+    @property
+    def current_theme(self) -> Theme:
+        """Textual's, kept per theme name: Textual asks for it on every pseudo-class check
+        (``:dark``), and each answer copied its dict of themes (~30 ms of a tab switch)."""
+        name = self.theme
+        kept = self._kept_theme
+        if kept is None or kept[0] != name:
+            kept = self._kept_theme = (name, super().current_theme)
+        return kept[1]
 
     def on_mount(self) -> None:
         self.push_screen(LoadingScreen(self.path))

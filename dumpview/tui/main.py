@@ -11,6 +11,7 @@ bookmarks sidecar, through ``dumpview.model.bookmarks``.
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from dumpview.model import Dump
 from dumpview.model.anomalies import AnomalyMarks
@@ -47,8 +48,9 @@ from dumpview.tui.modals import (
 from dumpview.tui.tables import TablesView
 from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView, StatusMessage
 from dumpview.tui.views import info_lines, sections_source
-from dumpview.tui.widgets import RowList, plain_rows
+from dumpview.tui.widgets import KeyBar, RowList, plain_rows
 
+FOOTER_KEYS = ("g", "/", "n", "[", "]", "y", "b", "B", "6", "?", "q")  # in the key bar
 ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
 LISTS = {"memmap": "#memrows", "ranges": "#ranges-list", "crashlog": "#crash", "gpu": "#gpuinfo"}
 LISTS["anomalies"] = "#anomaly-list"
@@ -58,9 +60,7 @@ FIRST_FOCUS = {"tables": "entries", **{tab: selector[1:] for tab, selector in LI
 class MainScreen(Screen):
     """Tabs over one open dump; the Tables tab is where a person spends their time."""
 
-    BINDINGS = [
-        Binding(key.binding, key.action, key.title, show=key.shown in "g/[bB?q") for key in KEYS
-    ]
+    BINDINGS = [Binding(key.binding, key.action, key.title, show=False) for key in KEYS]
 
     def __init__(self, dump: Dump, tree: LevelTree, initial_tab: str = "tables") -> None:
         super().__init__()
@@ -117,7 +117,8 @@ class MainScreen(Screen):
             with TabPane("Anomalies", id="anomalies"):
                 yield AnomaliesView(classes="pane")
         yield Static(id="status")
-        yield Footer()
+        shown = [(key.shown, key.title, key.action) for key in KEYS if key.shown in FOOTER_KEYS]
+        yield KeyBar([*shown, ("^p", "Palette", "app.command_palette")], id="keybar")
 
     def on_mount(self) -> None:
         name = Path(self.dump.path).name
@@ -138,8 +139,12 @@ class MainScreen(Screen):
             f"{self.dump.segment_count:,} PT_LOAD, {total:,} pages ({total - dumped:,} not "
             f"dumped)" + (f"; {len(warnings)} warning(s): {warnings[0]}" if warnings else "")
         )
-        self.call_after_refresh(self.app.first_screen_drawn)
-        self._background()
+        self.call_after_refresh(self._first_screen_drawn)
+
+    def _first_screen_drawn(self) -> None:
+        self.app.first_screen_drawn()
+        self._settled()
+        self._background()  # after the first screen: the thread would slow its drawing
 
     def status(self, text: str) -> None:
         self.query_one("#status", Static).update(Text(text), layout=False)
@@ -152,43 +157,75 @@ class MainScreen(Screen):
     def tab(self) -> str:
         return self.query_one("#tabs", TabbedContent).active
 
-    def show_tab(self, tab: str) -> None:
+    def show_tab(self, tab: str, focus: bool = True) -> None:
+        """Show ``tab`` and, with ``focus``, put the keys on the pane last used there (its list
+        at first) in the same frame (a jump focuses where it lands instead)."""
         self.query_one("#tabs", TabbedContent).active = tab
+        if focus:
+            self._focus_tab(tab)
+
+    def _focus_tab(self, tab: str) -> None:
+        focused = self.focused
+        pane = self.query_one(f"#{tab}", TabPane)
+        if focused is not None and pane in focused.ancestors:
+            return  # already there
+        wanted = self._tab_focus.get(tab) or FIRST_FOCUS.get(tab)
+        found = self.query(f"#{wanted}") if wanted else None
+        if found:
+            found.first().focus(scroll_visible=False)
 
     def on_descendant_focus(self, event) -> None:
         if event.widget.id:
             self._tab_focus[self.tab] = event.widget.id
+        self._mark_title(event.widget, True)
+
+    def on_descendant_blur(self, event) -> None:
+        self._mark_title(event.widget, False)
+
+    @staticmethod
+    def _mark_title(widget, focused: bool) -> None:
+        """The title of the pane holding ``widget`` in the cursor's colour while it has the
+        keys (one Static restyled, not the pane)."""
+        for node in widget.ancestors:
+            if node.has_class("pane"):
+                for title in node.query_children(".title"):
+                    title.set_class(focused, "-focused")
+                return
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        """The keys go to the pane last used on the tab shown (its list at first)."""
-        focused = self.focused
-        if focused is not None and event.pane in focused.ancestors:
-            return  # a jump already put the keys somewhere on this tab
-        tab = event.pane.id
-        wanted = self._tab_focus.get(tab) or FIRST_FOCUS.get(tab)
-        found = self.query(f"#{wanted}") if wanted else None
-        if found:
-            found.first().focus()
+        """A tab clicked: the keys go to the pane last used there."""
+        self._focus_tab(event.pane.id)
 
     # -- background work --
 
     @work(thread=True, exclusive=True, group="background")
     def _background(self) -> None:
-        """Ranges, then check: one after the other keeps the peak memory of one."""
-        table = ranges(self.dump)
-        self.app.call_from_thread(self._ranges_ready, table)
+        """Check, then ranges: one after the other, and check's transient columns (~130 bytes
+        a page at its peak) gone before the range table (~30 bytes a range) stays."""
         result = self.dump.check()
         marks = AnomalyMarks(
             result.anomalies, self.dump.page_size_bytes, self.levels.dumped_context
         )
         self.app.call_from_thread(self._check_ready, result, marks)
+        table = ranges(self.dump)
+        self.app.call_from_thread(self._ranges_ready, table)
+
+    @staticmethod
+    def _settled() -> None:
+        """What exists now lives as long as the dump is open (widgets, the model, check's
+        findings): out of the garbage collector's sight. Full collections scanned it all
+        (160K objects: up to 160 ms, landing on whatever key was being pressed)."""
+        gc.collect()
+        gc.freeze()
 
     def _ranges_ready(self, table: RangeTable) -> None:
+        self._settled()
         self.range_table = table
         self.query_one(RangesView).set_table(table)
 
     def _check_ready(self, result: CheckResult, marks: AnomalyMarks) -> None:
+        self._settled()
         self.check_result = result
         self.query_one(AnomaliesView).set_result(result)
         self.tables.set_marks(marks)
@@ -209,7 +246,7 @@ class MainScreen(Screen):
         return Location(tab, row=row, pane=focused)
 
     def restore(self, where: Location) -> None:
-        self.show_tab(where.tab)
+        self.show_tab(where.tab, focus=not where.pane)
         if where.tab == "tables":
             self.tables.restore(where)
         elif where.tab in LISTS:
@@ -248,7 +285,7 @@ class MainScreen(Screen):
             self.status(f"VA {va:#x}: {self.dump.translate(va, context).stopped_reason}")
             return False
         here = self.location()
-        self.show_tab("tables")
+        self.show_tab("tables", focus=False)
         walk = self.tables.goto(va, context, depth)
         self.history.record(here)
         if walk.mapped:

@@ -28,6 +28,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 Piece = tuple[str, str | None]  # (text, component class or None)
 Row = list[Piece]
@@ -345,3 +346,53 @@ class CallbackSource(RowSource):
 
     def width(self) -> int:
         return self.cells
+
+
+class KeyBar(Widget):
+    """The main keys on one line (key, then what it does), drawn once: Textual's ``Footer``
+    rebuilds a widget per key whenever the focus moves, which cost a tab switch ~60 ms. A
+    click on a key runs its action on the screen. Cut at the right edge with an ellipsis."""
+
+    COMPONENT_CLASSES = {"keybar--key", "keybar--description"}
+    DEFAULT_CSS = """
+    KeyBar {
+        height: 1;
+        background: $footer-background;
+        .keybar--key { color: $footer-key-foreground; text-style: bold; }
+        .keybar--description { color: $footer-description-foreground; }
+    }
+    """
+
+    def __init__(self, keys: Sequence[tuple[str, str, str]], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.keys = tuple(keys)  # (key as shown, what it does, action)
+        self._spans: list[tuple[int, int, str]] = []  # cells [start, end) -> action
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        key_style = self.get_component_rich_style("keybar--key")
+        text_style = self.get_component_rich_style("keybar--description")
+        base = self.rich_style
+        segments: list[Segment] = []
+        self._spans = []
+        x = 0
+        for shown, what, action in self.keys:
+            piece = [
+                Segment(f" {shown} ", base + key_style),
+                Segment(f"{what} ", base + text_style),
+            ]
+            cells = len(shown) + 2 + len(what) + 1
+            self._spans.append((x, x + cells, action))
+            segments += piece
+            x += cells
+        strip = Strip(segments)
+        if strip.cell_length > width > 1:
+            cut = list(strip.crop(0, width - 1))
+            return Strip([*cut, Segment("…", base + text_style)], width)
+        return strip.extend_cell_length(width, base)
+
+    async def on_click(self, event: events.Click) -> None:
+        for start, end, action in self._spans:
+            if start <= event.x < end:
+                await self.screen.run_action(action)
+                return
