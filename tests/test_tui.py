@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Label, OptionList, Static, Tree
+from textual.widgets import Input, Label, OptionList, Static
 from tui_pilot import (
     DRIVER,
     FAULTS,
@@ -64,6 +64,7 @@ from dumpview.tui.app import (
 )
 from dumpview.tui.keys import KEYS
 from dumpview.tui.sources import HEX_ROW_BYTES, PageSource
+from dumpview.tui.tree import LevelsTree
 from dumpview.tui.widgets import RowList
 
 # ---- navigation ----------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def test_opens_on_the_ttb_of_context_0_and_enter_descends() -> None:
         assert title.startswith(f"ctx 0  L{child.level} table PA {child.pa:#x}")
         assert f"VA {child.va_start:#x}" in title
         # the tree followed: its cursor is on the child's node
-        assert screen.query_one("#levels", Tree).cursor_node.data == child
+        assert screen.query_one(LevelsTree).cursor_node.data == child
 
     drive(MINIMAL, body)
 
@@ -111,7 +112,7 @@ def test_tree_loads_children_lazily() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
-        levels = screen.query_one("#levels", Tree)
+        levels = screen.query_one(LevelsTree)
         (root_node,) = levels.root.children
         assert root_node.data == ttb and root_node.is_expanded
         node = next(n for n in root_node.children if n.data == l2)
@@ -187,7 +188,7 @@ def test_goto_a_dumped_va_selects_the_leaf_and_shows_the_page() -> None:
         assert screen.table == table
         assert screen.rows.is_leaf_level
         # the tree was expanded down to the leaf table (loaded just now) and its cursor is there
-        assert screen.query_one("#levels", Tree).cursor_node.data == table
+        assert screen.query_one(LevelsTree).cursor_node.data == table
         entries = screen.query_one("#entries", RowList)
         entry = screen.rows.row(entries.cursor)
         assert isinstance(entry, EntryRow)
@@ -660,8 +661,9 @@ def test_help_and_the_command_palette_cover_every_key() -> None:
         app = pilot.app
         await modal(pilot, "question_mark", HelpScreen)
         lines = all_rows(app.screen.query_one("#help-list", RowList))
+        text = "\n".join(lines).replace("\n" + " " * 33, " ")  # long descriptions continue
         for key in KEYS:
-            assert f"  {key.shown:<30} {key.help}" in lines, key
+            assert f"  {key.shown:<30} {key.help}\n" in text, key
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, "help to close")
         commands = {c.title: c for c in app.get_system_commands(screen)}
@@ -788,7 +790,7 @@ def test_user_contexts_three_roots_and_undumped_leaves() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
-        levels = screen.query_one("#levels", Tree)
+        levels = screen.query_one(LevelsTree)
         nodes = list(levels.root.children)
         assert [n.data for n in nodes] == list(roots)
         assert [r.context for r in roots] == [0, 1, 2]

@@ -165,7 +165,7 @@ def test_focus_is_unmistakable_and_the_tree_looks_focused_only_when_it_is() -> N
             return list(line)[1].style.bgcolor
 
         def tree_cursor_bg() -> object:
-            y = tree.cursor_line - int(tree.scroll_offset.y)
+            y = tree.cursor - int(tree.scroll_offset.y)
             segments = [s for s in tree.render_line(y) if s.text.strip().startswith("[")]
             return segments[0].style.bgcolor
 

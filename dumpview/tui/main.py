@@ -19,8 +19,9 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import Header, Static, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, Static
 
 from dumpview.model import Dump
 from dumpview.model.anomalies import AnomalyMarks
@@ -44,17 +45,34 @@ from dumpview.tui.modals import (
     HelpScreen,
     NoteScreen,
     SearchScreen,
+    open_modal,
+    prepare_modal,
 )
 from dumpview.tui.tables import TablesView
 from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView, StatusMessage
 from dumpview.tui.views import info_lines, sections_source
-from dumpview.tui.widgets import KeyBar, RowList, plain_rows
+from dumpview.tui.widgets import KeyBar, RowList, TabBar, plain_rows
 
-FOOTER_KEYS = ("g", "/", "n", "[", "]", "y", "b", "B", "6", "?", "q")  # in the key bar
+FOOTER_KEYS = ("?", "g", "/", "[", "]", "y", "b", "B", "n", "6", "q")  # the key bar, in order
+TABS = [
+    (key.action[5:-2], key.shown, key.title) for key in KEYS if key.action.startswith("tab(")
+]  # (id, key, title)
 ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
 LISTS = {"memmap": "#memrows", "ranges": "#ranges-list", "crashlog": "#crash", "gpu": "#gpuinfo"}
 LISTS["anomalies"] = "#anomaly-list"
 FIRST_FOCUS = {"tables": "entries", **{tab: selector[1:] for tab, selector in LISTS.items()}}
+
+
+class Tabs(ContentSwitcher):
+    """The tabs' panes, one shown (``active``: its id)."""
+
+    @property
+    def active(self) -> str:
+        return self.current or ""
+
+    @active.setter
+    def active(self, tab: str) -> None:
+        self.current = tab
 
 
 class MainScreen(Screen):
@@ -102,28 +120,30 @@ class MainScreen(Screen):
     # -- layout --
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        with TabbedContent(initial=self.initial_tab, id="tabs"):
-            with TabPane("Tables", id="tables"):
+        yield TabBar(TABS, self.initial_tab, id="tabbar")
+        with Tabs(initial=self.initial_tab, id="tabs"):
+            with Container(id="tables"):
                 yield TablesView(self.dump, self.levels, id="tables-view")
-            with TabPane("Memory map", id="memmap"):
+            with Container(id="memmap"):
                 yield MemoryMapView(self.dump, classes="pane")
-            with TabPane("Ranges", id="ranges"):
+            with Container(id="ranges"):
                 yield RangesView(self.dump, classes="pane")
-            with TabPane("Crash log", id="crashlog"):
+            with Container(id="crashlog"):
                 yield RowList(id="crash")
-            with TabPane("GPU info", id="gpu"):
+            with Container(id="gpu"):
                 yield RowList(id="gpuinfo")
-            with TabPane("Anomalies", id="anomalies"):
+            with Container(id="anomalies"):
                 yield AnomaliesView(classes="pane")
         yield Static(id="status")
-        shown = [(key.shown, key.title, key.action) for key in KEYS if key.shown in FOOTER_KEYS]
-        yield KeyBar([*shown, ("^p", "Palette", "app.command_palette")], id="keybar")
+        by_key = {key.shown: key for key in KEYS}
+        shown = [(k, by_key[k].title, by_key[k].action) for k in FOOTER_KEYS]
+        yield KeyBar([*shown[:-1], ("^p", "Palette", "app.command_palette"), shown[-1]])
 
     def on_mount(self) -> None:
         name = Path(self.dump.path).name
         self.app.title = f"dumpview {name}"
         self.app.sub_title = self.dump.layout + (" + extension" if self.dump.extension else "")
+        self.query_one(TabBar).set_heading(f"{name} — {self.app.sub_title}")
         self.query_one("#entries", RowList).focus()
         self.query_one("#crash", RowList).set_source(sections_source(crashlog_sections(self.dump)))
         lines = info_lines(info_dict(self.dump), self.dump)
@@ -155,18 +175,19 @@ class MainScreen(Screen):
 
     @property
     def tab(self) -> str:
-        return self.query_one("#tabs", TabbedContent).active
+        return self.query_one(Tabs).active
 
     def show_tab(self, tab: str, focus: bool = True) -> None:
         """Show ``tab`` and, with ``focus``, put the keys on the pane last used there (its list
         at first) in the same frame (a jump focuses where it lands instead)."""
-        self.query_one("#tabs", TabbedContent).active = tab
+        self.query_one(Tabs).active = tab
+        self.query_one(TabBar).show(tab)
         if focus:
             self._focus_tab(tab)
 
     def _focus_tab(self, tab: str) -> None:
         focused = self.focused
-        pane = self.query_one(f"#{tab}", TabPane)
+        pane = self.query_one(f"#{tab}")
         if focused is not None and pane in focused.ancestors:
             return  # already there
         wanted = self._tab_focus.get(tab) or FIRST_FOCUS.get(tab)
@@ -192,10 +213,9 @@ class MainScreen(Screen):
                     title.set_class(focused, "-focused")
                 return
 
-    @on(TabbedContent.TabActivated)
-    def tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        """A tab clicked: the keys go to the pane last used there."""
-        self._focus_tab(event.pane.id)
+    @on(TabBar.Picked)
+    def tab_picked(self, event: TabBar.Picked) -> None:
+        self.show_tab(event.tab)
 
     # -- background work --
 
@@ -211,6 +231,16 @@ class MainScreen(Screen):
         table = ranges(self.dump)
         self.app.call_from_thread(self._ranges_ready, table)
 
+    def _compose_modals(self) -> None:
+        """Compose the prompts now, while nobody waits: the first ? or B then only shows."""
+        for screen in (
+            HelpScreen(kinds_of(self.dump.entry_format)),
+            BookmarksScreen(self.bookmarks),
+            GotoScreen(),
+            SearchScreen(),
+        ):
+            prepare_modal(self.app, screen)
+
     @staticmethod
     def _settled() -> None:
         """What exists now lives as long as the dump is open (widgets, the model, check's
@@ -225,13 +255,12 @@ class MainScreen(Screen):
         self.query_one(RangesView).set_table(table)
 
     def _check_ready(self, result: CheckResult, marks: AnomalyMarks) -> None:
+        self._compose_modals()
         self._settled()
         self.check_result = result
         self.query_one(AnomaliesView).set_result(result)
         self.tables.set_marks(marks)
-        self.query_one("#tabs", TabbedContent).get_tab(
-            "anomalies"
-        ).label = f"Anomalies ({len(result.anomalies):,})"
+        self.query_one(TabBar).set_title("anomalies", f"Anomalies ({len(result.anomalies):,})")
 
     # -- places and history --
 
@@ -306,13 +335,13 @@ class MainScreen(Screen):
     def action_goto(self) -> None:
         if self.tab == "ranges":
             label = "Go to the range holding a VA (0x… or decimal)"
-            self.app.push_screen(GotoScreen(GOTO_EXAMPLE, label), self._ranges_goto)
+            open_modal(self.app, GotoScreen(GOTO_EXAMPLE, label), self._ranges_goto)
             return
         example = GOTO_EXAMPLE
         if self.dump.segment_count:  # the first mapped page of this dump
             va, pa = int(self.dump.seg_va[0]), int(self.dump.seg_pa[0])
             example = f"{va:#x}  or  p:{pa:#x}"
-        self.app.push_screen(GotoScreen(example), self._goto_text)
+        open_modal(self.app, GotoScreen(example), self._goto_text)
 
     def _ranges_goto(self, text: str | None) -> None:
         if text and text.strip():
@@ -443,7 +472,7 @@ class MainScreen(Screen):
     # -- search --
 
     def action_search(self) -> None:
-        self.app.push_screen(SearchScreen(self.search_last), self._search_text)
+        open_modal(self.app, SearchScreen(self.search_last), self._search_text)
 
     def _search_text(self, text: str | None) -> None:
         if not text or not text.strip():
@@ -577,10 +606,10 @@ class MainScreen(Screen):
                 return
             self.status(f"bookmarked {va:#x}: {label}" + (f" — {text.strip()}" if text else ""))
 
-        self.app.push_screen(NoteScreen(va, label, note), noted)
+        open_modal(self.app, NoteScreen(va, label, note), noted)
 
     def action_bookmarks(self) -> None:
-        self.app.push_screen(BookmarksScreen(self.bookmarks), self._bookmark_chosen)
+        open_modal(self.app, BookmarksScreen(self.bookmarks), self._bookmark_chosen)
 
     def _bookmark_chosen(self, va: int | None) -> None:
         if va is not None:
@@ -603,7 +632,7 @@ class MainScreen(Screen):
         if view.table is None:
             self.status("filter: the ranges are still being coalesced")
             return
-        self.app.push_screen(FilterScreen(view.filter_text), self._filter_text)
+        open_modal(self.app, FilterScreen(view.filter_text), self._filter_text)
 
     def _filter_text(self, text: str | None) -> None:
         if text is not None:
@@ -625,7 +654,7 @@ class MainScreen(Screen):
         self.show_tab(tab)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(kinds_of(self.dump.entry_format)))
+        open_modal(self.app, HelpScreen(kinds_of(self.dump.entry_format)))
 
     def action_quit(self) -> None:
         self.app.exit()

@@ -17,13 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rich.segment import Segment
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.strip import Strip
-from textual.widgets import Static, Tree
+from textual.widgets import Static
 
 from dumpview.model import Dump
 from dumpview.model.anomalies import AnomalyMarks, leaf_entries
@@ -34,32 +31,13 @@ from dumpview.model.translate import Translation
 from dumpview.tui import sources
 from dumpview.tui.hexview import HexView, inspect
 from dumpview.tui.history import Location
+from dumpview.tui.tree import LevelsTree, TreeNode
 from dumpview.tui.widgets import RowList, plain_rows
 
 TREE_WIDTH = 30  # the level tree's columns; TREE_NARROW below NARROW_SCREEN columns
 TREE_NARROW = 24
 NARROW_SCREEN = 140
 DETAILS_MIN = 40  # columns the entry bits keep beside the page
-
-
-class LevelsTree(Tree):
-    """Textual's tree, with an ellipsis where a label runs past the right edge."""
-
-    def render_line(self, y: int) -> Strip:
-        strip = super().render_line(y)
-        scroll_x, scroll_y = self.scroll_offset
-        width = self.scrollable_content_region.width  # not under the vertical scrollbar
-        lines = self._tree_lines
-        if y + scroll_y < len(lines) and width > 1:
-            line = lines[y + scroll_y]
-            full = self.get_label_width(line.node) + line._get_guide_width(
-                self.guide_depth, self.show_root
-            )
-            if full > scroll_x + width:
-                segments = list(strip.crop(0, width - 1))
-                style = segments[-1].style if segments else None
-                return Strip([*segments, Segment("…", style)], width)
-        return strip
 
 
 @dataclass(frozen=True)
@@ -101,7 +79,7 @@ class TablesView(Horizontal):
         self.marks: AnomalyMarks | None = None
         self.arrangement = arrange(160, True)
         self._table_marks: tuple[TableRef, np.ndarray] | None = None
-        self._tree_nodes: dict[TableRef, object] = {}
+        self._tree_nodes: dict[TableRef, TreeNode] = {}
         self._loaded: set[TableRef] = set()
 
     def compose(self) -> ComposeResult:
@@ -122,19 +100,16 @@ class TablesView(Horizontal):
                     yield HexView(id="page")
 
     def on_mount(self) -> None:
-        tree = self.query_one("#levels", Tree)
-        tree.show_root = False
-        tree.guide_depth = 2
+        tree = self.query_one(LevelsTree)
         for root in self.levels.roots:
             dumped = " (dumped)" if self.levels.is_dumped_context(root.context) else ""
             label = f"ctx {root.context} L{root.level}{dumped}"
-            node = tree.root.add(label, data=root, allow_expand=root.carried)
-            self._tree_nodes[root] = node
-        tree.root.expand()
+            self._tree_nodes[root] = tree.root.add(label, data=root, allow_expand=root.carried)
+        tree.on_expand = self.node_expanding
+        tree.on_node = self.node_highlighted
         self.query_one("#entries", RowList).on_cursor = self.show_entry
         self.query_one(HexView).on_byte = self.show_inspector
         first = self.levels.roots[0]
-        self._load_children(first)
         self._tree_nodes[first].expand()
         self.show_table(first)
 
@@ -205,14 +180,12 @@ class TablesView(Horizontal):
             has_kids = child.carried and child.depth + 1 < len(self.dump.geometry.levels)
             self._tree_nodes[child] = node.add(label, data=child, allow_expand=has_kids)
 
-    @on(Tree.NodeExpanded)
-    def node_expanded(self, event: Tree.NodeExpanded) -> None:
-        if event.node.data is not None:
-            self._load_children(event.node.data)
+    def node_expanding(self, node: TreeNode) -> None:
+        if node.data is not None:
+            self._load_children(node.data)
 
-    @on(Tree.NodeHighlighted)
-    def node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        table = event.node.data
+    def node_highlighted(self, node: TreeNode) -> None:
+        table = node.data
         if table is not None and table != self.table:
             self.show_table(table)
 
@@ -225,13 +198,13 @@ class TablesView(Horizontal):
                 break
         for t in path[:-1]:
             self._load_children(t)
-            self._tree_nodes[t].expand()
+            node = self._tree_nodes[t]
+            node.expand()
         node = self._tree_nodes.get(table)
         if node is not None:
-            tree = self.query_one("#levels", Tree)
-            _ = tree.last_line  # nodes just added have no line yet: this numbers them
+            tree = self.query_one(LevelsTree)
             tree.move_cursor(node)
-            tree.scroll_to_node(node, animate=False)
+            tree.scroll_to_cursor()
 
     # -- entries, details, page --
 

@@ -187,11 +187,18 @@ class RowList(ScrollView, can_focus=True):
     def _content_size(self) -> Size:
         return Size(self.source.width(), len(self.source) + self.header_lines)
 
-    def set_source(self, source: RowSource, cursor: int = 0, keep_x: bool = False) -> None:
+    def set_source(
+        self, source: RowSource, cursor: int = 0, keep_x: bool = False, quiet: bool = False
+    ) -> None:
         """Show ``source``, cursor on row ``cursor`` (clamped); ``keep_x`` keeps the sideways
-        scroll (the same columns, other rows)."""
+        scroll (the same columns, other rows); ``quiet`` keeps the scroll and moves the
+        cursor without telling anyone (the same rows, rearranged)."""
         self.source = source
         self._set_virtual_size(self._content_size())
+        if quiet:
+            self.set_reactive(RowList.cursor, self._clamp(cursor))
+            self.refresh()
+            return
         self.scroll_to(self.scroll_x if keep_x else 0, 0, animate=False, immediate=True)
         self.cursor = self._clamp(cursor)
         self.refresh()
@@ -396,3 +403,84 @@ class KeyBar(Widget):
             if start <= event.x < end:
                 await self.screen.run_action(action)
                 return
+
+
+class TabBar(Widget):
+    """The tabs on one line ("1 Tables  2 Memory map ...", the one shown in the cursor colour)
+    and, right-aligned, what is open. One widget instead of Textual's tab bar (a widget per tab,
+    an underline, a container): a tab switch restyles nothing here. A click picks a tab."""
+
+    COMPONENT_CLASSES = {"tabbar--key", "tabbar--tab", "tabbar--active", "tabbar--title"}
+    DEFAULT_CSS = """
+    TabBar {
+        height: 1;
+        background: $panel;
+        .tabbar--key { color: $text-muted; }
+        .tabbar--tab { color: $text-muted; }
+        .tabbar--active {
+            color: $block-cursor-foreground;
+            background: $block-cursor-background;
+            text-style: bold;
+        }
+        .tabbar--title { color: $text-muted; }
+    }
+    """
+
+    def __init__(self, tabs: Sequence[tuple[str, str, str]], active: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tabs = list(tabs)  # (id, key, title)
+        self.active = active
+        self.title = ""
+        self._spans: list[tuple[int, int, str]] = []
+
+    def show(self, tab: str) -> None:
+        if tab != self.active:
+            self.active = tab
+            self.refresh()
+
+    def set_title(self, tab: str, title: str) -> None:
+        """Rename tab ``tab`` ("Anomalies (10)")."""
+        self.tabs = [(t, k, title if t == tab else old) for t, k, old in self.tabs]
+        self.refresh()
+
+    def set_heading(self, text: str) -> None:
+        self.title = text
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        style = self.get_component_rich_style
+        segments: list[Segment] = []
+        self._spans = []
+        x = 0
+        for tab, key, title in self.tabs:
+            name = "tabbar--active" if tab == self.active else "tabbar--tab"
+            piece = f" {key} {title} "
+            segments.append(Segment(piece, base + style(name)))
+            self._spans.append((x, x + len(piece), tab))
+            x += len(piece)
+        heading = f"  {self.title} " if self.title else ""
+        room = width - x
+        if heading and room > 4:
+            if len(heading) > room:
+                heading = heading[: room - 1] + "…"
+            segments.append(Segment(heading.rjust(room), base + style("tabbar--title")))
+        strip = Strip(segments)
+        if strip.cell_length > width > 1:
+            cut = list(strip.crop(0, width - 1))
+            return Strip([*cut, Segment("…", base)], width)
+        return strip.extend_cell_length(width, base)
+
+    def on_click(self, event: events.Click) -> None:
+        for start, end, tab in self._spans:
+            if start <= event.x < end:
+                self.post_message(self.Picked(tab))
+                return
+
+    class Picked(Message):
+        """A tab was clicked."""
+
+        def __init__(self, tab: str) -> None:
+            super().__init__()
+            self.tab = tab
