@@ -18,6 +18,7 @@ from textual.widgets import Static
 from tui_pilot import FAULTS, drive, go_to, model, wait_main, wait_until
 
 from dumpview.tui.app import MainScreen
+from dumpview.tui.bars import KeyBar, TabBar
 from dumpview.tui.hexview import HexView
 from dumpview.tui.widgets import RowList
 
@@ -69,6 +70,17 @@ def check_screen(screen: MainScreen, size: tuple[int, int], where: str) -> None:
                 assert line.endswith("…"), (where, widget, full, line)
             else:
                 assert line == full.strip(), (where, widget, full, line)
+    # the bars: the key bar holds more than 100 columns, so it ends in an ellipsis there
+    for bar in (screen.query_one(KeyBar), screen.query_one(TabBar)):
+        (line,) = shown_lines(bar)
+        assert len(line) == size[0]
+        full = (
+            sum(len(f" {shown} {what} ") for shown, what, _ in bar.keys)
+            if isinstance(bar, KeyBar)
+            else 0
+        )
+        if full > size[0]:
+            assert line.endswith("…"), (where, bar, line)
     # rows of lists: a row longer than the list is cut with an ellipsis (before its scrollbar)
     for widget in drawn:
         visible = widget.scrollable_content_region.width if isinstance(widget, RowList) else 0

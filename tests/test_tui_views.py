@@ -33,10 +33,11 @@ from dumpview.model.memmap import first_mapping, memory_map
 from dumpview.model.ranges import RangeFilter, ranges
 from dumpview.model.search import search
 from dumpview.tui.app import GotoScreen, HelpScreen, MainScreen, SearchScreen
+from dumpview.tui.bars import TabBar
 from dumpview.tui.hexview import HexView
 from dumpview.tui.modals import FilterScreen
 from dumpview.tui.tabs import FOLD_ABOVE, AnomaliesView, MemoryMapView, RangesView
-from dumpview.tui.widgets import RowList, TabBar
+from dumpview.tui.widgets import RowList
 
 SMMU = SAMPLES / "smmu-lpae4k.dump"
 

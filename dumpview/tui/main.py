@@ -27,6 +27,7 @@ from dumpview.model.kinds import kinds_of
 from dumpview.model.levels import LevelTree
 from dumpview.model.ranges import RangeTable, ranges
 from dumpview.model.text import info_dict
+from dumpview.tui.bars import KeyBar, TabBar
 from dumpview.tui.keys import KEYS
 from dumpview.tui.modals import (
     BookmarksScreen,
@@ -41,7 +42,7 @@ from dumpview.tui.navigation import NavigatingScreen, Tabs
 from dumpview.tui.tables import TablesView
 from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView
 from dumpview.tui.views import info_lines, sections_source
-from dumpview.tui.widgets import KeyBar, RowList, TabBar, plain_rows
+from dumpview.tui.widgets import RowList, plain_rows
 
 FOOTER_KEYS = ("?", "g", "/", "[", "]", "y", "b", "B", "n", "6", "q")  # the key bar, in order
 TABS = [

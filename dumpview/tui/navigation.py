@@ -25,6 +25,7 @@ from dumpview.model.levels import FoldRow, LevelTree, TableRef
 from dumpview.model.memmap import first_mapping
 from dumpview.model.search import SearchResult, next_hit_index, parse_query, search
 from dumpview.model.text import parse_address
+from dumpview.tui.bars import TabBar
 from dumpview.tui.hexview import HexView, u64_at
 from dumpview.tui.history import History, Location
 from dumpview.tui.modals import (
@@ -37,7 +38,7 @@ from dumpview.tui.modals import (
 )
 from dumpview.tui.tables import TablesView
 from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView, StatusMessage
-from dumpview.tui.widgets import RowList, TabBar
+from dumpview.tui.widgets import RowList
 
 ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
 LISTS = {"memmap": "#memrows", "ranges": "#ranges-list", "crashlog": "#crash", "gpu": "#gpuinfo"}
