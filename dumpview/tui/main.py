@@ -30,13 +30,9 @@ from dumpview.model.text import info_dict
 from dumpview.tui.bars import KeyBar, TabBar
 from dumpview.tui.keys import KEYS
 from dumpview.tui.modals import (
-    BookmarksScreen,
     FilterScreen,
-    GotoScreen,
     HelpScreen,
-    SearchScreen,
     open_modal,
-    prepare_modal,
 )
 from dumpview.tui.navigation import NavigatingScreen, Tabs
 from dumpview.tui.tables import TablesView
@@ -124,16 +120,6 @@ class MainScreen(NavigatingScreen):
         table = ranges(self.dump)
         self.app.call_from_thread(self._ranges_ready, table)
 
-    def _compose_modals(self) -> None:
-        """Compose the prompts now, while nobody waits: the first ? or B then only shows."""
-        for screen in (
-            HelpScreen(kinds_of(self.dump.entry_format)),
-            BookmarksScreen(self.bookmarks),
-            GotoScreen(),
-            SearchScreen(),
-        ):
-            prepare_modal(self.app, screen)
-
     @staticmethod
     def _settled() -> None:
         """What exists now lives as long as the dump is open (widgets, the model, check's
@@ -148,7 +134,6 @@ class MainScreen(NavigatingScreen):
         self.query_one(RangesView).set_table(table)
 
     def _check_ready(self, result: CheckResult, marks: AnomalyMarks) -> None:
-        self._compose_modals()
         self._settled()
         self.check_result = result
         self.query_one(AnomaliesView).set_result(result)

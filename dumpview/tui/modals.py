@@ -7,7 +7,8 @@ asks before deleting one.
 
 ``open_modal`` keeps one installed instance of each and shows it again, prepared for the new
 question: composing a screen and removing it when it closes each laid out the whole main screen
-again (~20 ms on top of its repaint).
+again (~20 ms on top of its repaint). The first opening still composes it (Textual composes a
+screen when it is first shown).
 """
 
 from __future__ import annotations
@@ -35,26 +36,17 @@ FILTER_HELP = "Filter ranges: dumped, not dumped, and words (memattr, permission
 
 
 def open_modal(app: App, screen: ModalScreen, callback=None) -> None:
-    """Show ``screen``, or the instance of its class shown before (installed, so closing it
-    does not remove it), prepared as ``screen`` is: its ``prepared_from(screen)``."""
-    name = prepare_modal(app, screen)
-    app.push_screen(name, callback)
-
-
-def prepare_modal(app: App, screen: ModalScreen) -> str:
-    """Install ``screen`` (composed now, shown later), or prepare the one installed; its name."""
+    """Show ``screen``; from the second time on, the instance of its class shown before
+    (installed, so closing it does not remove it), asking ``screen``'s question
+    (``prepared_from``)."""
     name = f"dumpview-{type(screen).__name__}"
-    if app.is_screen_installed(name):
-        kept = app.get_screen(name)
-        if kept.is_mounted:
-            kept.prepared_from(screen)
-            return name
-        if kept.is_active:
-            return name
-        app.uninstall_screen(name)  # still composing: the new one asks the question
-    app.install_screen(screen, name)
-    app.get_screen(name)  # registers it: it composes in the background
-    return name
+    if app.is_screen_installed(name) and app.get_screen(name).is_mounted:
+        app.get_screen(name).prepared_from(screen)
+    else:
+        if app.is_screen_installed(name):
+            app.uninstall_screen(name)
+        app.install_screen(screen, name)
+    app.push_screen(name, callback)
 
 
 class PromptScreen(ModalScreen[str | None]):
