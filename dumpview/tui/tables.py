@@ -34,7 +34,7 @@ from dumpview.tui.history import Location
 from dumpview.tui.tree import LevelsTree, TreeNode
 from dumpview.tui.widgets import RowList, plain_rows
 
-TREE_WIDTH = 30  # the level tree's columns; TREE_NARROW below NARROW_SCREEN columns
+TREE_WIDTH = 32  # the level tree's columns; TREE_NARROW below NARROW_SCREEN columns
 TREE_NARROW = 24
 NARROW_SCREEN = 140
 DETAILS_MIN = 40  # columns the entry bits keep beside the page
