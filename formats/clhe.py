@@ -6,12 +6,31 @@ kind (``PAYLOADS``, each declaration parses *and* builds, and ``build(parse(x)) 
 well-formed payloads: bytes after the decoded fields are kept in ``trailing``), a defensive
 walker (``parse_crashlog``), a builder (``build_crashlog``) and small lookup helpers.
 
+Tags. Every four-character tag is a little-endian u32 whose value spells the name from its
+most significant byte (Linux's rtkit-crashlog.c compares it with ``FOURCC('C','L','H','E')`` =
+0x434c4845; m1n1 reads it with its ``FourCC``), so on disk the characters are reversed: a log
+starts with the bytes ``45 48 4c 43`` ("EHLC"), a ``Cstr`` entry with "rtsC", ``Crg8`` with
+"8grC". That is the order written here (``TAG_ORDER_FIRMWARE``). dumpview 0.1.0 and earlier
+wrote the reading order ("CLHE" on disk, ``TAG_ORDER_READING``); the walker still reads such
+logs, with a warning that says so. Tags are always returned in reading order ("Cstr").
+
+Walk. As Linux does, the walk stops at the header's total size: bytes past it are not part of
+the log (warned about, never decoded). Text (panic message, version, task names) is UTF-8, as
+m1n1 decodes it, with undecodable bytes replaced (never an error). The closing "CLHE" entry is
+a copy of the 32-byte header (its tag, version, total size and flags: Apple's own decoder
+compares the two; m1n1 reads it as an entry with 16 bytes of payload, Linux stops at its tag).
+
+Register sets: ``Crg8`` (AArch64: x0..x30, sp, pc, psr, cpacr, fpsr, fpcr, FAR, ESR; Linux
+and m1n1) and ``CrgA`` (AArch32: r0..r15, psr, 256 bytes of stack; only in some Linux trees,
+e.g. HoolockLinux's rtkit-crashlog.c ``struct apple_rtkit_crashlog_armv7``, 0x160 bytes, and
+m1n1's AKF endpoint parser, which calls the psr "spsr").
+
 Failure modes: crash logs come from crashed machines, so ``parse_crashlog`` never raises and
-always terminates. Data that does not start with a full "CLHE" header is returned as a "raw"
-log; broken entries (length below 16, length past the end of the data, truncated entry
-header, missing closing entry, payloads that do not decode) end the walk or leave the entry's
-``fields`` at None, and are reported in ``CrashLog.warnings``. ``build_crashlog`` raises
-``ValueError`` for bad entry kinds or payloads that do not build.
+always terminates. Data that does not start with a full CLHE header (in either tag order) is
+returned as a "raw" log; broken entries (length below 16, length past the end of the log,
+truncated entry header, missing closing entry, payloads that do not decode) end the walk or
+leave the entry's ``fields`` at None, and are reported in ``CrashLog.warnings``.
+``build_crashlog`` raises ``ValueError`` for bad entry kinds or payloads that do not build.
 """
 
 from __future__ import annotations
@@ -46,8 +65,11 @@ from construct import (
 __all__ = [
     "CLHE_HEADER_SIZE",
     "CLHE_MAGIC",
+    "CLHE_MAGIC_READING_ORDER",
     "ENTRY_HEADER_SIZE",
     "PAYLOADS",
+    "TAG_ORDER_FIRMWARE",
+    "TAG_ORDER_READING",
     "CascPayload",
     "CcdpPair",
     "CcdpPayload",
@@ -59,11 +81,13 @@ __all__ = [
     "CmbxRecord",
     "CrashLog",
     "Crg8Payload",
+    "CrgaPayload",
     "CrtkPayload",
     "CrtkTask",
     "CstrPayload",
     "CtimPayload",
     "CverPayload",
+    "aarch32_registers",
     "build_crashlog",
     "ccdp_pairs",
     "panic_message",
@@ -71,34 +95,57 @@ __all__ = [
     "registers",
 ]
 
-CLHE_MAGIC = b"CLHE"
 CLOSING_KIND = "CLHE"
+CLHE_MAGIC = CLOSING_KIND.encode("latin-1")[::-1]  # b"EHLC": the tag as the firmware writes it
+CLHE_MAGIC_READING_ORDER = CLOSING_KIND.encode("latin-1")  # b"CLHE": dumpview 0.1.0 and earlier
+TAG_ORDER_FIRMWARE = "firmware"  # a little-endian u32 spelling the name from its top byte
+TAG_ORDER_READING = "reading"  # the name's characters in reading order (older dumpview)
 CLHE_HEADER_SIZE = 32
 ENTRY_HEADER_SIZE = 16
 CLOSING_PAYLOAD_SIZE = 16
-TEXT_ENCODING = "latin-1"  # never fails to decode and maps bytes 1:1 back
+TAG_ENCODING = "latin-1"  # a tag is four bytes: latin-1 maps them 1:1 both ways
+TEXT_ENCODING = "utf-8"  # panic messages, versions, task names (m1n1 decodes UTF-8)
+READING_ORDER_WARNING = (
+    'crash log tags are in reading order ("CLHE" on disk), as dumpview 0.1.0 and earlier '
+    'wrote them; the firmware writes each tag as a little-endian u32 ("EHLC" on disk)'
+)
+# Bounds on the work one crash log may cost, whatever it claims (a real log is a few KiB with
+# dozens of entries): entries walked, and payload bytes decoded with construct (about 3 MB/s
+# and 20 bytes of Python objects per byte). Past them the walk stops / payloads stay raw, with
+# one warning each.
+MAX_ENTRIES = 4096
+MAX_DECODED_BYTES = 256 << 10
 
 # --- layout declarations -------------------------------------------------------------------
 
 
+def _decode_tag(obj: bytes, ctx: object) -> str:
+    return obj[::-1].decode(TAG_ENCODING)
+
+
+def _encode_tag(obj: str, ctx: object) -> bytes:
+    return obj.encode(TAG_ENCODING)[::-1]
+
+
 def _decode_text(obj: bytes, ctx: object) -> str:
-    return obj.decode(TEXT_ENCODING)
+    return obj.decode(TEXT_ENCODING, errors="replace")
 
 
 def _encode_text(obj: str, ctx: object) -> bytes:
     return obj.encode(TEXT_ENCODING)
 
 
-def _latin1(subcon: Construct) -> Construct:
-    """Text over a bytes construct, as latin-1 (construct's own strings refuse latin-1)."""
+def _text(subcon: Construct) -> Construct:
+    """Text over a bytes construct: UTF-8, undecodable bytes replaced (never an error)."""
     return ExprAdapter(subcon, decoder=_decode_text, encoder=_encode_text)
 
 
-Kind = _latin1(Bytes(4))
-"""A 4-character type tag (always exactly four characters)."""
+Kind = ExprAdapter(Bytes(4), decoder=_decode_tag, encoder=_encode_tag)
+"""A 4-character tag: a little-endian u32 spelling the name from its most significant byte,
+so "Cstr" is the bytes "rtsC" on disk. Parsed and built in reading order ("Cstr")."""
 
-CText = _latin1(NullTerminated(GreedyBytes))
-"""A NUL-terminated string; parsing fails when the NUL is missing."""
+CText = _text(NullTerminated(GreedyBytes))
+"""A NUL-terminated UTF-8 string; parsing fails when the NUL is missing."""
 
 Trailing = Default(GreedyBytes, b"")
 """Bytes after a payload's decoded fields (normally none); kept so builds are byte exact."""
@@ -171,7 +218,7 @@ CascPayload = Struct(
     "trailing" / Trailing,
 )
 
-Crg8Payload = Struct(
+Crg8Payload = Struct(  # Linux's struct apple_rtkit_crashlog_regs (armv8), 0x350 bytes
     "unk0" / Int32ul,
     "unk1" / Int32ul,
     "x" / Array(31, Int64ul),
@@ -189,6 +236,18 @@ Crg8Payload = Struct(
     "trailing" / Trailing,
 )
 
+CrgaPayload = Struct(  # HoolockLinux's struct apple_rtkit_crashlog_armv7, 0x160 bytes
+    "unk0" / Int32ul,
+    "unk1" / Int32ul,
+    "r" / Array(16, Int32ul),  # r0..r15 (r13 sp, r14 lr, r15 pc)
+    "psr" / Int32ul,  # CPSR/SPSR: mode in bits 4:0 (m1n1 calls it spsr)
+    "unknown" / Int32ul,
+    "stack" / Bytes(0x100),
+    "unknown2" / Array(4, Int32ul),
+    "trailing" / Trailing,
+)
+CRGA_SIZE = 0x160
+
 CrtkTask = Struct(
     "id" / Int16ul,
     "flags" / Int16ul,
@@ -196,7 +255,7 @@ CrtkTask = Struct(
     "ptr" / Int64ul,
     "unk1" / Array(4, Int32ul),
     "ptr_count" / Rebuild(Int32ul, len_(this.ptrs)),
-    "name" / _latin1(FixedSized(28, NullStripped(GreedyBytes))),  # NUL padded
+    "name" / _text(FixedSized(28, NullStripped(GreedyBytes))),  # NUL padded
     "ptrs" / Array(this.ptr_count, Int64ul),
 )
 
@@ -225,6 +284,7 @@ PAYLOADS: dict[str, Construct] = {
     "Ccst": CcstPayload,
     "CasC": CascPayload,
     "Crg8": Crg8Payload,
+    "CrgA": CrgaPayload,
     "Crtk": CrtkPayload,
     "Ccdp": CcdpPayload,
 }
@@ -237,7 +297,8 @@ _ENTRY_HEADER = struct.Struct("<4s4xII")
 
 @dataclass(frozen=True)
 class ClheEntry:
-    """One crash log entry: ``fields`` is the decoded Container, None when raw or undecodable."""
+    """One crash log entry: ``fields`` is the decoded Container, None when raw or undecodable.
+    ``kind`` is the tag in reading order ("Cstr") whatever order the log stores it in."""
 
     kind: str
     offset: int
@@ -248,7 +309,10 @@ class ClheEntry:
 
 @dataclass(frozen=True)
 class CrashLog:
-    """A walked crash log; ``format`` is "clhe" or "raw" (no CLHE header: only ``raw`` is set)."""
+    """A walked crash log; ``format`` is "clhe" or "raw" (no CLHE header: only ``raw`` is set).
+    ``tag_order`` is ``TAG_ORDER_FIRMWARE`` ("EHLC" on disk) or ``TAG_ORDER_READING``
+    ("CLHE" on disk, older dumpview); None for a raw log. ``raw`` is every byte of the note,
+    bytes past ``total_size`` included (they are not walked)."""
 
     format: str
     raw: bytes
@@ -258,6 +322,7 @@ class CrashLog:
     entries: tuple[ClheEntry, ...]
     warnings: tuple[str, ...]
     closed: bool
+    tag_order: str | None = None
 
 
 def _first_line(exc: Exception) -> str:
@@ -276,12 +341,43 @@ def _decode_payload(kind: str, payload: bytes) -> tuple[Any | None, str | None]:
         return None, f"{type(exc).__name__}: {_first_line(exc)}"
 
 
+def _tag_order(raw: bytes) -> str | None:
+    if raw.startswith(CLHE_MAGIC):
+        return TAG_ORDER_FIRMWARE
+    if raw.startswith(CLHE_MAGIC_READING_ORDER):
+        return TAG_ORDER_READING
+    return None
+
+
+def _walk_limit(raw: bytes, total_size: int, notes: list[str]) -> int:
+    """Where the walk ends: the header's total size when it is sane (as Linux stops there),
+    else the end of the data; warns about every disagreement."""
+    if total_size > len(raw):
+        notes.append(
+            f"crash log header claims {total_size:#x} bytes but only {len(raw):#x} are present"
+        )
+        return len(raw)
+    if total_size < CLHE_HEADER_SIZE:
+        notes.append(
+            f"crash log header's total size {total_size:#x} is smaller than the header "
+            f"itself ({CLHE_HEADER_SIZE:#x}): ignored, walking all {len(raw):#x} bytes"
+        )
+        return len(raw)
+    if total_size < len(raw):
+        notes.append(
+            f"{len(raw) - total_size:#x} bytes past the header's total size {total_size:#x} "
+            "are not part of the crash log (not decoded)"
+        )
+    return total_size
+
+
 def parse_crashlog(data: bytes) -> CrashLog:
     """Walk a crash log without ever raising; problems end up in ``warnings``."""
     raw = bytes(data)
-    if not raw.startswith(CLHE_MAGIC) or len(raw) < CLHE_HEADER_SIZE:
+    order = _tag_order(raw)
+    if order is None or len(raw) < CLHE_HEADER_SIZE:
         warnings: tuple[str, ...] = ()
-        if raw.startswith(CLHE_MAGIC):
+        if order is not None:
             warnings = (
                 f"crash log header is truncated: {len(raw)} bytes, expected {CLHE_HEADER_SIZE}",
             )
@@ -289,16 +385,16 @@ def parse_crashlog(data: bytes) -> CrashLog:
 
     _magic, version, total_size, flags = _HEADER.unpack_from(raw, 0)
     found: list[ClheEntry] = []
-    notes: list[str] = []
-    if total_size > len(raw):
-        notes.append(
-            f"crash log header claims {total_size:#x} bytes but only {len(raw):#x} are present"
-        )
+    notes: list[str] = [READING_ORDER_WARNING] if order == TAG_ORDER_READING else []
+    limit = _walk_limit(raw, total_size, notes)
+    step = -1 if order == TAG_ORDER_FIRMWARE else 1
 
     closed = False
     offset = CLHE_HEADER_SIZE
+    decoded_bytes = 0
+    undecoded: list[int] = []  # offsets of payloads left raw for the budget
     while True:
-        remaining = len(raw) - offset
+        remaining = limit - offset
         if remaining == 0:
             notes.append("crash log has no closing CLHE entry")
             break
@@ -310,9 +406,15 @@ def parse_crashlog(data: bytes) -> CrashLog:
             notes.append("crash log has no closing CLHE entry")
             break
         kind_bytes, entry_flags, length = _ENTRY_HEADER.unpack_from(raw, offset)
-        kind = kind_bytes.decode(TEXT_ENCODING)
+        kind = kind_bytes[::step].decode(TAG_ENCODING)
         if kind == CLOSING_KIND:
             closed = True
+            break
+        if len(found) >= MAX_ENTRIES:
+            notes.append(
+                f"crash log has more than {MAX_ENTRIES:,} entries: the rest, from offset "
+                f"{offset:#x}, are not read"
+            )
             break
         where = f"crash log entry {kind!r} at offset {offset:#x}"
         if length < ENTRY_HEADER_SIZE:
@@ -323,42 +425,66 @@ def parse_crashlog(data: bytes) -> CrashLog:
             break
         if length > remaining:
             notes.append(
-                f"{where}: length {length:#x} runs past the end of the log ({len(raw):#x} bytes)"
+                f"{where}: length {length:#x} runs past the end of the log ({limit:#x} bytes)"
             )
             break
         payload = raw[offset + ENTRY_HEADER_SIZE : offset + length]
-        fields, problem = _decode_payload(kind, payload)
+        if kind in PAYLOADS and decoded_bytes + len(payload) > MAX_DECODED_BYTES:
+            fields, problem = None, None
+            undecoded.append(offset)
+        else:
+            fields, problem = _decode_payload(kind, payload)
+            decoded_bytes += len(payload) if kind in PAYLOADS else 0
         if problem is not None:
             notes.append(f"{where}: payload does not decode ({problem}); kept raw")
         found.append(ClheEntry(kind, offset, entry_flags, payload, fields))
         offset += length  # length >= 16, so the walk always moves forward
 
-    return CrashLog("clhe", raw, version, total_size, flags, tuple(found), tuple(notes), closed)
+    if undecoded:
+        more = f" and {len(undecoded) - 1:,} more" if len(undecoded) > 1 else ""
+        notes.append(
+            f"crash log entry at offset {undecoded[0]:#x}{more} kept raw: dumpview decodes at "
+            f"most {MAX_DECODED_BYTES:,} bytes of payloads per crash log"
+        )
+    return CrashLog(
+        "clhe", raw, version, total_size, flags, tuple(found), tuple(notes), closed, order
+    )
 
 
 # --- the builder ---------------------------------------------------------------------------
 
 
-def _entry(kind: str, flags: int, payload: bytes) -> bytes:
+def _entry(kind: str, flags: int, payload: bytes, tag_order: str) -> bytes:
     header = ClheEntryHeader.build(
         {"kind": kind, "flags": flags, "length": ENTRY_HEADER_SIZE + len(payload)}
     )
+    if tag_order == TAG_ORDER_READING:
+        header = header[3::-1] + header[4:]
     return header + payload
 
 
 def build_crashlog(
-    entries: list[tuple[str, bytes | dict[str, Any]]], version: int = 1, flags: int = 0
+    entries: list[tuple[str, bytes | dict[str, Any]]],
+    version: int = 1,
+    flags: int = 0,
+    tag_order: str = TAG_ORDER_FIRMWARE,
 ) -> bytes:
     """Build a closed crash log: header, entries, then the closing "CLHE" entry.
 
-    Dict payloads are built with the ``PAYLOADS`` declaration of their kind; bytes are used
-    as they are. Raises ValueError for a kind that is not four latin-1 characters or is the
-    closing kind, a dict for a kind without a declaration, or a payload that does not build.
+    Tags are written as the firmware writes them (``TAG_ORDER_FIRMWARE``: "EHLC", "rtsC"),
+    and the closing entry is a copy of the header. ``TAG_ORDER_READING`` writes what dumpview
+    0.1.0 and earlier wrote (tags in reading order, a closing entry of flags 0, length 0x20
+    and 16 zero bytes), for testing readers of old dumps. Dict payloads are built with the
+    ``PAYLOADS`` declaration of their kind; bytes are used as they are. Raises ValueError for
+    a kind that is not four latin-1 characters or is the closing kind, a dict for a kind
+    without a declaration, a payload that does not build, or an unknown ``tag_order``.
     """
+    if tag_order not in (TAG_ORDER_FIRMWARE, TAG_ORDER_READING):
+        raise ValueError(f"unknown tag order {tag_order!r}")
     body = bytearray()
     for kind, payload in entries:
         try:
-            encoded_kind = kind.encode(TEXT_ENCODING)
+            encoded_kind = kind.encode(TAG_ENCODING)
         except UnicodeEncodeError as exc:
             raise ValueError(f"crash log entry kind {kind!r} is not latin-1") from exc
         if len(encoded_kind) != 4:
@@ -373,11 +499,15 @@ def build_crashlog(
                 payload = declaration.build(payload)
             except Exception as exc:
                 raise ValueError(f"cannot build {kind!r} payload: {_first_line(exc)}") from exc
-        body += _entry(kind, 0, bytes(payload))
-    body += _entry(CLOSING_KIND, 0, bytes(CLOSING_PAYLOAD_SIZE))
-    total_size = CLHE_HEADER_SIZE + len(body)
+        body += _entry(kind, 0, bytes(payload), tag_order)
+    total_size = CLHE_HEADER_SIZE + len(body) + ENTRY_HEADER_SIZE + CLOSING_PAYLOAD_SIZE
     header = ClheHeader.build({"version": version, "total_size": total_size, "flags": flags})
-    return header + bytes(body)
+    if tag_order == TAG_ORDER_READING:
+        header = CLHE_MAGIC_READING_ORDER + header[4:]
+        closing = _entry(CLOSING_KIND, 0, bytes(CLOSING_PAYLOAD_SIZE), tag_order)
+    else:
+        closing = header  # the firmware closes the log with a copy of its header
+    return header + bytes(body) + closing
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -405,6 +535,12 @@ def panic_message(log: CrashLog) -> str | None:
 
 
 def registers(log: CrashLog) -> Container | None:
-    """The decoded ``Crg8`` register set of the first such entry, or None."""
+    """The decoded ``Crg8`` (AArch64) register set of the first such entry, or None."""
     found = _decoded(log, "Crg8")
+    return found[0] if found else None
+
+
+def aarch32_registers(log: CrashLog) -> Container | None:
+    """The decoded ``CrgA`` (AArch32) register set of the first such entry, or None."""
+    found = _decoded(log, "CrgA")
     return found[0] if found else None

@@ -7,6 +7,18 @@ derives from the construct declarations and tables of those two modules: field l
 address bits, block levels, memory attribute names, the permission views, the ``p_flags``
 packing and which fields a dump's ``p_flags`` do not record.
 
+Two addresses per entry. ``output_address`` is what the entry says (``pa_raw``: UAT bits
+51:14, the driver's ``p_paddr``; LPAE the whole output-address field). ``pa_mask(oas)`` turns
+it into the address the walker and the hardware use (``pa``): the UAT driver masks every table
+and data address with the OAS (``pte & oas_mask``), so a UAT ``pa`` is ``pa_raw`` cut to the
+OAS; ARM LPAE does not cut (Linux's io-pgtable uses the whole field, and an SMMU raises an
+address size fault for bits above its OAS), so an LPAE ``pa`` is ``pa_raw``. Bits at or above
+the OAS are the ``oa-beyond-oas`` finding either way.
+
+Which fields an entry has depends on what it is (``descriptor_fields``): a table descriptor
+has its type and next-table address (LPAE adds NSTable, APTable, UXNTable/XNTable and
+PXNTable), a page or block the leaf attributes.
+
 Methods taking an entry value work on Python ints and on numpy uint64 arrays alike (they use
 only ``&``, ``|``, ``>>`` and ``<<`` with non-negative constants); ``views`` and ``meaning``
 take ints. ``entry_format`` raises ``KeyError`` for an id it does not know.
@@ -54,6 +66,10 @@ class EntryFormat:
     p_flags_fields: tuple[tuple[int, int, int], ...]
     not_recorded_fields: tuple[str, ...]  # lost by p_flags: shown "not recorded"
     meanings: Mapping[str, Callable[[int], str]]
+    oas_truncates: bool  # True: pa = pa_raw cut to the OAS (UAT); False: pa = pa_raw (LPAE)
+    table_fields: tuple[str, ...]  # a table descriptor's fields (type and address included)
+    table_meanings: Mapping[str, Callable[[int], str]]  # where a table reads a bit otherwise
+    leaf_excluded: tuple[str, ...]  # declared fields that mean nothing in a page or block
 
     # ---- output addresses --------------------------------------------------------------
 
@@ -75,6 +91,11 @@ class EntryFormat:
         if self.pa52:
             pa = pa | (((pte >> lpae.PA52_SHIFT) & 0xF) << 48)
         return pa
+
+    def pa_mask(self, oas: int) -> int:
+        """The mask taking ``output_address`` (``pa_raw``) to the address the walker and the
+        hardware use (``pa``): the OAS for the UAT, all 64 bits for LPAE."""
+        return ((1 << oas) - 1) if self.oas_truncates else U64_MAX
 
     def encode_output_address(self, pa: Any) -> Any:
         """Entry bits holding page-aligned ``pa`` (inverse of ``output_address``)."""
@@ -119,22 +140,31 @@ class EntryFormat:
         return type_value == TYPE_BLOCK and level in self.block_levels
 
     def type_name(self, type_value: int, level: int, is_leaf_level: bool) -> str:
-        """ "empty", "table", "page", "block" or "invalid" (UAT: "block?" for m1n1's reading of
-        type 01, which the driver never writes)."""
+        """ "empty", "table", "page", "block" or "invalid". UAT has no blocks: the driver never
+        writes type 01 ("unexpected table PTE") and m1n1's ``valid()`` wants bits 0 and 1."""
         if type_value == TYPE_EMPTY:
             return "empty"
         if type_value == TYPE_TABLE:
             return "page" if is_leaf_level else "table"
-        if type_value == TYPE_BLOCK and not is_leaf_level:
-            if level in self.block_levels:
-                return "block"
-            return "block?" if self.id == ext.ENTRY_FORMAT_UAT else "invalid"
+        if type_value == TYPE_BLOCK and not is_leaf_level and level in self.block_levels:
+            return "block"
         return "invalid"
 
-    def meaning(self, name: str, value: int) -> str:
-        """What a field's value means; "reserved / ignored" or "set (...)" for bits without
-        a meaning of their own."""
-        describe = self.meanings.get(name)
+    def descriptor_fields(self, type_name: str) -> tuple[str, ...]:
+        """The declared fields an entry of ``type_name`` has: a table's (``table_fields``),
+        a page's or block's (every field but ``leaf_excluded``), or only the type for an
+        empty or invalid entry."""
+        if type_name == "table":
+            return self.table_fields
+        if type_name in ("page", "block"):
+            return tuple(name for name in self.fields if name not in self.leaf_excluded)
+        return ("type",)
+
+    def meaning(self, name: str, value: int, table: bool = False) -> str:
+        """What a field's value means (``table``: in a table descriptor); "reserved /
+        ignored" or "set (...)" for bits without a meaning of their own."""
+        describe = self.table_meanings.get(name) if table else None
+        describe = describe or self.meanings.get(name)
         if describe is not None:
             return describe(value)
         return "reserved / ignored" if value == 0 else f"set ({value:#x})"
@@ -191,7 +221,19 @@ def _uat() -> EntryFormat:
         ),
         not_recorded_fields=uat.NOT_RECORDED_FIELDS_DRIVER,
         meanings=meanings,
+        oas_truncates=True,
+        table_fields=("oa_pfn", "type"),
+        table_meanings={"oa_pfn": lambda v: f"next-level table at {v << uat.PAGE_SHIFT:#x}"},
+        leaf_excluded=(),
     )
+
+
+LPAE_AP_TABLE = {
+    0: "APTable 0: no limit below",
+    1: "APTable 1: no unprivileged access below",
+    2: "APTable 2: no writes below",
+    3: "APTable 3: no writes and no unprivileged access below",
+}
 
 
 def _lpae(name: str, entry_format_id: int, granule: str) -> EntryFormat:
@@ -207,9 +249,21 @@ def _lpae(name: str, entry_format_id: int, granule: str) -> EntryFormat:
         contiguous=_flag("contiguous hint", "no contiguous hint"),
         uxn=_flag("(U)XN: unprivileged execute never", "unprivileged execute allowed"),
     )
+    table_meanings: dict[str, Callable[[int], str]] = {
+        "ns_table": _flag("NSTable: the next level is non-secure", "NSTable 0"),
+        "ap_table": lambda v: LPAE_AP_TABLE[v],
+        "uxn_table": _flag(
+            "UXNTable/XNTable: unprivileged execute never below", "UXNTable/XNTable 0"
+        ),
+        "pxn_table": _flag("PXNTable: privileged execute never below", "PXNTable 0"),
+        "oa": lambda v: f"next-level table at {(v << 12) & ~((1 << page_shift) - 1):#x}",
+    }
     if page_shift == 16:
         meanings["oa"] = lambda v: (
             f"output address {(v << 12) & ~0xFFFF:#x}, PA[51:48] {(v & 0xF):#x}"
+        )
+        table_meanings["oa"] = lambda v: (
+            f"next-level table at {(v << 12) & ~0xFFFF:#x}, PA[51:48] {(v & 0xF):#x}"
         )
     return EntryFormat(
         id=entry_format_id,
@@ -240,6 +294,10 @@ def _lpae(name: str, entry_format_id: int, granule: str) -> EntryFormat:
         ),
         not_recorded_fields=(),
         meanings=meanings,
+        oas_truncates=False,
+        table_fields=("ns_table", "ap_table", "uxn_table", "pxn_table", "oa", "type"),
+        table_meanings=table_meanings,
+        leaf_excluded=("ns_table", "ap_table", "uxn_table", "pxn_table"),
     )
 
 

@@ -3,7 +3,9 @@
 This module owns the UAT entry layout (one construct declaration, ``UatEntry``), the masks the
 bulk decoder derives from it, the memattr names, the permission tables (firmware view with
 bit 55 clear and set, m1n1's EL1/GL1 split, the GPU view), the driver's named protections, the
-UAT geometry presets, and the devcoredump ``p_flags`` packing in both directions.
+driver's VA layout (the kernel context's named ranges, ``UAT_KERNEL_VA_LAYOUT``, and a user
+VM's range), the UAT geometry presets, and the devcoredump ``p_flags`` packing in both
+directions.
 
 Facts are from the reference sheet (drivers/gpu/drm/asahi pgtable.rs and crashdump.rs, m1n1
 uat.py). Functions here are total over 64-bit values; out-of-range AP/UXN/PXN raise
@@ -28,16 +30,89 @@ UAT_VA_BASE_UPPER = 0xFFFF_FF80_0000_0000  # kernel/firmware half
 # part), the driver manages the next 64 GiB (PRIV .. MMIO); neither maps above that.
 UAT_KERNEL_FW_VA_START = UAT_VA_BASE_UPPER
 UAT_KERNEL_FW_VA_END = 0xFFFF_FFA0_0000_0000
-UAT_KERNEL_VA_START = UAT_KERNEL_FW_VA_END  # the driver's managed range
-UAT_KERNEL_VA_END = 0xFFFF_FFB0_0000_0000
+UAT_KERNEL_VA_START = UAT_KERNEL_FW_VA_END  # the driver's managed range (IOVA_KERN_BASE)
+UAT_KERNEL_VA_END = 0xFFFF_FFB0_0000_0000  # IOVA_KERN_TOP
 UAT_IAS = 39
+# A user VM (an owned TTB, lower half): the driver's IOVA_USER_USABLE_RANGE, from the first page
+# up to two pages below 1 << IAS (IOVA_UNK_PAGE, a page the firmware uses, sits there).
+UAT_USER_VA_START = PAGE_SIZE
+UAT_USER_VA_END = (1 << UAT_IAS) - 2 * PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class KernelVaRange:
+    """One named part of the kernel context's VA layout: ``[va_start, va_end)``, the driver's
+    protection for what it maps there (``prot``, a key of ``PROTS``; None where the driver maps
+    with no fixed one or does not map at all) and what lives there."""
+
+    name: str
+    va_start: int
+    va_end: int
+    prot: str | None
+    summary: str
+
+
+# The kernel context's layout (context 0, upper half): the firmware's part (TTB entries 0 and 1,
+# an inference: the driver's range starts at entry 2) and the driver's IOVA_KERN_*_RANGE
+# constants (gpu.rs; reference sheet section 2, research notes item 5 for TIMESTAMP). The gaps
+# (0xffffffae14000000..0xffffffaf00000000) and everything from UAT_KERNEL_VA_END up are named by
+# no range. In VA order, disjoint.
+UAT_KERNEL_VA_LAYOUT: tuple[KernelVaRange, ...] = (
+    KernelVaRange(
+        "firmware", UAT_KERNEL_FW_VA_START, UAT_KERNEL_FW_VA_END, None,
+        "the firmware's own part (TTB entries 0 and 1)",
+    ),
+    KernelVaRange(
+        "PRIV", 0xFFFF_FFA0_0000_0000, 0xFFFF_FFA6_0000_0000, "FW_PRIV_RW",
+        "firmware-private driver objects",
+    ),
+    KernelVaRange(
+        "GPU_RO", 0xFFFF_FFA6_0000_0000, 0xFFFF_FFA8_0000_0000, "GPU_RO_FW_PRIV_RW",
+        "firmware-private objects the GPU reads",
+    ),
+    KernelVaRange(
+        "SHARED", 0xFFFF_FFA8_0000_0000, 0xFFFF_FFAA_0000_0000, "FW_SHARED_RW",
+        "uncached structures shared by firmware and driver",
+    ),
+    KernelVaRange(
+        "SHARED_RO", 0xFFFF_FFAA_0000_0000, 0xFFFF_FFAC_0000_0000, "FW_SHARED_RO",
+        "uncached shared structures the firmware only reads",
+    ),
+    KernelVaRange(
+        "GPU", 0xFFFF_FFAC_0000_0000, 0xFFFF_FFAE_0000_0000, "GPU_FW_SHARED_RW",
+        "structures shared by GPU and firmware",
+    ),
+    KernelVaRange(
+        "RTKIT", 0xFFFF_FFAE_0000_0000, 0xFFFF_FFAE_1000_0000, "FW_SHARED_RW",
+        "RTKit buffers (crash log, trace, I/O)",
+    ),
+    KernelVaRange(
+        "TIMESTAMP", 0xFFFF_FFAE_1000_0000, 0xFFFF_FFAE_1400_0000, None,
+        "the shared (uncached) timestamp region",
+    ),
+    KernelVaRange(
+        "MMIO", 0xFFFF_FFAF_0000_0000, UAT_KERNEL_VA_END, "FW_MMIO_RW",
+        "device registers mapped for the firmware (FW_MMIO_RW/RO)",
+    ),
+)  # fmt: skip
+
+
+def kernel_va_range(va: int) -> KernelVaRange | None:
+    """The part of ``UAT_KERNEL_VA_LAYOUT`` holding ``va``, or None (a gap, above the driver's
+    range, or not a kernel VA)."""
+    for part in UAT_KERNEL_VA_LAYOUT:
+        if part.va_start <= va < part.va_end:
+            return part
+    return None
+
+
 OAS_T8103 = 40  # t8103, t8112
 OAS_T600X = 42  # t600x
 
 # Entry type, bits 1:0.
 PTE_TYPE_MASK = 0b11
 PTE_EMPTY = 0
-PTE_BLOCK = 1  # m1n1 reads "valid, not table" as a block; the driver never writes it
+PTE_BLOCK = 1  # no UAT block: the driver never writes it, m1n1's valid() wants bit 1 too
 PTE_TABLE = 3  # upper levels
 PTE_PAGE = 3  # leaf level
 
@@ -176,17 +251,19 @@ PROTS: dict[str, Prot] = {
     )
 }
 
-# p_flags packing (crashdump.rs): bits 0-2 ELF R/W/X from the firmware view, bits 8-19 the PTE's
-# bits 0-11 as rebuilt from the protection (AF, AP, memattr: type, SH, nG and bit 5 are lost),
-# bits 20-31 the PTE's bits 52-63.
-PFLAGS_LOW_RECORDED = BIT_AF | (3 << 6) | (7 << 2)
+# p_flags packing (crashdump.rs, pgtable.rs elf_flags): bits 0-2 ELF R/W/X from the firmware
+# view, bits 8-19 the PTE's bits 0-11 as the driver rebuilds them from its ``Prot`` (``as_pte``:
+# AP and memattr from the entry, AF always 1; type, SH, nG and bit 5 are 0), bits 20-31 the PTE's
+# bits 52-63. So a driver dump records AP and memattr of the low bits, nothing else.
+PFLAGS_LOW_RECORDED = (3 << 6) | (7 << 2)  # AP, memattr
+PFLAGS_LOW_ALWAYS = BIT_AF  # set in every driver p_flags, whatever the entry says
 PFLAGS_HIGH_SHIFT = 52  # PTE bits 52-63 ...
 PFLAGS_LOW_POS = 8  # ... and 0-11 sit in p_flags at these bit positions, 12 bits each
 PFLAGS_HIGH_POS = 20
 PFLAGS_FIELD_MASK = 0xFFF
-# The PTE bits a driver dump records; the rest of bits 0-11 are "not recorded".
+# The PTE bits a driver dump records; the rest of bits 0-13 are "not recorded".
 RECORDED_PTE_BITS_DRIVER = PFLAGS_LOW_RECORDED | (0xFFF << 52) | OA_MASK_FULL
-NOT_RECORDED_FIELDS_DRIVER = ("type", "sh", "ng", "bit5", "bits_13_12")
+NOT_RECORDED_FIELDS_DRIVER = ("type", "sh", "ng", "af", "bit5", "bits_13_12")
 
 
 def elf_rwx(perm: str) -> int:
@@ -197,8 +274,8 @@ def elf_rwx(perm: str) -> int:
 
 
 def pack_p_flags(pte: int) -> int:
-    """The driver's p_flags for a leaf entry."""
-    low = pte & PFLAGS_LOW_RECORDED
+    """The driver's p_flags for a leaf entry (AF always set: see ``PFLAGS_LOW_ALWAYS``)."""
+    low = (pte & PFLAGS_LOW_RECORDED) | PFLAGS_LOW_ALWAYS
     high = (pte >> PFLAGS_HIGH_SHIFT) & PFLAGS_FIELD_MASK
     return elf_rwx(firmware_view(pte)) | (low << PFLAGS_LOW_POS) | (high << PFLAGS_HIGH_POS)
 
@@ -206,8 +283,8 @@ def pack_p_flags(pte: int) -> int:
 def unpack_p_flags(p_flags: int, p_paddr: int) -> int:
     """The entry value a driver dump lets us rebuild from ``p_paddr`` and ``p_flags``.
 
-    Only ``RECORDED_PTE_BITS_DRIVER`` are known; type, SH, nG read as zero here and must be
-    shown as "not recorded".
+    Only ``RECORDED_PTE_BITS_DRIVER`` are known; type, SH, nG read as zero and AF as one
+    here (as the driver wrote them), and must be shown as "not recorded".
     """
     low = (p_flags >> PFLAGS_LOW_POS) & PFLAGS_FIELD_MASK
     high = (p_flags >> PFLAGS_HIGH_POS) & PFLAGS_FIELD_MASK

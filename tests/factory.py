@@ -215,6 +215,7 @@ def bulk_page_tuples(dump, chunk_pages: int) -> list[tuple]:
                 (
                     int(chunk.va[i]),
                     int(chunk.pa[i]),
+                    int(chunk.pa_raw[i]),
                     int(chunk.pte[i]),
                     bool(chunk.pte_exact[i]),
                     int(chunk.flags[i]),

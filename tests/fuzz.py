@@ -200,10 +200,10 @@ def _clhe_fields(raw: bytes, start: int, size: int, note: int) -> list[FieldRef]
     end = start + size
     while pos + clhe.ENTRY_HEADER_SIZE <= end:
         kind, length = raw[pos : pos + 4], struct.unpack_from("<I", raw, pos + 12)[0]
-        label = kind.decode("latin-1")
+        label = kind[::-1].decode("latin-1")  # tags are LE u32s: "rtsC" on disk is Cstr
         out.append(FieldRef(f"note{note}.clhe.{label}@{pos - start:#x}.length", pos + 12, 4))
         out.append(FieldRef(f"note{note}.clhe.{label}@{pos - start:#x}.kind", pos, 4))
-        if kind == b"CLHE" or length < clhe.ENTRY_HEADER_SIZE:
+        if kind in (b"EHLC", b"CLHE") or length < clhe.ENTRY_HEADER_SIZE:
             break
         pos += length
     return out

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # ``python tests/hostile.py`` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from dumpview.model.errors import DumpError, NotDumpedError  # noqa: E402
+from dumpview.model.errors import DumpError  # noqa: E402
 from dumpview.sim.writer import (  # noqa: E402
     HoleInfo,
     RegionInfo,
@@ -429,7 +429,7 @@ def _browse(path: str) -> list[str]:
 def _model_entry(entry: str, path: str, va: int) -> tuple[list[str], int | None]:
     """The model calls behind one CLI command (fast mode): (the warnings it shows, the page
     count it reports: info's total, export's page records)."""
-    from dumpview.model import AddressError, open_dump
+    from dumpview.model import open_dump
     from dumpview.model.export import export
     from dumpview.model.text import data_state, info_dict, walk_lines
 
@@ -445,9 +445,10 @@ def _model_entry(entry: str, path: str, va: int) -> tuple[list[str], int | None]
             walk_lines(t)
             if t.mapped and t.page is not None:
                 data_state(t.page.dumped, t.page.reason, t.page.reason_detail)
-        elif entry == "read":
-            with contextlib.suppress(NotDumpedError, AddressError):
-                bytes(dump.read_va(va, READ_SIZE))
+        elif entry == "read":  # as the CLI reads: runs of data and marked gaps
+            for run in dump.read_runs(va, READ_SIZE):
+                if run.dumped:
+                    bytes(run.data)
         elif entry == "export":
             pages = export(dump, _NullSink()).counts["page"]
         elif entry == "check":
@@ -716,12 +717,16 @@ class Layout:
 RICH_CRASHLOG_FAR = BASE_VA + 0x40
 
 
-def rich_crashlog(entries: list[tuple[str, bytes | dict]] | None = None) -> bytes:
+def rich_crashlog(
+    entries: list[tuple[str, bytes | dict]] | None = None,
+    tag_order: str = clhe.TAG_ORDER_FIRMWARE,
+) -> bytes:
     """A crash log with every payload kind (panic, registers with FAR/ESR, stack, mailbox, tasks,
-    async errors, Ccdp pairs), built with ``formats.clhe``."""
+    async errors, Ccdp pairs), built with ``formats.clhe`` (tags as the firmware writes them,
+    or in reading order as dumpview 0.1.0 did)."""
     if entries is None:
         entries = rich_crashlog_entries()
-    return clhe.build_crashlog(entries)
+    return clhe.build_crashlog(entries, tag_order=tag_order)
 
 
 def rich_crashlog_entries() -> list[tuple[str, bytes | dict]]:
@@ -1293,7 +1298,7 @@ def _crashlog_entry_offsets(log: bytes) -> list[int]:
     while pos + clhe.ENTRY_HEADER_SIZE <= len(log):
         offsets.append(pos)
         kind, _flags, length = struct.unpack_from("<4s4xII", log, pos)
-        if kind == b"CLHE" or length < clhe.ENTRY_HEADER_SIZE:
+        if kind in (b"EHLC", b"CLHE") or length < clhe.ENTRY_HEADER_SIZE:  # both tag orders
             break
         pos += length
     return offsets
@@ -1334,6 +1339,19 @@ def crashlog_cases() -> list[Case]:
 
     def header_only(log: bytearray, at: list[int]) -> bytes:
         return bytes(log[:20])
+
+    def bytes_past_total_size(log: bytearray, at: list[int]) -> bytes:
+        # A whole well-formed entry after the closing one, outside the total size: not read.
+        return bytes(log) + clhe.build_crashlog([("Cstr", {"id": 9, "message": "past"})])[32:]
+
+    def total_size_inside_entries(log: bytearray, at: list[int]) -> bytes:
+        return bytes(put(log, 8, "<I", at[3]))  # ends where Crg8 starts: no closing entry
+
+    def total_size_below_header(log: bytearray, at: list[int]) -> bytes:
+        return bytes(put(log, 8, "<I", 8))
+
+    def reading_order(log: bytearray, at: list[int]) -> bytes:
+        return rich_crashlog(tag_order=clhe.TAG_ORDER_READING)
 
     return [
         Case(
@@ -1391,6 +1409,34 @@ def crashlog_cases() -> list[Case]:
             _broken_log(header_only),
             EITHER,
             warns="crash log",
+        ),
+        Case(
+            "clhe-bytes-past-total-size",
+            "a well-formed entry after the closing one, past the header's total size",
+            _broken_log(bytes_past_total_size),
+            EITHER,
+            warns="past the header's total size",
+        ),
+        Case(
+            "clhe-total-size-inside-entries",
+            "the header's total size ends where the Crg8 entry starts",
+            _broken_log(total_size_inside_entries),
+            EITHER,
+            warns="crash log",
+        ),
+        Case(
+            "clhe-total-size-below-header",
+            "the header's total size (8) is smaller than the header itself",
+            _broken_log(total_size_below_header),
+            EITHER,
+            warns="smaller than the header",
+        ),
+        Case(
+            "clhe-reading-order",
+            'every tag in reading order ("CLHE" on disk), as dumpview 0.1.0 wrote them',
+            _broken_log(reading_order),
+            EITHER,
+            warns="reading order",
         ),
     ]
 
@@ -1797,6 +1843,133 @@ def million_empty_loads(count: int = MILLION) -> bytes:
     return bytes(head) + table.tobytes() + body + bytes(pad) + section0
 
 
+# ---- amplification: counts the file claims must not drive the work ----------------------------
+
+MILLION_PAIRS = 1_000_000
+
+
+def ccdp_million_pairs() -> bytes:
+    """One Ccdp entry of a million VA/PA pairs (a 20 MB crash log): check took 53 s and
+    export --include crashlog 100 s and 1.8 GB when every pair was decoded and walked."""
+    pairs = np.zeros(MILLION_PAIRS, dtype=[("va", "<u8"), ("pa", "<u8"), ("unknown", "<u4")])
+    pairs["va"] = np.uint64(BASE_VA) + (np.arange(MILLION_PAIRS, dtype=np.uint64) % 4) * PAGE
+    pairs["pa"] = np.uint64(0x8_0000_0000) + np.arange(MILLION_PAIRS, dtype=np.uint64)
+    entries = [e for e in rich_crashlog_entries() if e[0] != "Ccdp"]
+    log = rich_crashlog([*entries, ("Ccdp", pairs.tobytes())])
+    return _write(factory.default_segments(), default_notes(log))
+
+
+def ccdp_many_entries(count: int = 20_000) -> bytes:
+    """Twenty thousand Ccdp entries of one pair each: past the entries a crash log is read for
+    and the payload bytes it is decoded for."""
+    pair = struct.pack("<QQI", BASE_VA, 0x8_0000_0000, 0)
+    entries = [e for e in rich_crashlog_entries() if e[0] != "Ccdp"]
+    log = rich_crashlog([*entries, *[("Ccdp", pair)] * count])
+    return _write(factory.default_segments(), default_notes(log))
+
+
+def crtk_huge_ptr_count() -> bytes:
+    """A Crtk task whose ptr_count says 0xffffffff, then 2.5 MB of pointers."""
+    task = bytearray(clhe.CrtkTask.build(
+        {"id": 1, "flags": 0, "unk0": [0, 0, 0], "ptr": BASE_VA, "unk1": [0] * 4,
+         "name": "rtk_ep", "ptrs": []}
+    ))  # fmt: skip
+    struct.pack_into("<I", task, 40, 0xFFFF_FFFF)
+    payload = bytes(task) + bytes(8 * 320_000)
+    entries = [e for e in rich_crashlog_entries() if e[0] != "Crtk"]
+    log = rich_crashlog([*entries, ("Crtk", payload)])
+    return _write(factory.default_segments(), default_notes(log))
+
+
+def million_empty_notes() -> bytes:
+    """The PT_NOTE moved to 12 MB of zeros: a million empty notes (info took 21 s, 390 MB)."""
+    raw = bytearray(driver_base())
+    note = Layout.read(bytes(raw)).note_segment
+    start = len(raw)
+    raw += bytes(12 * MILLION)
+    put(raw, note["at"] + 8, "<Q", start)
+    put(raw, note["at"] + 32, "<Q", 12 * MILLION)
+    return bytes(raw)
+
+
+def lpae_l1_blocks() -> bytes:
+    """The smmu scenario (LPAE 4K, a 2.3 MB dump) with every entry of its L1 table turned into a
+    1 GiB block: 512 blocks of 262,144 pages (vtop of one VA used 2 GB expanding them)."""
+    from dumpview.npstruct import dtype_from_struct
+    from dumpview.sim.scenarios import generate
+
+    buf = io.BytesIO()
+    generate(buf, scenario="smmu", entry_format="lpae-4k")
+    raw = bytearray(buf.getvalue())
+    layout = Layout.read(bytes(raw))
+    record = layout.record(ext.KIND_TABLES)
+    tables = np.frombuffer(
+        bytes(raw),
+        dtype=dtype_from_struct(ext.TableRecord),
+        count=record["count"],
+        offset=layout.ext_offset + record["offset"],
+    )
+    (l1,) = [t for t in tables if int(t["level"]) == 1][:1]
+    attributes = 0x60_0000_0000_0E48  # nG, AF, inner shareable, UXN/PXN
+    for index in range(512):
+        put(raw, int(l1["file_offset"]) + 8 * index, "<Q", attributes | (index << 30) | 1)
+    return bytes(raw)
+
+
+# The commands each amplification case made expensive, and what one run may cost at most (wall
+# seconds, peak RSS in MiB), measured in a subprocess by ``tests/test_hostile.py`` (the case's
+# description says what it cost before).
+AMPLIFICATION_BOUNDS: dict[str, list[tuple[tuple[str, ...], float, int]]] = {
+    "ccdp-million-pairs": [
+        (("check", "DUMP"), 10.0, 300),
+        (("export", "DUMP", "--include", "crashlog", "-o", "OUT"), 10.0, 400),
+    ],
+    "ccdp-many-entries": [(("export", "DUMP", "-o", "OUT"), 10.0, 300)],
+    "crtk-huge-ptr-count": [(("check", "DUMP"), 10.0, 300)],
+    "notes-million-empty": [(("info", "DUMP"), 10.0, 300)],
+    "lpae-l1-blocks-512": [(("vtop", "DUMP", "0x40001000"), 10.0, 300)],
+}
+
+
+def amplification_cases() -> list[Case]:
+    return [
+        Case(
+            "ccdp-million-pairs",
+            "one Ccdp entry with a million pairs, 20 MB (was: check 53 s, export 100 s, 1.8 GB)",
+            ccdp_million_pairs,
+            frozenset({WARNING}),
+            warns="kept raw",
+        ),
+        Case(
+            "ccdp-many-entries",
+            "twenty thousand one-pair Ccdp entries",
+            ccdp_many_entries,
+            frozenset({WARNING}),
+            warns="crash log",
+        ),
+        Case(
+            "crtk-huge-ptr-count",
+            "a Crtk task claiming 0xffffffff pointers, 2.5 MB of them",
+            crtk_huge_ptr_count,
+            frozenset({WARNING}),
+            warns="crash log",
+        ),
+        Case(
+            "notes-million-empty",
+            "a PT_NOTE of a million empty notes, 12 MB (was: info 21 s, 390 MB)",
+            million_empty_notes,
+            frozenset({WARNING}),
+            warns="notes",
+        ),
+        Case(
+            "lpae-l1-blocks-512",
+            "512 LPAE L1 entries mapping 1 GiB blocks, 2.3 MB (was: vtop of one VA 2 GB)",
+            lpae_l1_blocks,
+            ANY_CLEAN,
+        ),
+    ]
+
+
 # ---- everything --------------------------------------------------------------------------------
 
 
@@ -1812,6 +1985,7 @@ def corpus(*, include_slow: bool = True) -> list[Case]:
         *header_cases(),
         *crashlog_cases(),
         *extension_cases(),
+        *amplification_cases(),
         Case(
             "million-empty-loads",
             "a million PT_LOADs of p_memsz 0 (PN_XNUM, ~56 MB)",

@@ -105,12 +105,12 @@ def planted_faults() -> set[tuple[str, int, int, int]]:
     by_pa: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for va, pte in kernel.leaves():  # the whole kernel context, firmware part included
         memattr = (pte >> 2) & 7
-        oa = pte & uat.OA_MASK_FULL
+        # Every check looks at the PA the walker uses: the entry's bits 51:14 cut to the OAS.
+        oa = pte & uat.OA_MASK_FULL & ((1 << g.oas) - 1)
         if not FW_VA_START <= va < KERNEL_VA_END:
             per_kind["outside-managed-range"].append((va, oa))
-        if oa >> g.oas:
+        if (pte & uat.OA_MASK_FULL) >> g.oas:
             per_kind["oa-beyond-oas"].append((va, oa))
-            continue
         by_pa[oa].append((va, memattr))
         what, _region = memory.classify(oa)
         device = memattr in uat.DEVICE_MEMATTRS
@@ -140,6 +140,11 @@ def planted_faults() -> set[tuple[str, int, int, int]]:
     for va, pa in builder.m.ccdp:
         if kernel.translate(va) != pa:
             out.add(("crashlog-mismatch", va, pa, 0))
+    # The ESR's fault status (translation fault, level N) against where the tables stop.
+    far, fsc = builder.m.far, builder.fault_status()
+    assert fsc & ~3 == 0x04  # a translation fault
+    if builder.m.firmware.fault_level(far) != fsc & 3:
+        out.add(("fault-mismatch", far, None, 0))
     return out
 
 
@@ -159,6 +164,7 @@ def test_the_oracle_sees_every_plant(oracle) -> None:
     assert ("unexpected-table-entry", BAD_L2_VA) in at
     assert ("empty-table", LEAKED_TABLE_VA) in at
     assert ("crashlog-mismatch", RANGES["PRIV"][0]) in at
+    assert ("fault-mismatch", BAD_L2_VA + 0x20) in at
     assert {kind for kind, *_ in oracle} == set(KINDS) - {"write-exec"}
 
 
@@ -184,7 +190,13 @@ def test_faults_finds_exactly_what_was_planted(dumps, oracle, which) -> None:
     (normal,) = by_kind["normal-on-non-ram"]
     assert "MMIO window 'disp'" in normal.message
     (oa,) = by_kind["oa-beyond-oas"]
-    assert oa.pa >> 42 == 1 and f"{1 << 42:#x}" in oa.message
+    # pa is where the walker goes (bits 51:14 cut to the 42-bit OAS), pa_raw what it says.
+    assert oa.pa >> 42 == 0 and oa.pa_raw == oa.pa | 1 << 42
+    assert f"{1 << 42:#x}" in oa.message and f"entry says {oa.pa_raw:#x}" in oa.message
+    assert oa.to_dict()["pa_raw"] == f"{oa.pa_raw:#x}"
+    (fault,) = by_kind["fault-mismatch"]
+    assert (fault.va, fault.pa) == (BAD_L2_VA + 0x20, None)
+    assert "translation fault, level 3" in fault.message and "stops at L2" in fault.message
     (bad,) = by_kind["unexpected-table-entry"]
     assert "L2 table" in bad.message and "0xbad00000001" in bad.message
     assert bad.va_end - bad.va == 32 << 20
@@ -220,11 +232,12 @@ def test_faults_driver_layout_skips_what_it_cannot_know(dumps) -> None:
     assert rows(driver, "ram-not-dumped") == rows(full, "ram-not-dumped") | rows(
         full, "normal-on-non-ram"
     )
-    # oa-beyond-oas from p_paddr: found exactly when the PT_LOAD keeps the stray bit (the
-    # simulated walker masks p_paddr by the OAS; the driver keeps bits 51:14).
+    # oa-beyond-oas from p_paddr: the driver keeps bits 51:14, so the stray bit is there.
     with open_dump(dumps["faults-driver"]) as dump:
-        stray = dump.page(FAULT_OA_BEYOND_OAS_VA).pa >> 42
-    assert bool(rows(driver, "oa-beyond-oas")) == bool(stray)
+        page = dump.page(FAULT_OA_BEYOND_OAS_VA)
+        assert page.pa_raw >> 42 == 1 and page.pa == page.pa_raw & ((1 << 42) - 1)
+    assert rows(driver, "oa-beyond-oas") == rows(full, "oa-beyond-oas") != set()
+    assert rows(driver, "fault-mismatch") == set()  # a rebuilt walk: it cannot see the L2 entry
 
 
 @pytest.mark.parametrize("name", ["minimal", "minimal-driver", "user-contexts"])
@@ -285,7 +298,8 @@ def test_to_dict_is_json_with_lowercase_hex(dumps) -> None:
     result = run(dumps["faults"])
     for anomaly in result.anomalies:
         doc = json.loads(json.dumps(anomaly.to_dict()))
-        assert set(doc) == {"kind", "message", "va", "va_end", "pa", "context", "vas", "pages"}
+        keys = {"kind", "message", "va", "va_end", "pa", "pa_raw", "context", "vas", "pages"}
+        assert set(doc) == keys
         for key in ("va", "va_end", "pa"):
             value = getattr(anomaly, key)
             assert doc[key] == (None if value is None else hex(value))
@@ -299,6 +313,7 @@ def test_to_dict_is_json_with_lowercase_hex(dumps) -> None:
         "va": None,
         "va_end": None,
         "pa": "0xabc0",
+        "pa_raw": None,
         "context": 3,
         "vas": [],
         "pages": 0,
@@ -395,11 +410,13 @@ def test_driver_dump_findings_from_p_paddr(tmp_path: Path) -> None:
     result = run(path)
     assert found(result) == {
         ("memattr-alias", va + PAGE, 0x8_0000_4000, 1),
-        ("oa-beyond-oas", va + 0x20_0000, (1 << 42) | 0x8_0010_0000, 3),
+        ("oa-beyond-oas", va + 0x20_0000, 0x8_0010_0000, 3),
+        # The walker went to the cut address and got no data: that is RAM the dump lacks.
+        ("ram-not-dumped", va + 0x20_0000, 0x8_0010_0000, 3),
         ("outside-managed-range", uat.UAT_KERNEL_VA_END, 0x8_0020_0000, 1),
     }
-    # The stray-bit pages are not also "RAM the dump lacks".
-    assert result.counts()["ram-not-dumped"] == 0
+    beyond = [a for a in result.anomalies if a.kind in ("oa-beyond-oas", "ram-not-dumped")]
+    assert {a.pa_raw for a in beyond} == {(1 << 42) | 0x8_0010_0000}
     assert dict(result.skipped)["crashlog-mismatch"] == "the dump's crash logs record no Ccdp pairs"
 
 
@@ -503,7 +520,7 @@ def test_a_crash_log_without_ccdp_and_no_crash_log(tmp_path: Path) -> None:
         (factory.BASE_VA, 0x1234_0000, 0)
     ] * 2
     assert "crash log 1" in result.anomalies[1].message
-    assert "dump maps it to 0x800000000" in result.anomalies[0].message
+    assert "dump maps it to PA 0x800000000" in result.anomalies[0].message
 
 
 def test_a_dump_without_pages_is_clean(tmp_path: Path) -> None:

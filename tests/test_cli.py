@@ -72,7 +72,15 @@ def test_info_json_keys_and_values(dump_path: Path) -> None:
         "firmware_version": "13.5.2",
         "initdata_address": "0xffffffa000abc000",
     }
-    assert doc["crashlog"] == {"size": len(factory.crashlog_note()[2]), "format": "clhe"}
+    assert doc["crashlog"] == {
+        "size": len(factory.crashlog_note()[2]),
+        "format": "clhe",
+        "tag_order": "firmware",
+        "entries": 1,
+        "panic": "test panic",
+        "fault": None,
+        "ccdp": None,
+    }
     assert doc["crashlog"]["size"] == 95  # 32-byte header + Cstr entry (31) + closing entry (32)
 
 
@@ -109,7 +117,15 @@ def test_info_json_raw_crashlog_unknown_values_and_long_firmware(tmp_path: Path)
     ]
     path = factory.build_dump(tmp_path / "raw.dump", notes=notes)
     doc = json.loads(run("info", str(path), "--json").stdout)
-    assert doc["crashlog"] == {"size": 14, "format": "raw"}
+    assert doc["crashlog"] == {
+        "size": 14,
+        "format": "raw",
+        "tag_order": None,
+        "entries": 0,
+        "panic": None,
+        "fault": None,
+        "ccdp": None,
+    }
     gpu = doc["gpu"]
     assert (gpu["generation"], gpu["variant"], gpu["revision"]) == ("G14", "S", "C0")
     assert gpu["firmware_version"] == "12.3.0.1"
@@ -202,20 +218,26 @@ def test_addresses_accept_hex_and_decimal(dump_path: Path) -> None:
     assert by_hex.stdout == by_dec.stdout == upper.stdout == page_bytes(0x8_0000_0000)[0x20:0x40]
 
 
-def test_read_not_dumped_exits_1_with_one_line(dump_path: Path) -> None:
+def test_read_not_dumped_exits_1_with_a_marked_line(dump_path: Path) -> None:
     proc = run("read", str(dump_path), hex(MMIO_VA + 0x10), "16")
     assert proc.returncode == 1
-    assert proc.stdout == b""
+    # No bytes, no zeros: one marked line naming the address, the size and the reason.
+    assert proc.stdout.decode().splitlines() == [
+        f"{MMIO_VA + 0x10:016x}  ** 16 bytes not dumped: device-memory (memattr 1 (device)) **"
+    ]
     lines = stderr_lines(proc)
     assert len(lines) == 1
     assert f"{MMIO_VA + 0x10:#x}" in lines[0]
     assert "not dumped" in lines[0]
 
 
-def test_read_unmapped_exits_1_with_one_line(dump_path: Path) -> None:
+def test_read_unmapped_exits_1_with_a_marked_line(dump_path: Path) -> None:
     proc = run("read", str(dump_path), hex(BASE_VA + 0x10000))
     assert proc.returncode == 1
-    assert proc.stdout == b""
+    out = proc.stdout.decode().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"{BASE_VA + 0x10000:016x}  ** 256 bytes not mapped: ")
+    assert "the walk stopped at L3" in out[0]
     assert len(stderr_lines(proc)) == 1
 
 

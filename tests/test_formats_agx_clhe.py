@@ -163,6 +163,16 @@ CRG8_RAW = (
     + le("4Q", 0xDEAD0000, 0x77, 0x96000045, 0x88)
 )
 
+# CrgA (AArch32), by hand from HoolockLinux's struct apple_rtkit_crashlog_armv7 (0x160 bytes):
+# u32 unk_0, unk_4; u32 regs[16]; u32 psr; u32 unk_x1; u8 stack[0x100]; u32 unk_x2..unk_x5.
+CRGA_RAW = (
+    le("II", 0xC, 0xD)
+    + le("16I", *range(0xA000, 0xA000 + 16))
+    + le("II", 0x600001D3, 0x55)  # psr: Supervisor mode (0x13), IRQ/FIQ masked
+    + bytes(range(256))
+    + le("4I", 1, 2, 3, 4)
+)
+
 CRTK_RAW = (
     le("HH3IQ4II", 1, 0x8001, 1, 2, 3, 0xFFFFFE0000001000, 4, 5, 6, 7, 2)
     + b"rtkit".ljust(28, b"\0")
@@ -182,6 +192,7 @@ PAYLOAD_SAMPLES: dict[str, bytes] = {
     "Ccst": le("II", 3, 0) + le("3Q", 0xFFFFFE0000012340, 0xFFFFFE0000045670, 0),
     "CasC": le("6Q", 1, 2, 3, 4, 5, 6),
     "Crg8": CRG8_RAW,
+    "CrgA": CRGA_RAW,
     "Crtk": CRTK_RAW,
     "Ccdp": le("QQI", 0xFFFFFA0000000000, 0x8_0000_4000, 1) + le("QQI", 0x1500000000, 0x9000, 2),
 }
@@ -248,6 +259,13 @@ def test_payload_values() -> None:
         0x96000045,
         0x88,
     )
+    assert len(CRGA_RAW) == 0x160 == clhe.CRGA_SIZE
+    crga = clhe.CrgaPayload.parse(CRGA_RAW)
+    assert (crga.unk0, crga.unk1, crga.psr, crga.unknown) == (0xC, 0xD, 0x600001D3, 0x55)
+    assert list(crga.r) == list(range(0xA000, 0xA000 + 16))
+    assert crga.stack == bytes(range(256))
+    assert list(crga.unknown2) == [1, 2, 3, 4]
+    assert crga.trailing == b""
     crtk = clhe.CrtkPayload.parse(CRTK_RAW)
     assert [t.name for t in crtk.tasks] == ["rtkit", "idle"]
     assert crtk.tasks[0].ptr_count == 2
@@ -280,11 +298,11 @@ def test_crtk_ptr_count_is_rebuilt() -> None:
 
 
 def test_header_declarations() -> None:
-    raw = b"CLHE" + le("III", 1, 0x200, 5) + bytes(16)
+    raw = b"EHLC" + le("III", 1, 0x200, 5) + bytes(16)
     header = clhe.ClheHeader.parse(raw)
     assert (header.version, header.total_size, header.flags) == (1, 0x200, 5)
     assert clhe.ClheHeader.build(header) == raw
-    raw = b"Cstr" + bytes(4) + le("II", 3, 0x30)
+    raw = b"rtsC" + bytes(4) + le("II", 3, 0x30)
     entry = clhe.ClheEntryHeader.parse(raw)
     assert (entry.kind, entry.flags, entry.length) == ("Cstr", 3, 0x30)
     assert clhe.ClheEntryHeader.build(entry) == raw
@@ -293,13 +311,19 @@ def test_header_declarations() -> None:
 # --- whole crash logs ----------------------------------------------------------------------
 
 
+def tag(name: bytes) -> bytes:
+    """A tag as the firmware writes it: the LE u32 whose value spells ``name`` from its top
+    byte (Linux's FOURCC), so the characters land reversed."""
+    return struct.pack("<I", int.from_bytes(name, "big"))
+
+
 def entry_bytes(kind: bytes, payload: bytes, length: int | None = None, flags: int = 0) -> bytes:
     size = 16 + len(payload) if length is None else length
-    return kind + bytes(4) + le("II", flags, size) + payload
+    return tag(kind) + bytes(4) + le("II", flags, size) + payload
 
 
 def header_bytes(total: int, version: int = 1, flags: int = 0) -> bytes:
-    return b"CLHE" + le("III", version, total, flags) + bytes(16)
+    return tag(b"CLHE") + le("III", version, total, flags) + bytes(16)
 
 
 CLOSING = entry_bytes(b"CLHE", bytes(16))
@@ -321,8 +345,95 @@ def sample_log() -> bytes:
 def test_build_crashlog_layout() -> None:
     payload = PAYLOAD_SAMPLES["Cstr"]
     data = clhe.build_crashlog([("Cstr", payload)], version=3, flags=0x10)
-    body = entry_bytes(b"Cstr", payload) + CLOSING
-    assert data == header_bytes(32 + len(body), version=3, flags=0x10) + body
+    body = entry_bytes(b"Cstr", payload)
+    header = header_bytes(32 + len(body) + 32, version=3, flags=0x10)
+    assert data == header + body + header  # the closing entry is a copy of the header
+
+
+def test_tags_are_little_endian_u32s_on_disk() -> None:
+    """Linux: FOURCC('C','L','H','E') = 0x434c4845 compared with a native (LE) u32; m1n1's
+    FourCC: Int32ul shown big-endian. Both read the bytes "EHLC" as CLHE."""
+    data = sample_log()
+    assert data[:4] == bytes.fromhex("45484c43") == b"EHLC"
+    assert struct.unpack_from("<I", data)[0] == 0x434C4845
+    log = clhe.parse_crashlog(data)
+    assert log.tag_order == clhe.TAG_ORDER_FIRMWARE and log.warnings == ()
+    for entry in log.entries:
+        on_disk = data[entry.offset : entry.offset + 4]
+        assert on_disk == entry.kind.encode("latin-1")[::-1]  # "rtsC", "8grC", ...
+        assert struct.unpack("<I", on_disk)[0].to_bytes(4, "big").decode() == entry.kind
+    assert data[log.entries[1].offset : log.entries[1].offset + 4] == b"rtsC"
+    assert data[log.entries[3].offset : log.entries[3].offset + 4] == b"8grC"
+    assert data[-32:] == data[:32]  # closed by a copy of the header
+
+
+# What dumpview 0.1.0 wrote: tags in reading order, a closing entry of flags 0, length 0x20.
+OLD_DUMPVIEW_LOG = (
+    b"CLHE" + le("III", 1, 0x59, 0) + bytes(16)
+    + b"Cstr" + bytes(4) + le("II", 0, 0x19) + le("I", 1) + b"oops\0"
+    + b"CLHE" + bytes(4) + le("II", 0, 0x20) + bytes(16)
+)  # fmt: skip
+
+
+def test_reading_order_log_is_read_with_a_warning() -> None:
+    assert len(OLD_DUMPVIEW_LOG) == 0x59
+    log = clhe.parse_crashlog(OLD_DUMPVIEW_LOG)
+    assert log.format == "clhe" and log.closed
+    assert log.tag_order == clhe.TAG_ORDER_READING
+    assert [e.kind for e in log.entries] == ["Cstr"]
+    assert clhe.panic_message(log) == "oops"
+    assert log.warnings == (clhe.READING_ORDER_WARNING,)
+    assert '"CLHE" on disk' in log.warnings[0] and "0.1.0" in log.warnings[0]
+    rebuilt = clhe.build_crashlog(
+        [("Cstr", {"id": 1, "message": "oops"})], tag_order=clhe.TAG_ORDER_READING
+    )
+    assert rebuilt == OLD_DUMPVIEW_LOG
+    with pytest.raises(ValueError, match="tag order"):
+        clhe.build_crashlog([], tag_order="backwards")
+
+
+def test_walk_stops_at_the_total_size() -> None:
+    data = sample_log()
+    extra = entry_bytes(b"Cstr", le("I", 9) + b"past the end\0") + bytes(5)
+    log = clhe.parse_crashlog(data + extra)
+    assert [e.kind for e in log.entries] == [e.kind for e in clhe.parse_crashlog(data).entries]
+    assert log.closed
+    assert log.warnings == (
+        f"{len(extra):#x} bytes past the header's total size {len(data):#x} are not part of "
+        "the crash log (not decoded)",
+    )
+    assert clhe.panic_message(log) == "ASSERT failed: ptr != NULL"
+    # A total size that ends inside the entries: the walk stops there, without a closing entry.
+    cut = bytearray(data)
+    second = clhe.parse_crashlog(data).entries[2].offset  # Ctim starts here
+    cut[8:12] = le("I", second)
+    log = clhe.parse_crashlog(bytes(cut))
+    assert [e.kind for e in log.entries] == ["Cver", "Cstr"]
+    assert not log.closed
+    assert log.warnings[-1] == "crash log has no closing CLHE entry"
+    # A total size smaller than the header itself is ignored (the whole note is walked).
+    small = bytearray(data)
+    small[8:12] = le("I", 8)
+    log = clhe.parse_crashlog(bytes(small))
+    assert log.closed and len(log.entries) == 6
+    assert "smaller than the header" in log.warnings[0]
+
+
+def test_text_is_utf8_with_replacement() -> None:
+    payload = le("I", 1) + "café ".encode() + b"\xff\xfe" + b"!\0"
+    log = clhe.parse_crashlog(clhe.build_crashlog([("Cstr", payload)]))
+    assert log.warnings == ()
+    assert clhe.panic_message(log) == "café \ufffd\ufffd!"
+
+
+def test_aarch32_registers() -> None:
+    log = clhe.parse_crashlog(clhe.build_crashlog([("CrgA", CRGA_RAW)]))
+    regs = clhe.aarch32_registers(log)
+    assert regs is not None and regs.r[15] == 0xA00F and regs.psr & 0x1F == 0x13
+    assert clhe.registers(log) is None  # no AArch64 set
+    short = clhe.parse_crashlog(clhe.build_crashlog([("CrgA", CRGA_RAW[:0x100])]))
+    assert clhe.aarch32_registers(short) is None
+    assert "payload does not decode" in short.warnings[0]
 
 
 def test_crashlog_parse_and_rebuild() -> None:
@@ -376,7 +487,7 @@ def test_zero_length_entry_stops_walk() -> None:
 
 
 def test_short_length_entry_stops_walk() -> None:
-    data = header_bytes(0x40) + entry_bytes(b"Cstr", b"", length=15) + CLOSING
+    data = header_bytes(0x50) + entry_bytes(b"Cstr", b"", length=15) + CLOSING
     log = clhe.parse_crashlog(data)
     assert log.entries == ()
     assert not log.closed
@@ -433,7 +544,7 @@ def test_undecodable_known_payload_is_kept_raw() -> None:
     assert clhe.registers(log) is None
 
 
-@pytest.mark.parametrize("data", [b"", b"CLHE", b"CLHE" + bytes(27)])
+@pytest.mark.parametrize("data", [b"", b"CLHE", b"CLHE" + bytes(27), b"EHLC", b"EHLC" + bytes(27)])
 def test_truncated_header_is_raw(data: bytes) -> None:
     log = clhe.parse_crashlog(data)
     assert log.format == "raw"
@@ -499,6 +610,7 @@ def test_parse_never_raises_on_arbitrary_bytes(data: bytes) -> None:
 @settings(max_examples=300)
 @given(st.binary(max_size=512))
 def test_parse_never_raises_after_clhe_magic(tail: bytes) -> None:
+    check_log_invariants(b"EHLC" + tail)
     check_log_invariants(b"CLHE" + tail)
 
 
@@ -539,9 +651,12 @@ def test_ccdp_round_trip(pairs: list[tuple[int, int, int]]) -> None:
     assert clhe.ccdp_pairs(log) == pairs
 
 
-@given(u32, st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=255), max_size=200))
+@given(
+    u32,
+    st.text(alphabet=st.characters(min_codepoint=1, blacklist_categories=("Cs",)), max_size=200),
+)
 def test_cstr_round_trip(ident: int, message: str) -> None:
-    payload = le("I", ident) + message.encode("latin-1") + b"\0"
+    payload = le("I", ident) + message.encode("utf-8") + b"\0"
     assert clhe.CstrPayload.build({"id": ident, "message": message}) == payload
     assert clhe.CstrPayload.build(clhe.CstrPayload.parse(payload)) == payload
     log = clhe.parse_crashlog(clhe.build_crashlog([("Cstr", {"id": ident, "message": message})]))

@@ -323,13 +323,16 @@ def test_memattr_names_follow_the_reference() -> None:
 
 # ---- p_flags packing -----------------------------------------------------------------------
 
-# Recorded PTE bits of a driver dump: AF (10), AP (7:6), memattr (4:2), bits 63:52, OA 51:14.
-RECORDED = (1 << 10) | (3 << 6) | (7 << 2) | (0xFFF << 52) | (((1 << 38) - 1) << 14)
+# Recorded PTE bits of a driver dump: AP (7:6), memattr (4:2), bits 63:52, OA 51:14. AF (10)
+# is in p_flags but always 1 (the driver rebuilds bits 0-11 from its Prot): not recorded.
+RECORDED = (3 << 6) | (7 << 2) | (0xFFF << 52) | (((1 << 38) - 1) << 14)
+AF = 1 << 10
 
 
 def test_recorded_mask_matches_the_reference() -> None:
-    assert RECORDED == 0xFFFF_FFFF_FFFF_C4DC
+    assert RECORDED == 0xFFFF_FFFF_FFFF_C0DC
     assert uat.RECORDED_PTE_BITS_DRIVER == RECORDED
+    assert "af" in uat.NOT_RECORDED_FIELDS_DRIVER
 
 
 @given(U64)
@@ -337,12 +340,12 @@ def test_p_flags_pack_then_unpack_keeps_exactly_the_recorded_bits(pte: int) -> N
     p_flags = uat.pack_p_flags(pte)
     assert 0 <= p_flags < 1 << 32
     assert p_flags & 0xF8 == 0  # bits 3-7 unused
-    assert (p_flags >> 8) & 0xFFF == pte & 0x4DC  # PTE bits 0-11: only AF, AP, memattr
+    assert (p_flags >> 8) & 0xFFF == (pte & 0xDC) | 0x400  # AP, memattr; AF always 1
     assert p_flags >> 20 == pte >> 52  # PTE bits 52-63
     assert p_flags & 7 == ELF_RWX.get(uat.firmware_view(pte), -1)
     p_paddr = pte & 0x000F_FFFF_FFFF_C000  # the driver writes pte & bits 51:14
     rebuilt = uat.unpack_p_flags(p_flags, p_paddr)
-    assert rebuilt == pte & RECORDED
+    assert rebuilt == (pte & RECORDED) | AF
     # type, SH, nG (and bit 5, bits 13:12) are gone.
     assert rebuilt & ((3 << 0) | (3 << 8) | (1 << 11) | (1 << 5) | (3 << 12)) == 0
 
@@ -352,6 +355,7 @@ def test_unpack_then_pack_gives_back_the_driver_p_flags(p_flags: int, p_paddr: i
     # Only p_flags values a driver can write: low PTE byte restricted to AF/AP/memattr, ELF bits
     # from the firmware view.
     p_flags &= ~0xFF & ~(0xB23 << 8)  # clear ELF bits, 3-7, and type/bit5/SH/nG/13:12
+    p_flags |= AF << 8  # the driver's Prot always sets AF
     pte = uat.unpack_p_flags(p_flags, p_paddr)
     repacked = uat.pack_p_flags(pte)
     assert repacked & ~7 == p_flags
@@ -363,6 +367,8 @@ def test_pack_p_flags_by_hand_for_fw_priv_rw() -> None:
     pte = uat.PROTS["FW_PRIV_RW"].bits | 0x8_0000_0000 | 3 | (1 << 11) | (2 << 8)
     assert uat.pack_p_flags(pte) == 6 | (0x440 << 8) | (0x00C << 20)
     assert uat.unpack_p_flags(uat.pack_p_flags(pte), 0x8_0000_0000) == 0x00C0_0008_0000_0440
+    # The same entry with AF clear: the driver's p_flags still say AF (as_pte() sets UAT_AF).
+    assert uat.pack_p_flags(pte & ~AF) == 6 | (0x440 << 8) | (0x00C << 20)
 
 
 # ---- geometry ------------------------------------------------------------------------------
@@ -654,12 +660,12 @@ def test_decode_entry_exact_and_driver() -> None:
     assert fields["gpu_access"].bits == "55" and fields["gpu_access"].value == 1
     driver = decode_entry(pte & uat.RECORDED_PTE_BITS_DRIVER, 3, g, exact=False)
     dfields = {f.name: f for f in driver.fields}
-    for lost in ("type", "sh", "ng"):
+    for lost in ("type", "sh", "ng", "af"):
         assert dfields[lost].value is None
         assert dfields[lost].meaning == "not recorded"
         assert not dfields[lost].recorded
-    assert driver.ng is None
-    assert dfields["ap"].value == 1 and dfields["af"].value == 1
+    assert driver.ng is None and driver.af is None
+    assert dfields["ap"].value == 1
     # A table entry at an upper level.
     table = decode_entry(0x7_0000_4003, 1, g)
     assert table.type_name == "table"

@@ -13,6 +13,9 @@ reports it as xfail while it stands and fails once it is fixed (so the marker is
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,6 +130,56 @@ def test_warnings_are_grouped_and_capped(tmp_path: Path) -> None:
     assert missing[-1].endswith(f"{2048 - WARNINGS_SHOWN:,} more warnings like these (not listed)")
 
 
+# ---- amplification: bounded time and memory, measured in a subprocess --------------------------
+
+
+# The peak RSS of the command itself: its own VmHWM, written at exit (``wait4``'s ru_maxrss
+# would count the forking test process's memory too: Linux carries it across exec).
+_MEASURED = (
+    "import atexit, os, sys\n"
+    "def report():\n"
+    "    with open('/proc/self/status') as fp:\n"
+    "        hwm = next(line for line in fp if line.startswith('VmHWM:'))\n"
+    "    with open(os.environ['DUMPVIEW_TEST_HWM'], 'w') as out:\n"
+    "        out.write(hwm.split()[1])\n"
+    "atexit.register(report)\n"
+    "from dumpview.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+def run_measured(argv: list[str], tmp_path: Path) -> tuple[int, float, int, str]:
+    """``dumpview ARGV`` in a subprocess: (exit code, wall seconds, peak RSS in MiB, stderr)."""
+    hwm = tmp_path / "hwm"
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURED, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DUMPVIEW_TEST_HWM": str(hwm)},
+        timeout=120,
+    )
+    seconds = time.perf_counter() - started
+    return proc.returncode, seconds, int(hwm.read_text()) // 1024, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("name", sorted(hostile.AMPLIFICATION_BOUNDS))
+def test_amplification_is_bounded(tmp_path: Path, name: str) -> None:
+    """What a file claims (a million Ccdp pairs, a million notes, 512 1 GiB blocks) does not
+    drive the work: each command the case made expensive stays within its bound."""
+    case = next(c for c in hostile.corpus(include_slow=False) if c.name == name)
+    path = tmp_path / f"{name}.dump"
+    path.write_bytes(case.build())
+    for command, max_seconds, max_mib in hostile.AMPLIFICATION_BOUNDS[name]:
+        out = tmp_path / "out.jsonl"
+        argv = [str(path) if a == "DUMP" else str(out) if a == "OUT" else a for a in command]
+        code, seconds, mib, stderr = run_measured(argv, tmp_path)
+        assert code in (0, 1), (command, code, stderr)
+        assert "Traceback" not in stderr
+        assert seconds < max_seconds, (command, seconds)
+        assert mib < max_mib, (command, mib)
+
+
 # ---- the harness itself --------------------------------------------------------------------
 
 
@@ -141,7 +194,7 @@ def test_the_harness_reports_unhandled_hang_and_lies(
     def boom(self, *args, **kwargs):
         raise ValueError("boom")
 
-    monkeypatch.setattr(dump_module.Dump, "read_va", boom)
+    monkeypatch.setattr(dump_module.Dump, "read_runs", boom)
     outcome = hostile.exercise(path, entries=("read",))
     assert outcome.results["read"].outcome == UNHANDLED
     assert "ValueError: boom" in outcome.results["read"].detail
@@ -152,7 +205,7 @@ def test_the_harness_reports_unhandled_hang_and_lies(
         while True:
             pass
 
-    monkeypatch.setattr(dump_module.Dump, "read_va", forever)
+    monkeypatch.setattr(dump_module.Dump, "read_runs", forever)
     started = time.perf_counter()
     outcome = hostile.exercise(path, entries=("read",), timeout=0.5)
     assert outcome.results["read"].outcome == HANG

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dumpview.model import open_dump
-from dumpview.model.bookmarks import Bookmark, Bookmarks, sidecar_path
+from dumpview.model.bookmarks import MAX_SIDECAR_BYTES, Bookmark, Bookmarks, sidecar_path
 from dumpview.model.crash import check_ccdp, crashlog_sections, decode_esr, fault_status_name
 from dumpview.model.ranges import human_size, ranges
 from dumpview.model.search import SearchHit, next_hit_index, parse_pattern, search
@@ -601,7 +603,8 @@ def test_decode_esr_classes(esr: int, ec_name: str, detail: str) -> None:
 
 def test_decode_esr_names_what_it_does_not_know() -> None:
     assert decode_esr(0x0000_0000).ec_name == "unknown reason"
-    assert decode_esr(0x3F << 26).ec_name == "EC 0x3f"
+    assert decode_esr(0x3F << 26).ec_name == "implementation defined exception (IMPDEF)"
+    assert decode_esr(0x3E << 26).ec_name == "EC 0x3e"
     assert decode_esr(0x8A << 24).details == []  # EC 0x22: PC alignment, no ISS decode
     assert fault_status_name(0x3F) == "reserved fault status 0x3f"
     assert fault_status_name(0x09) == "access flag fault, level 1"
@@ -627,7 +630,7 @@ def test_check_ccdp_finds_the_planted_disagreement() -> None:
     (bad,) = wrong
     assert bad.va == RANGES["PRIV"][0]
     assert bad.pa_log == bad.pa_dump + 0x10_0000
-    assert bad.note == f"dump maps it to {bad.pa_dump:#x}"
+    assert bad.note == f"dump maps it to PA {bad.pa_dump:#x}"
     assert all(c.pa_dump == c.pa_log for c in checks if c.agree)
 
 
@@ -691,7 +694,14 @@ def test_crashlog_fault_address_through_a_driver_dump() -> None:
     lines = sections_by_title(SAMPLES / "minimal-driver.dump")["Fault address"]
     assert lines[0] == "FAR 0xffffffa000000040 -> PA 0x10001008040"
     assert lines[1] == "cached, firmware RW, GPU -- (entry rebuilt from the PT_LOAD)"
-    assert len(lines) == 2 + 3  # one line per (rebuilt) level
+    # The instruction abort's permission fault at L3: the (rebuilt) walk maps the FAR at L3.
+    assert lines[2].startswith(
+        "ESR says permission fault, level 3; the dump's tables agree: the dump's walk "
+        "(rebuilt walk) maps it to PA 0x10001008040 (leaf at L3), firmware RW, GPU --; "
+        "the access was an instruction fetch"
+    )
+    assert len(lines) == 3 + 3  # one line per (rebuilt) level
+    assert lines[-1].endswith("AF:not recorded nG:not recorded")
 
 
 def dump_with_notes(directory: Path, notes: list) -> Path:
@@ -883,3 +893,77 @@ def test_failed_save_leaves_no_temporary_file(
     with pytest.raises(OSError, match="disk full"):
         marks.save()
     assert os.listdir(dump_copy.parent) == ["minimal.dump"]
+
+
+# ---- the sidecar is only ever a small regular file ----------------------------------------------
+
+
+def _planted(kind: str, sidecar: Path, tmp_path: Path) -> Path | None:
+    """Put a ``kind`` of thing at the sidecar path; returns a victim file it leads to, if any."""
+    victim = tmp_path / "victim.json"
+    victim.write_text('{"schema": "dumpview-bookmarks/1", "bookmarks": []}')
+    if kind == "symlink":
+        sidecar.symlink_to(victim)
+        return victim
+    if kind == "symlink-to-device":
+        device = tmp_path / "zero"
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 5))  # endless zeros
+        sidecar.symlink_to(device)
+    elif kind == "fifo":
+        os.mkfifo(sidecar)
+    elif kind == "device":
+        os.mknod(sidecar, stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    elif kind == "too-large":
+        sidecar.write_bytes(b" " * (MAX_SIDECAR_BYTES + 1))
+    return None
+
+
+@pytest.mark.parametrize("kind", ["symlink", "symlink-to-device", "fifo", "device", "too-large"])
+def test_a_sidecar_that_is_not_a_small_regular_file_is_neither_read_nor_written(
+    dump_copy: Path, tmp_path: Path, kind: str
+) -> None:
+    sidecar = sidecar_path(dump_copy)
+    victim = _planted(kind, sidecar, tmp_path)
+    before = os.lstat(sidecar)
+    started = time.monotonic()
+    marks = Bookmarks.load(dump_copy)  # a FIFO must not block, a device must not be read
+    assert time.monotonic() - started < 2
+    assert marks.items == [] and not marks.writable
+    assert "\n" not in marks.warning and str(sidecar) in marks.warning
+    assert "kept for this session only" in marks.warning
+    marks.add(0x4000, "x")
+    with pytest.raises(OSError, match="refusing"):
+        marks.save()
+    after = os.lstat(sidecar)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    if victim is not None:
+        assert json.loads(victim.read_text())["bookmarks"] == []
+
+
+def test_a_link_planted_after_loading_is_replaced_not_followed(
+    dump_copy: Path, tmp_path: Path
+) -> None:
+    """Between load and save a link appears at the sidecar path: the writer refuses it."""
+    victim = tmp_path / "victim"
+    victim.write_text("victim\n")
+    marks = Bookmarks.load(dump_copy)
+    marks.add(0x4000, "x")
+    sidecar_path(dump_copy).symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        marks.save()
+    assert victim.read_text() == "victim\n"
+
+
+def test_a_new_sidecar_gets_the_umask_default_not_a_link_targets_mode(dump_copy: Path) -> None:
+    from dumpview.output import current_umask
+
+    os.chmod(dump_copy, 0o600)
+    marks = Bookmarks.load(dump_copy)
+    marks.add(0x4000, "x")
+    marks.save()
+    mode = stat.S_IMODE(sidecar_path(dump_copy).stat().st_mode)
+    assert mode == 0o666 & ~current_umask()
+    os.chmod(sidecar_path(dump_copy), 0o640)
+    marks.add(0x8000, "y")
+    marks.save()
+    assert stat.S_IMODE(sidecar_path(dump_copy).stat().st_mode) == 0o640  # kept

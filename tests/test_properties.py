@@ -97,7 +97,7 @@ model bulk vs scalar
 the model over random valid dumps        test_model_invariants_over_scenarios,
                                           test_model_invariants_over_factory_dumps,
                                           test_pt_load_at_the_top_of_the_address_space
-                                          (xfail: bug),
+                                          (accepted: another writer may dump it),
                                           test_ranges_split_where_the_hole_reason_changes
 ========================================  ===============================================
 """
@@ -124,6 +124,7 @@ import dumpview
 from dumpview.model.errors import AddressError, NotDumpedError
 from dumpview.model.extension import Extension as ModelExtension
 from dumpview.model.kinds import KIND_CODES, leaf_kind, leaf_kinds
+from dumpview.model.memmap import minimap
 from dumpview.model.pagearrays import unpack_p_flags_bulk
 from dumpview.npstruct import dtype_from_struct
 from dumpview.sim.scenarios import SCENARIOS, generate_file
@@ -396,7 +397,7 @@ KIND_BYTES = st.binary(min_size=4, max_size=4)
 @FAST
 @given(version=U32, total=U32, flags=U32)
 def test_clhe_header_round_trip(version: int, total: int, flags: int) -> None:
-    raw = b"CLHE" + struct.pack("<III", version, total, flags) + bytes(16)
+    raw = b"EHLC" + struct.pack("<III", version, total, flags) + bytes(16)  # LE u32 'CLHE'
     header = clhe.ClheHeader.parse(raw)
     assert (header.version, header.total_size, header.flags) == (version, total, flags)
     assert clhe.ClheHeader.build(header) == raw
@@ -406,25 +407,29 @@ def test_clhe_header_round_trip(version: int, total: int, flags: int) -> None:
 @FAST
 @given(kind=KIND_BYTES, flags=U32, length=U32)
 def test_clhe_entry_header_round_trip(kind: bytes, flags: int, length: int) -> None:
-    raw = kind + bytes(4) + struct.pack("<II", flags, length)
+    on_disk = struct.pack("<I", int.from_bytes(kind, "big"))  # the firmware's FOURCC u32
+    raw = on_disk + bytes(4) + struct.pack("<II", flags, length)
     entry = clhe.ClheEntryHeader.parse(raw)
     assert (entry.kind, entry.flags, entry.length) == (kind.decode("latin-1"), flags, length)
     assert clhe.ClheEntryHeader.build(entry) == raw
 
 
-LATIN1_NO_NUL = st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=255), max_size=40)
+# Crash log text is UTF-8 (m1n1): any character but NUL and lone surrogates.
+TEXT_NO_NUL = st.text(
+    alphabet=st.characters(min_codepoint=1, blacklist_categories=("Cs",)), max_size=40
+)
 
 
 @st.composite
 def crtk_task(draw: st.DrawFn) -> dict[str, Any]:
-    name = draw(st.binary(max_size=28).map(lambda b: b.rstrip(b"\0")))
+    name = draw(TEXT_NO_NUL.filter(lambda t: len(t.encode()) <= 28))
     return {
         "id": draw(U16),
         "flags": draw(U16),
         "unk0": draw(st.lists(U32, min_size=3, max_size=3)),
         "ptr": draw(U64),
         "unk1": draw(st.lists(U32, min_size=4, max_size=4)),
-        "name": name.decode("latin-1"),
+        "name": name,
         "ptrs": draw(st.lists(U64, max_size=4)),
     }
 
@@ -443,9 +448,9 @@ CASC_FIELDS = (
 )
 PAYLOAD_VALUES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "Cver": st.fixed_dictionaries(
-        {"uuid": st.binary(min_size=16, max_size=16), "version": LATIN1_NO_NUL}
+        {"uuid": st.binary(min_size=16, max_size=16), "version": TEXT_NO_NUL}
     ),
-    "Cstr": st.fixed_dictionaries({"id": U32, "message": LATIN1_NO_NUL}),
+    "Cstr": st.fixed_dictionaries({"id": U32, "message": TEXT_NO_NUL}),
     "Ctim": st.fixed_dictionaries({"time": U64}),
     "Cmbx": st.fixed_dictionaries(
         {
@@ -473,6 +478,17 @@ PAYLOAD_VALUES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             **{name: U64 for name in ("far", "unknown2", "esr", "unknown3")},
         }
     ),
+    "CrgA": st.fixed_dictionaries(
+        {
+            "unk0": U32,
+            "unk1": U32,
+            "r": st.lists(U32, min_size=16, max_size=16),
+            "psr": U32,
+            "unknown": U32,
+            "stack": st.binary(min_size=256, max_size=256),
+            "unknown2": st.lists(U32, min_size=4, max_size=4),
+        }
+    ),
     "Crtk": st.fixed_dictionaries({"tasks": st.lists(crtk_task(), max_size=3)}),
     "Ccdp": st.fixed_dictionaries(
         {
@@ -487,9 +503,9 @@ PAYLOAD_VALUES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 def payload_by_hand(kind: str, v: dict[str, Any]) -> bytes:
     """The documented byte layout of each payload kind, packed with ``struct``."""
     if kind == "Cver":
-        return v["uuid"] + v["version"].encode("latin-1") + b"\0"
+        return v["uuid"] + v["version"].encode("utf-8") + b"\0"
     if kind == "Cstr":
-        return struct.pack("<I", v["id"]) + v["message"].encode("latin-1") + b"\0"
+        return struct.pack("<I", v["id"]) + v["message"].encode("utf-8") + b"\0"
     if kind == "Ctim":
         return struct.pack("<Q", v["time"])
     if kind == "Cmbx":
@@ -512,13 +528,16 @@ def payload_by_hand(kind: str, v: dict[str, Any]) -> bytes:
             *v["unknown"],
             *(v[n] for n in ("far", "unknown2", "esr", "unknown3")),
         )
+    if kind == "CrgA":  # HoolockLinux's struct apple_rtkit_crashlog_armv7
+        head = struct.pack("<II16III", v["unk0"], v["unk1"], *v["r"], v["psr"], v["unknown"])
+        return head + v["stack"] + struct.pack("<4I", *v["unknown2"])
     if kind == "Crtk":
         out = b""
         for t in v["tasks"]:
             out += struct.pack(
                 "<HH3IQ4II", t["id"], t["flags"], *t["unk0"], t["ptr"], *t["unk1"], len(t["ptrs"])
             )
-            out += t["name"].encode("latin-1").ljust(28, b"\0")
+            out += t["name"].encode("utf-8").ljust(28, b"\0")
             out += struct.pack(f"<{len(t['ptrs'])}Q", *t["ptrs"])
         return out
     assert kind == "Ccdp"
@@ -688,7 +707,8 @@ def test_named_protections_decode_to_their_fields(name: str, pa: int) -> None:
     )
     assert (parsed.gpu_access, parsed.af, parsed.type) == (True, True, uat.PTE_PAGE)
     assert parsed.oa_pfn << uat.PAGE_SHIFT == pa
-    assert uat.unpack_p_flags(uat.pack_p_flags(pte), pa) == pte & uat.RECORDED_PTE_BITS_DRIVER
+    recorded = pte & uat.RECORDED_PTE_BITS_DRIVER | uat.BIT_AF  # AF: always 1 in p_flags
+    assert uat.unpack_p_flags(uat.pack_p_flags(pte), pa) == recorded
 
 
 @pytest.mark.parametrize("memattr", range(8))
@@ -1016,7 +1036,9 @@ def test_writer_program_headers_parse_as_declared(
             size,
             flags,
         )
-        assert (ph.p_offset, ph.p_filesz, ph.p_align) == (offset, size if data else 0, PAGE)
+        # crashdump.rs: a PT_LOAD without data has p_offset exactly the data start.
+        expected = offset if data else data_start
+        assert (ph.p_offset, ph.p_filesz, ph.p_align) == (expected, size if data else 0, PAGE)
         offset += ph.p_filesz
     assert data_end == offset
 
@@ -1030,7 +1052,8 @@ class PlannedPage(NamedTuple):
     """What the dump was built to say about one page (the fields of ``PageRecord``)."""
 
     va: int
-    pa: int
+    pa: int  # where the walker goes: pa_raw cut to the 42-bit OAS
+    pa_raw: int  # p_paddr + offset: what the entry says
     pte: int  # the entry the model must report (exact, or the recorded bits of a driver dump)
     pte_exact: bool
     flags: int
@@ -1106,7 +1129,7 @@ def check_model_invariants(path: Path, plan: list[PlannedPage] | None = None) ->
         ours = list(
             zip(
                 dump.seg_va.tolist(),
-                dump.seg_pa.tolist(),
+                dump.seg_pa_raw.tolist(),
                 dump.seg_filesz.tolist(),
                 dump.seg_memsz.tolist(),
                 dump.seg_flags.tolist(),
@@ -1118,14 +1141,14 @@ def check_model_invariants(path: Path, plan: list[PlannedPage] | None = None) ->
 
         pages = list(dump.pages())
         if plan is not None:
-            assert [tuple(p)[:8] for p in pages] == [tuple(p)[:8] for p in plan]
+            assert [tuple(p)[:9] for p in pages] == [tuple(p)[:9] for p in plan]
         total, dumped_count = dump.page_totals
         assert (total, dumped_count) == (len(pages), sum(p.dumped for p in pages))
         assert sum(memsz // page_size for _, _, _, memsz, _ in loads) == len(pages)
 
         # Bulk page columns and hole reasons agree with the scalar pages.
         bulk = factory.bulk_page_tuples(dump, 7)
-        assert bulk == [tuple(p)[:8] for p in pages]
+        assert bulk == [tuple(p)[:9] for p in pages]
 
         # Reads: dumped pages give pyelftools' bytes, others raise NotDumpedError.
         starts = [va for va, *_ in loads]  # sorted
@@ -1161,13 +1184,11 @@ def check_model_invariants(path: Path, plan: list[PlannedPage] | None = None) ->
             walk = dump.translate(page.va + 0x123)
             assert walk.page == page == dump.page(page.va + 0x123)
             assert walk.leaf is not None and walk.leaf.value == page.pte
-            if page.pa >> geometry.oas and not walk.rebuilt:
-                # translate gives the OAS-wide output address while p_paddr keeps bits
-                # 51:14: a leaf check() must report as oa-beyond-oas.
-                assert walk.pa == (page.pa & geometry.oa_mask) + 0x123
+            # One PA everywhere: the walker's (cut to the OAS), and what the entry says.
+            assert (walk.pa, walk.pa_raw) == (page.pa + 0x123, page.pa_raw + 0x123)
+            assert page.pa == page.pa_raw & ((1 << geometry.oas) - 1)
+            if page.pa_raw >> geometry.oas:  # p_paddr keeps bits 51:14: oa-beyond-oas
                 stray_oa.add(page.va)
-            else:
-                assert walk.pa == page.pa + 0x123
         if stray_oa:
             runs = [
                 (a.va, a.va_end)
@@ -1203,6 +1224,7 @@ def check_model_invariants(path: Path, plan: list[PlannedPage] | None = None) ->
                 (
                     int(r["va"], 16),
                     int(r["pa"], 16),
+                    int(r["pa_raw"] or r["pa"], 16),
                     int(r["pte"], 16),
                     r["pte_exact"],
                     int(r["flags"], 16),
@@ -1211,7 +1233,8 @@ def check_model_invariants(path: Path, plan: list[PlannedPage] | None = None) ->
                     r["reason_detail"],
                 )
                 for r in records
-            ] == [tuple(p)[:8] for p in pages]
+            ] == [tuple(p)[:9] for p in pages]
+            assert all(r["pa_raw"] is None or r["pa_raw"] != r["pa"] for r in records)
             if dump.tables_index is not None and fmt == "jsonl":
                 for record, page in zip(records, pages, strict=True):
                     steps = dump.translate(page.va).steps
@@ -1275,8 +1298,8 @@ def test_model_invariants_over_scenarios(dump_dir: Path, args: dict[str, Any]) -
                 # Every dumped leaf is in the carried tables; the driver layout keeps its
                 # recorded bits, p_paddr its output address bits 51:14.
                 assert page_a.pte_exact and not page_b.pte_exact
-                assert page_b.pte == page_a.pte & uat.RECORDED_PTE_BITS_DRIVER
-                assert page_a.pa == page_a.pte & uat.OA_MASK_FULL
+                assert page_b.pte == page_a.pte & uat.RECORDED_PTE_BITS_DRIVER | uat.BIT_AF
+                assert page_a.pa_raw == page_a.pte & uat.OA_MASK_FULL
             assert [(n.name, n.note_type, bytes(n.desc)) for n in a.notes] == [
                 (n.name, n.note_type, bytes(n.desc)) for n in b.notes
             ]
@@ -1441,9 +1464,14 @@ def build_factory_dump(path: Path, plan: FactoryPlan) -> list[PlannedPage]:
         for k in range(pages):
             page_va, page_pa = va + k * PAGE, pa + k * PAGE
             exact = plan.with_tables
-            pte = leaves[page_va] if exact else leaves[page_va] & uat.RECORDED_PTE_BITS_DRIVER
+            # A driver dump records AP, memattr, bits 63:52 and 51:14; AF always reads 1.
+            recorded = leaves[page_va] & uat.RECORDED_PTE_BITS_DRIVER | uat.BIT_AF
+            pte = leaves[page_va] if exact else recorded
             reason, detail = (None, None) if data else expected_reason(plan, page_va, attrs)
-            planned.append(PlannedPage(page_va, page_pa, pte, exact, flags, data, reason, detail))
+            used = page_pa & ((1 << uat.OAS_T600X) - 1)
+            planned.append(
+                PlannedPage(page_va, used, page_pa, pte, exact, flags, data, reason, detail)
+            )
     return planned
 
 
@@ -1466,14 +1494,11 @@ def test_model_invariants_over_factory_dumps(dump_dir: Path, plan: FactoryPlan, 
         path.unlink()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dumpview/model/dump.py: _check_segments computes p_vaddr + p_memsz in uint64, so a "
-    "PT_LOAD ending exactly at 2**64 (the top page of the UAT upper half, which the driver "
-    "walks) is refused as 'wraps past the top of the address space'",
-)
 @pytest.mark.parametrize("with_tables", [False, True])
 def test_pt_load_at_the_top_of_the_address_space(dump_dir: Path, with_tables: bool) -> None:
+    """The driver never dumps the last page (its walk ends at !UAT_PGMSK, exclusive), but
+    dumpview 0.1.0 walked it and another writer may: a PT_LOAD ending exactly at 2**64 does not
+    wrap, and every query handles it."""
     top = (1 << 64) - PAGE
     plan = FactoryPlan(
         [(top - PAGE, 0x8_0000_0000, 2, uat.PROTS["FW_PRIV_RW"].bits | 3, True)],
@@ -1484,6 +1509,15 @@ def test_pt_load_at_the_top_of_the_address_space(dump_dir: Path, with_tables: bo
     )
     path = fresh_path(dump_dir)
     check_model_invariants(path, build_factory_dump(path, plan))
+    with dumpview.open_dump(path) as dump:
+        (row,) = [dump.ranges().row(i) for i in range(len(dump.ranges()))]
+        assert (row.va_start, row.va_end) == (top - PAGE, 1 << 64)
+        assert dump.ranges().index_of_va((1 << 64) - 1) == 0
+        assert dump.spans_with_segments([top], PAGE).tolist() == [True]
+        last = bytes(dump.read_va(top, PAGE))
+        hits = dump.search(last[-9:-1]).hits  # (the space's very last byte is not searched)
+        assert top + PAGE - 9 in [hit.va for hit in hits]
+        assert minimap(dump, 8).counts == {"gpu": 0, "firmware": 2, "device": 0, "not-dumped": 0}
 
 
 def test_ranges_split_where_the_hole_reason_changes(dump_dir: Path) -> None:
@@ -1500,7 +1534,7 @@ def test_ranges_split_where_the_hole_reason_changes(dump_dir: Path) -> None:
     path = fresh_path(dump_dir)
     planned = build_factory_dump(path, plan)
     with dumpview.open_dump(path) as dump:
-        assert [tuple(p)[:8] for p in dump.pages()] == [tuple(p)[:8] for p in planned]
+        assert [tuple(p)[:9] for p in dump.pages()] == [tuple(p)[:9] for p in planned]
         assert [p.reason_detail for p in planned] == [
             "no-map: carveout",
             "outside the memory map",

@@ -321,6 +321,30 @@ def test_goto_a_page_that_is_not_dumped_says_why() -> None:
     drive(FAULTS, body)
 
 
+def test_an_entry_beyond_the_oas_shows_one_pa_and_flags_the_other() -> None:
+    """The PA column, the entry-bit pane, the page header and the status line all show the
+    walker's PA and say what the entry itself holds."""
+    from dumpview.sim.scenarios import FAULT_OA_BEYOND_OAS_VA as va
+
+    with open_dump(FAULTS) as dump:
+        page = dump.page(va)
+    says = f"entry says {page.pa_raw:#x}: bits above the 42-bit OAS"
+
+    async def body(pilot: Pilot) -> None:
+        screen = await wait_main(pilot)
+        await go_to(pilot, f"{va:#x}")
+        entries = screen.query_one("#entries", RowList)
+        row = row_text(entries, entries.cursor)
+        assert f"{page.pa:#014x}!" in row and says in row
+        details = all_rows(screen.query_one("#details", RowList))
+        assert f"page: maps PA {page.pa:#x} ({says})" in details
+        assert any("walker and the hardware use" in line for line in details)
+        assert says in text_of(screen.query_one("#page-title", Static))
+        assert f"VA {va:#x} -> PA {page.pa:#x} ({says}) dumped" == status(screen)
+
+    drive(FAULTS, body)
+
+
 # ---- driver dumps ------------------------------------------------------------------------------
 
 

@@ -26,7 +26,8 @@ from tui_pilot import (
     wait_until,
 )
 
-from dumpview.model.anomalies import SEVERITY, grouped
+from dumpview.model.anomalies import grouped
+from dumpview.model.check import SEVERITY
 from dumpview.model.kinds import kinds_of
 from dumpview.model.levels import LevelTree
 from dumpview.model.memmap import first_mapping, memory_map

@@ -6,16 +6,23 @@ import sys
 
 import click
 
+from dumpview.cli.common import Terminated, fail, with_examples
 from dumpview.cli.info import info
 
 
+@with_examples("dumpview open samples/faults.dump")
 @click.command("open")
 @click.argument("dump_path", metavar="[DUMP]", required=False, type=click.Path(dir_okay=False))
 def open_(dump_path: str | None) -> None:
     """Open the inspector on DUMP (default: the bundled sample). Without a terminal on stdout
     it prints `info` instead."""
     if dump_path is None:
+        from dumpview.cli.collect import waiting_notice
         from dumpview.samples import default_sample
+
+        notice = waiting_notice()
+        if notice is not None:
+            click.echo(notice, err=True)
 
         dump_path = str(default_sample())
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
@@ -27,6 +34,9 @@ def open_(dump_path: str | None) -> None:
 
     app = DumpviewApp(dump_path)
     app.run()
+    if app.signal_exit is not None:
+        stopped = Terminated(app.signal_exit)
+        fail(stopped.message, stopped.exit_code)
     if app.return_code:
         sys.exit(app.return_code)
 

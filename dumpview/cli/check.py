@@ -7,10 +7,21 @@ import sys
 
 import click
 
-from dumpview.cli.common import EXIT_NO, fail, json_document, open_for_command
-from dumpview.model.text import human_size
+from dumpview.cli.common import (
+    EXIT_NO,
+    Example,
+    fail,
+    json_document,
+    open_for_command,
+    with_examples,
+)
+from dumpview.model.numbers import address, count, size
 
 
+@with_examples(
+    Example("dumpview check samples/faults.dump", 1),
+    "dumpview check --json --kind write-exec samples/smmu-lpae4k.dump",
+)
 @click.command()
 @click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
 @click.option("--kind", "only", multiple=True, metavar="KIND", help="Only this kind (repeatable).")
@@ -37,22 +48,30 @@ def check(dump_path: str, only: tuple[str, ...], ignore: tuple[str, ...], as_jso
             anomalies = [a.to_dict() for a in result.anomalies]
             click.echo(json_document(dump, check=doc, anomalies=anomalies))
         else:
+            from dumpview.cli.style import palette
+
+            paint = palette()
             for a in result.anomalies:
                 where = (
-                    f"VA {a.va:#x}"
+                    f"VA {address(a.va)}"
                     if a.va is not None
-                    else (f"PA {a.pa:#x}" if a.pa is not None else "-")
+                    else (f"PA {address(a.pa)}" if a.pa is not None else "-")
                 )
-                click.echo(f"{a.kind:<24} {where:<24} {a.message}")
+                kind = paint.anomaly(a.kind, f"{a.kind:<24}")
+                click.echo(f"{kind} {where:<24} {a.message}", color=paint.enabled)
             for kind, why in result.skipped:
                 click.echo(f"dumpview: not checked: {kind}: {why}", err=True)
             found = {k: n for k, n in result.counts().items() if n}
-            summary = ", ".join(f"{n} {k}" for k, n in found.items()) or "no anomalies"
+            summary = ", ".join(f"{count(n)} {k}" for k, n in found.items()) or "no anomalies"
             click.echo(f"{dump_path}: {summary}", err=True)
     if not result.clean:
         sys.exit(EXIT_NO)
 
 
+@with_examples(
+    Example("dumpview diff samples/minimal.dump samples/faults.dump", 1),
+    "dumpview diff --no-contents samples/minimal.dump samples/minimal.dump",
+)
 @click.command()
 @click.argument("a_path", metavar="A", type=click.Path(dir_okay=False))
 @click.argument("b_path", metavar="B", type=click.Path(dir_okay=False))
@@ -65,6 +84,8 @@ def diff(a_path: str, b_path: str, no_contents: bool, as_json: bool) -> None:
     from dumpview.model.diff import diff as diff_dumps
     from dumpview.model.export import SCHEMA_ID, header
 
+    if a_path == b_path == "-":
+        fail("diff: only one of A and B can be standard input (-)")
     with open_for_command(a_path) as a, open_for_command(b_path) as b:
         try:
             result = diff_dumps(a, b, compare_contents=not no_contents)
@@ -107,7 +128,7 @@ def _diff_lines(result) -> list[str]:
                 detail = f"  PA {pa:#x}"
             lines.append(
                 f"{sign} {title:<8} {r.va_start:#018x}-{r.va_end:#018x} "
-                f"{human_size(r.va_end - r.va_start):>7}{detail}{what}"
+                f"{size(r.va_end - r.va_start):>7}{detail}{what}"
             )
     for c in result.contents:
         lines.append(

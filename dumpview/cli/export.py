@@ -6,9 +6,20 @@ import sys
 
 import click
 
-from dumpview.cli.common import LazyProgress, fail, open_for_command
+from dumpview.cli.common import (
+    LazyProgress,
+    context_option,
+    fail,
+    open_for_command,
+    resolve_context,
+    with_examples,
+)
 
 
+@with_examples(
+    "dumpview export samples/minimal.dump -o minimal.jsonl",
+    "dumpview export samples/user-contexts.dump --context 1 --include ranges,pages",
+)
 @click.command()
 @click.argument("dump_path", metavar="DUMP", type=click.Path(dir_okay=False))
 @click.option(
@@ -17,7 +28,8 @@ from dumpview.cli.common import LazyProgress, fail, open_for_command
     default="-",
     show_default=True,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="File to write (atomically: a temporary file renamed over it); - is stdout.",
+    help="File to write (atomically: a temporary file renamed over it; a device or FIFO is "
+    "written into, a link through); - is stdout.",
 )
 @click.option(
     "--format",
@@ -35,9 +47,15 @@ from dumpview.cli.common import LazyProgress, fail, open_for_command
     help="Comma-separated: info, memory-map, ranges, tables, pages, anomalies, crashlog, all.",
 )
 @click.option("--with-data", is_flag=True, help="Add each dumped page's bytes (base64).")
-def export(dump_path: str, output: str, fmt: str, include: str, with_data: bool) -> None:
-    """Export DUMP as JSON (schema dumpview-export/1, printed by `dumpview schema`)."""
-    from dumpview.model.export import export as export_stream
+@context_option("Ranges, pages and tables of")
+def export(
+    dump_path: str, output: str, fmt: str, include: str, with_data: bool, context: int | None
+) -> None:
+    """Export DUMP as JSON (schema dumpview-export/1, printed by `dumpview schema`).
+
+    --context N exports context N's ranges, pages and tables (another context than the
+    dumped one from its tables: its pages say "context-not-dumped"); the header names it.
+    """
     from dumpview.model.export import export_file, parse_kinds
 
     try:
@@ -45,16 +63,20 @@ def export(dump_path: str, output: str, fmt: str, include: str, with_data: bool)
     except ValueError as exc:
         fail(f"export: --include: {exc}")
     with open_for_command(dump_path) as dump:
+        if context is not None:
+            context = resolve_context(dump, "export", context)
         progress = (
             LazyProgress("exporting pages", min_total=1 << 16) if sys.stderr.isatty() else None
         )
-        options = {"fmt": fmt, "include": kinds, "with_data": with_data, "progress": progress}
+        options = {
+            "fmt": fmt,
+            "include": kinds,
+            "with_data": with_data,
+            "progress": progress,
+            "context": context,
+        }
         try:
-            if output == "-":
-                stats = export_stream(dump, sys.stdout, **options)
-                sys.stdout.flush()
-            else:
-                stats = export_file(dump, output, **options)
+            stats = export_file(dump, output, **options)  # "-": standard output
         except ValueError as exc:
             fail(f"export: {exc}")
         except OSError as exc:

@@ -6,9 +6,13 @@ import sys
 
 import click
 
-from dumpview.cli.common import ADDRESS, LazyProgress, fail
+from dumpview.cli.common import ADDRESS, LazyProgress, fail, with_examples
 
 
+@with_examples(
+    "dumpview generate --scenario faults --seed 7 -o faults.dump",
+    "dumpview generate --scenario smmu --entry-format lpae-64k -o smmu64k.dump",
+)
 @click.command()
 @click.option(
     "--scenario",

@@ -1,9 +1,10 @@
 """Anomalies for browsing: ``check``'s findings grouped by kind, most severe first, and which
 entries of a table each finding is about (the inspector marks those rows).
 
-Owns the severity order of the check kinds (``SEVERITY``), the grouping (``grouped``) and
-``AnomalyMarks``, an index over the findings that answers, for the 2048 entries of one table at
-a time, which of them a finding is about, with numpy (binary searches, no loop per finding).
+Owns the grouping (``grouped``, in ``check.SEVERITY``'s order: the one severity order of the
+kinds, which triage and the command line's colour also use) and ``AnomalyMarks``, an index
+over the findings that answers, for the 2048 entries of one table at a time, which of them a
+finding is about, with numpy (binary searches, no loop per finding).
 
 What a finding is about:
 
@@ -27,41 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from dumpview.model.check import (
-    CRASHLOG_MISMATCH,
     DESCRIPTIONS,
-    DEVICE_ON_RAM,
-    EMPTY_TABLE,
-    KINDS,
-    MEMATTR_ALIAS,
-    NORMAL_ON_NON_RAM,
-    OA_BEYOND_OAS,
-    OUTSIDE_MANAGED_RANGE,
-    RAM_NOT_DUMPED,
-    UNEXPECTED_TABLE_ENTRY,
-    WRITE_EXEC,
+    SEVERITY_RANK,
     Anomaly,
     CheckResult,
 )
 from dumpview.model.levels import TableRows
 from formats.entryformat import TYPE_BLOCK, TYPE_MASK
 
-# Most severe first: what the firmware itself saw disagreeing, then corrupt entries, then
-# mappings that break the hardware's rules (security, coherency, attributes), then findings
-# that describe the dump more than the driver (missing data, leftover tables).
-SEVERITY: tuple[str, ...] = (
-    CRASHLOG_MISMATCH,
-    OA_BEYOND_OAS,
-    UNEXPECTED_TABLE_ENTRY,
-    WRITE_EXEC,
-    MEMATTR_ALIAS,
-    NORMAL_ON_NON_RAM,
-    DEVICE_ON_RAM,
-    OUTSIDE_MANAGED_RANGE,
-    RAM_NOT_DUMPED,
-    EMPTY_TABLE,
-)
-assert sorted(SEVERITY) == sorted(KINDS), "every check kind has a severity"
-RANK = {kind: i for i, kind in enumerate(SEVERITY)}
+RANK = SEVERITY_RANK  # one order of the kinds: check's (most severe first)
 
 _U64 = np.uint64
 

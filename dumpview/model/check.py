@@ -23,10 +23,14 @@ attribute, hole reason, memory region, stray output-address bits, permissions) m
 the message says whether its PAs are contiguous. memattr-alias is about a PA, so its runs are
 consecutive PAs whose aliases each advance by a page too.
 
-One finding per cause: a leaf whose output address has bits at or above the OAS is reported
-only as oa-beyond-oas (its PA is no address the memory map describes), and a table entry of a
-type its level does not allow only as unexpected-table-entry (its output-address field means
-nothing).
+PAs. Every leaf is checked at ``pa``, the address the walker and the hardware use (UAT: the
+entry's output address cut to the OAS, as the driver masks it; LPAE: the whole field, see
+``formats.entryformat``); ``Anomaly.pa_raw`` keeps what the entry says where it differs.
+
+One finding per cause: a leaf whose ``pa`` itself lies at or above the OAS (LPAE, which does
+not cut) is reported only as oa-beyond-oas (it is no address the memory map describes), and a
+table entry of a type its level does not allow only as unexpected-table-entry (its
+output-address field means nothing).
 
 Kinds (``DESCRIPTIONS`` says each in one sentence):
 
@@ -51,11 +55,15 @@ Kinds (``DESCRIPTIONS`` says each in one sentence):
   end)``. Without the extension the dumped space is the kernel context: the firmware's part
   and the driver's range, ``formats.uat.UAT_KERNEL_FW_VA_START .. UAT_KERNEL_VA_END``.
 - oa-beyond-oas: an output address with bits at or above the geometry's OAS: a leaf's
-  ``p_paddr`` or exact entry (the format's whole output-address field, UAT bits 51:14:
-  the geometry's ``oa_mask``
-  would hide the stray bits), or a carried upper-level table entry (one finding per entry).
+  ``p_paddr`` or exact entry (the format's whole output-address field, ``pa_raw``: UAT bits
+  51:14), or a carried upper-level table entry (one finding per entry). ``pa`` is where the
+  walker goes (UAT: cut to the OAS), ``pa_raw`` what the entry says.
 - crashlog-mismatch: a Ccdp pair of any crash log that ``crash.check_ccdp`` finds disagreeing;
   ``va_end`` is the end of the pair's page, ``pa`` the log's PA.
+- fault-mismatch: the fault status of a crash log's ESR (translation, access flag, permission
+  or address size fault at level N) that the dump's own walk of the FAR does not show
+  (``crash.compare_fault``: mapped where a translation fault is claimed, stopped at another
+  level, ...); ``va`` is the FAR, ``pa`` where the walk maps it (None when it does not).
 - write-exec: a leaf any permission view of which grants both W and X (the format's
   ``check_views``: UAT firmware, GPU, m1n1's firmware EL1 and GL1; LPAE privileged and
   unprivileged), decided once per distinct (bit 55, AP, UXN, PXN). UAT's tables never grant
@@ -64,6 +72,20 @@ Kinds (``DESCRIPTIONS`` says each in one sentence):
 Block entries (LPAE) are leaves: their pages are the dumped space's pages with the block's
 entry; in other carried spaces a block is one leaf at its VA. A type-1 entry is unexpected
 only at a level without blocks.
+
+Severity (``SEVERITY``, most severe first; ``triage`` lists counts in this order, colour
+marks ``SEVERE_KINDS``). First what makes the hardware's translation differ from what the
+driver wrote or a reader cannot trust: unexpected-table-entry (the walker meets an entry it
+cannot follow), oa-beyond-oas (the hardware goes to another address than the entry says);
+then the tables against what the firmware saw: fault-mismatch (the walk does not show the fault
+the firmware took: a stale TLB, a race with an unmap, or not the tables it used),
+crashlog-mismatch (the firmware translated a VA to another PA: a stale TLB or a use after
+unmap); then wrong memory types, which corrupt data or hang the bus: memattr-alias (lost or
+stale writes), normal-on-non-ram (speculative reads of device registers), device-on-ram;
+then write-exec (a security hole, no crash by itself); outside-managed-range (a mapping where
+its owner does not manage: a stray map, or a layout the tool does not know); ram-not-dumped
+(evidence missing from the dump, no fault in the tables); empty-table (memory kept, nothing
+wrong in translation).
 
 ``context`` is None for the dumped address space (context 0 on the samples; unknown on driver
 dumps) and the context number for other carried spaces. Anomalies are sorted by (kind in
@@ -84,7 +106,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dumpview.model.crash import check_ccdp
+from dumpview.model.crash import check_ccdp, fault
+from dumpview.model.guard import guarded
 from dumpview.model.memmap import NO_MEMORY_MAP
 from dumpview.model.pagearrays import PageIndex, hole_reasons
 from dumpview.model.text import hex_or_none
@@ -105,6 +128,7 @@ EMPTY_TABLE = "empty-table"
 OUTSIDE_MANAGED_RANGE = "outside-managed-range"
 OA_BEYOND_OAS = "oa-beyond-oas"
 CRASHLOG_MISMATCH = "crashlog-mismatch"
+FAULT_MISMATCH = "fault-mismatch"
 WRITE_EXEC = "write-exec"
 
 KINDS: tuple[str, ...] = (
@@ -117,8 +141,26 @@ KINDS: tuple[str, ...] = (
     OUTSIDE_MANAGED_RANGE,
     OA_BEYOND_OAS,
     CRASHLOG_MISMATCH,
+    FAULT_MISMATCH,
     WRITE_EXEC,
 )
+
+# Most severe first (the module docstring says why); the first eight are the severe ones.
+SEVERITY: tuple[str, ...] = (
+    UNEXPECTED_TABLE_ENTRY,
+    OA_BEYOND_OAS,
+    FAULT_MISMATCH,
+    CRASHLOG_MISMATCH,
+    MEMATTR_ALIAS,
+    NORMAL_ON_NON_RAM,
+    DEVICE_ON_RAM,
+    WRITE_EXEC,
+    OUTSIDE_MANAGED_RANGE,
+    RAM_NOT_DUMPED,
+    EMPTY_TABLE,
+)
+SEVERE_KINDS = frozenset(SEVERITY[:8])
+SEVERITY_RANK: dict[str, int] = {kind: rank for rank, kind in enumerate(SEVERITY)}
 
 DESCRIPTIONS: dict[str, str] = {
     MEMATTR_ALIAS: "One physical page is mapped by several leaves with different memory "
@@ -138,6 +180,8 @@ DESCRIPTIONS: dict[str, str] = {
     OA_BEYOND_OAS: "An output address has bits at or above the chip's output address size.",
     CRASHLOG_MISMATCH: "A VA/PA pair the firmware recorded in its crash log (Ccdp) disagrees "
     "with the dump's translation of that VA.",
+    FAULT_MISMATCH: "The fault the crash log's ESR names (e.g. a translation fault at level "
+    "3) is not what the dump's own walk of the FAR shows.",
     WRITE_EXEC: "A leaf is writable and executable in one of its permission views.",
 }
 
@@ -149,6 +193,7 @@ NO_MANAGED_RANGE = (
 )
 NO_CRASHLOG = "the dump carries no RTKit crash log"
 NO_CCDP = "the dump's crash logs record no Ccdp pairs"
+NO_FAULT = "the dump's crash logs record no AArch64 registers (Crg8: FAR and ESR)"
 
 # Permission views a leaf is checked in for write-exec, per entry format id: (name, view).
 PERMISSION_VIEWS: dict[int, tuple[tuple[str, Callable[[int], str]], ...]] = {
@@ -171,15 +216,19 @@ class Anomaly:
     context: int | None  # address space (None = the dumped space / unknown)
     vas: tuple[int, ...] = ()  # every VA involved when several (memattr-alias: each alias)
     pages: int = 0  # pages the run covers (0 for table and crash-log findings)
+    pa_raw: int | None = None  # what the entry says, where it differs from ``pa``
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: addresses as lowercase ``0x…`` strings or null."""
+        """JSON-ready: addresses as lowercase ``0x…`` strings or null (``pa_raw`` null unless
+        it differs from ``pa``)."""
+        raw = None if self.pa_raw == self.pa else self.pa_raw
         return {
             "kind": self.kind,
             "message": self.message,
             "va": hex_or_none(self.va),
             "va_end": hex_or_none(self.va_end),
             "pa": hex_or_none(self.pa),
+            "pa_raw": hex_or_none(raw),
             "context": self.context,
             "vas": [f"{va:#x}" for va in self.vas],
             "pages": self.pages,
@@ -205,6 +254,7 @@ class CheckResult:
         return not self.anomalies
 
 
+@guarded
 def check(dump: Dump, kinds: Iterable[str] | None = None) -> CheckResult:
     """Look for every kind of ``KINDS`` (or only ``kinds``) in ``dump``.
 
@@ -304,7 +354,8 @@ class _Leaves:
 
     context: np.ndarray  # int64: _DUMPED or the context number
     va: np.ndarray  # uint64
-    pa: np.ndarray  # uint64: p_paddr + offset (an exact entry's OA where it has stray bits)
+    pa: np.ndarray  # uint64: pa_raw through Dump.pa_mask: where the walker goes
+    pa_raw: np.ndarray  # uint64: p_paddr + offset (an exact entry's OA where it has stray bits)
     stray: np.ndarray  # uint64: output-address bits at or above the OAS (0: none)
     memattr: np.ndarray  # uint8
     perm: np.ndarray  # uint8, _perm_codes
@@ -352,9 +403,10 @@ class _Facts:
     @cached_property
     def leaves(self) -> _Leaves:
         oas_mask = _U64((1 << self.geometry.oas) - 1)
+        pa_mask = _U64(self.dump.pa_mask)
         fmt = self.fmt
-        dtypes = (np.int64, np.uint64, np.uint64, np.uint64, np.uint8, np.uint8, bool, bool)
-        dtypes += (np.uint32,)
+        dtypes = (np.int64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint8, np.uint8, bool)
+        dtypes += (bool, np.uint32)
         # Columns filled in place, chunk by chunk: no list of parts and no concatenation
         # copy (on the 1M-segment dump that halved the peak of these 40 bytes per page).
         index = PageIndex(self.dump)
@@ -362,8 +414,8 @@ class _Facts:
         n_others = 0 if others is None else len(others[1])
         columns = [np.empty(index.total + n_others, dtype=t) for t in dtypes]
 
-        def fill(lo: int, hi: int | None, context, va, pa, pte, in_dump, dumped, flags) -> None:
-            values = (context, va, pa, pa & ~oas_mask, fmt.memattr(pte))
+        def fill(lo: int, hi: int | None, context, va, raw, pte, in_dump, dumped, flags) -> None:
+            values = (context, va, raw & pa_mask, raw, raw & ~oas_mask, fmt.memattr(pte))
             values += (_perm_codes(pte), in_dump, dumped, flags)
             for column, value in zip(columns, values, strict=True):
                 column[lo:hi] = value
@@ -371,9 +423,9 @@ class _Facts:
         for chunk in index.chunks():
             pte_oa = fmt.output_address(chunk.pte)
             exact_stray = chunk.pte_exact & ((pte_oa & ~oas_mask) != 0)
-            pa = np.where(exact_stray, pte_oa, chunk.pa)
+            raw = np.where(exact_stray, pte_oa, chunk.pa_raw)
             lo, hi = int(chunk.index[0]), int(chunk.index[-1]) + 1
-            fill(lo, hi, _DUMPED, chunk.va, pa, chunk.pte, True, chunk.dumped, chunk.flags)
+            fill(lo, hi, _DUMPED, chunk.va, raw, chunk.pte, True, chunk.dumped, chunk.flags)
         if others is not None:
             context, va, pte = others
             fill(index.total, None, context, va, fmt.output_address(pte), pte, False, False, 0)
@@ -399,6 +451,12 @@ class _Facts:
         context, va, pte = np.concatenate(contexts), np.concatenate(vas), np.concatenate(ptes)
         order = np.lexsort((va, context))
         return context[order], va[order], pte[order]
+
+    @cached_property
+    def addressable(self) -> np.ndarray:
+        """Per leaf: whether ``pa`` is an address at all (below the OAS; the UAT's always is,
+        an LPAE entry with stray bits is not: it is only oa-beyond-oas)."""
+        return (self.leaves.pa >> _U64(self.geometry.oas)) == 0
 
     @cached_property
     def normal(self) -> np.ndarray:
@@ -525,6 +583,7 @@ def _run_anomaly(
         pa=int(leaves.pa[row]) if pa is None else pa,
         context=facts.context_of(int(leaves.context[row])),
         pages=pages,
+        pa_raw=int(leaves.pa_raw[row]) if pa is None else None,
     )
 
 
@@ -534,7 +593,7 @@ def _run_anomaly(
 def _check_memattr_alias(facts: _Facts) -> list[Anomaly]:
     leaves = facts.leaves
     page = facts.page
-    rows = np.flatnonzero(leaves.stray == 0)
+    rows = np.flatnonzero(facts.addressable)
     if len(rows) < 2:
         return []
     pa_page = leaves.pa[rows] & ~_U64(page - 1)
@@ -606,7 +665,7 @@ def _check_normal_on_non_ram(facts: _Facts) -> list[Anomaly] | str:
         return regions
     leaves = facts.leaves
     mmio, _memory, non_memory = facts.memory_class
-    mask = facts.normal & (leaves.stray == 0) & non_memory
+    mask = facts.normal & facts.addressable & non_memory
     key = (mmio + 1) * 8 + leaves.memattr.astype(np.int64)
     out = []
     for row, pages, contiguous in _runs(leaves, mask, key, facts.page):
@@ -633,7 +692,7 @@ def _check_device_on_ram(facts: _Facts) -> list[Anomaly] | str:
         return regions
     leaves = facts.leaves
     _mmio, memory, non_memory = facts.memory_class
-    mask = ~facts.normal & (leaves.stray == 0) & (memory >= 0) & ~non_memory
+    mask = ~facts.normal & facts.addressable & (memory >= 0) & ~non_memory
     key = memory * 8 + leaves.memattr.astype(np.int64)
     out = []
     for row, pages, contiguous in _runs(leaves, mask, key, facts.page):
@@ -651,7 +710,7 @@ def _check_device_on_ram(facts: _Facts) -> list[Anomaly] | str:
 
 def _check_ram_not_dumped(facts: _Facts) -> list[Anomaly]:
     leaves = facts.leaves
-    mask = leaves.in_dump & ~leaves.dumped & facts.normal & (leaves.stray == 0)
+    mask = leaves.in_dump & ~leaves.dumped & facts.normal & facts.addressable
     map_known = not isinstance(facts.regions, str)
     if map_known:
         mask &= ~facts.memory_class[2]
@@ -740,11 +799,14 @@ def _check_oa_beyond_oas(facts: _Facts) -> list[Anomaly]:
     for row, pages, contiguous in _runs(leaves, mask, leaves.stray, facts.page):
         ctx = facts.context_of(int(leaves.context[row]))
         pa = _pa_text(int(leaves.pa[row]), pages, facts.page, contiguous)
+        raw = int(leaves.pa_raw[row])
         where = _where(int(leaves.va[row]), pages, facts.page, ctx)
-        message = (
-            f"{where} {_maps(pages)} {pa}, which has bits at or above the {oas}-bit output address "
-            f"size ({int(leaves.stray[row]):#x})"
-        )
+        stray = f"bits at or above the {oas}-bit output address size, {int(leaves.stray[row]):#x}"
+        if facts.fmt.oas_truncates:  # the walker went to the cut address
+            says = f"{raw:#x}" if pages == 1 else f"{raw:#x}.. (first page)"
+            message = f"{where} {_maps(pages)} {pa} (entry says {says}: {stray})"
+        else:
+            message = f"{where} {_maps(pages)} {pa} ({stray}: an SMMU raises an address size fault)"
         out.append(_run_anomaly(facts, OA_BEYOND_OAS, row, pages, message))
     if facts.index is not None:
         out.extend(facts.table_findings[2])
@@ -862,7 +924,7 @@ def _scan_tables(facts: _Facts) -> tuple[list[Anomaly], list[Anomaly], list[Anom
                     f"the {geometry.oas}-bit output address size ({stray:#x})"
                 )
                 beyond.append(_entry_anomaly(facts, node, i, value, OA_BEYOND_OAS, problem))
-            child_pa = address & geometry.oa_mask
+            child_pa = address & facts.dump.pa_mask
             child = by_pa.get(child_pa)
             if child is None:
                 problem = f"it points to a table at PA {child_pa:#x} the dump does not carry"
@@ -922,6 +984,38 @@ def _check_crashlog_mismatch(facts: _Facts) -> list[Anomaly] | str:
     return out
 
 
+def _check_fault_mismatch(facts: _Facts) -> list[Anomaly] | str:
+    dump = facts.dump
+    logs = dump.crashlogs
+    if not logs:
+        return NO_CRASHLOG
+    out = []
+    found_any = False
+    for number, log in enumerate(logs):
+        found = fault(dump, log)
+        if found is None:
+            continue
+        found_any = True
+        comparison = found.comparison
+        if comparison.agrees is not False:
+            continue
+        which = f" (crash log {number})" if len(logs) > 1 else ""
+        page_start = found.far - found.far % facts.page
+        out.append(
+            Anomaly(
+                kind=FAULT_MISMATCH,
+                message=f"the crash log's ESR {found.esr.esr:#x}{which} says "
+                f"{comparison.fault_status} at FAR {found.far:#x}, but {comparison.note}",
+                va=found.far,
+                va_end=page_start + facts.page,
+                pa=found.walk.pa,
+                context=None,
+                pa_raw=found.walk.pa_raw,
+            )
+        )
+    return out if found_any else NO_FAULT
+
+
 _CHECKS: dict[str, Callable[[_Facts], list[Anomaly] | str]] = {
     MEMATTR_ALIAS: _check_memattr_alias,
     NORMAL_ON_NON_RAM: _check_normal_on_non_ram,
@@ -932,6 +1026,7 @@ _CHECKS: dict[str, Callable[[_Facts], list[Anomaly] | str]] = {
     OUTSIDE_MANAGED_RANGE: _check_outside_managed_range,
     OA_BEYOND_OAS: _check_oa_beyond_oas,
     CRASHLOG_MISMATCH: _check_crashlog_mismatch,
+    FAULT_MISMATCH: _check_fault_mismatch,
     WRITE_EXEC: _check_write_exec,
 }
-assert tuple(_CHECKS) == KINDS and set(DESCRIPTIONS) == set(KINDS)
+assert tuple(_CHECKS) == KINDS and set(DESCRIPTIONS) == set(KINDS) == set(SEVERITY)

@@ -1,14 +1,25 @@
 """The RTKit crash log as a person reads it: exception syndrome, fault address, Ccdp checks,
 and every decoded entry as plain-text sections.
 
-Owns decoding an ARMv8 ESR_ELx value (``decode_esr``: exception class, IL, ISS and, for the
-classes that have them, the fault status code and syndrome bits), checking the firmware's
-recorded VA/PA pairs against the dump's own translation (``check_ccdp``), and the sections any
-view shows for a dump's crash logs (``crashlog_sections``). No Textual, no click.
+Owns checking what the firmware says against the dump's own tables (``check_ccdp``: its
+recorded VA/PA pairs; ``compare_fault``: the fault status's kind and lookup level against the
+dump's walk of the FAR), and the sections any view shows for a dump's crash logs
+(``crashlog_sections``). The ESR itself is decoded by ``dumpview.model.esr`` (re-exported
+here). No Textual, no click.
+
+Fault status against the walk (``compare_fault``): a translation fault at level N agrees when
+the dump's walk of the FAR stops at LN too (a rebuilt walk that stops above LN cannot tell: a
+driver dump shows no empty tables); an access flag fault when the FAR is mapped by a
+leaf at LN whose AF is clear (a driver dump does not record AF: then it cannot tell); a
+permission fault when the FAR is mapped by a leaf at LN; an address size fault when the walk
+meets an output address with bits at or above the OAS at LN (or in the table entry above it).
+Anything else (no abort, FnV set, a status without a level, a FAR outside the dumped space)
+cannot be compared (``agrees`` None). A disagreement is the ``fault-mismatch`` finding of
+``dumpview.model.check``.
 
 Nothing here raises for a hostile log: ``formats.clhe.parse_crashlog`` already never raises,
 entries whose payload did not decode have ``fields`` None and are reported as such, and
-``decode_esr`` is total over 64-bit values (bits it does not know are named, not rejected).
+``dumpview.model.esr.decode_esr`` is total over 64-bit values.
 """
 
 from __future__ import annotations
@@ -16,7 +27,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dumpview.model.text import data_state, hexdump_lines, walk_lines
+from dumpview.model.entries import source_notes
+from dumpview.model.esr import (  # noqa: F401 (re-exported: the crash log's decoder)
+    EC_NAMES,
+    FSC_ACCESS_FLAG,
+    FSC_ADDRESS_SIZE,
+    FSC_TABLE_KINDS,
+    FSC_TRANSLATION,
+    EsrInfo,
+    decode_esr,
+    fault_status_name,
+)
+from dumpview.model.guard import guarded
+from dumpview.model.text import data_state, hexdump_lines, oas_flag, pa_text, walk_lines
 from formats import clhe
 
 if TYPE_CHECKING:
@@ -25,240 +48,141 @@ if TYPE_CHECKING:
 RAW_PREVIEW_BYTES = 64
 REGISTERS_PER_LINE = 3
 
-# ESR_ELx.EC (bits 31:26), Arm ARM D19.2 "ESR_EL1".
-EC_NAMES: dict[int, str] = {
-    0x00: "unknown reason",
-    0x01: "trapped WFI/WFE",
-    0x03: "trapped MCR/MRC (coproc 0b1111), AArch32",
-    0x04: "trapped MCRR/MRRC (coproc 0b1111), AArch32",
-    0x05: "trapped MCR/MRC (coproc 0b1110), AArch32",
-    0x06: "trapped LDC/STC, AArch32",
-    0x07: "SVE/SIMD/floating point access trap",
-    0x09: "pointer authentication instruction trap",
-    0x0A: "trapped LD64B/ST64B",
-    0x0C: "trapped MRRC (coproc 0b1110), AArch32",
-    0x0D: "branch target exception",
-    0x0E: "illegal execution state",
-    0x11: "SVC, AArch32",
-    0x12: "HVC, AArch32",
-    0x13: "SMC, AArch32",
-    0x15: "SVC, AArch64",
-    0x16: "HVC, AArch64",
-    0x17: "SMC, AArch64",
-    0x18: "trapped MSR/MRS/system instruction, AArch64",
-    0x19: "SVE access trap",
-    0x1A: "trapped ERET/ERETAA/ERETAB",
-    0x1C: "pointer authentication failure",
-    0x1D: "SME access trap",
-    0x1F: "implementation defined exception to EL3",
-    0x20: "instruction abort from a lower EL",
-    0x21: "instruction abort, same EL",
-    0x22: "PC alignment fault",
-    0x24: "data abort from a lower EL",
-    0x25: "data abort, same EL",
-    0x26: "SP alignment fault",
-    0x27: "memory operation exception",
-    0x28: "trapped floating point exception, AArch32",
-    0x2C: "trapped floating point exception, AArch64",
-    0x2F: "SError interrupt",
-    0x30: "breakpoint from a lower EL",
-    0x31: "breakpoint, same EL",
-    0x32: "software step from a lower EL",
-    0x33: "software step, same EL",
-    0x34: "watchpoint from a lower EL",
-    0x35: "watchpoint, same EL",
-    0x38: "BKPT, AArch32",
-    0x3A: "vector catch, AArch32",
-    0x3C: "BRK, AArch64",
-}
-EC_INSTRUCTION_ABORTS = frozenset({0x20, 0x21})
-EC_DATA_ABORTS = frozenset({0x24, 0x25})
-EC_CALLS = frozenset({0x15, 0x16, 0x17})  # SVC/HVC/SMC AArch64: ISS 15:0 is the immediate
-EC_SYSREG = 0x18
-EC_SERROR = 0x2F
-EC_BRK = 0x3C
-
-# DFSC/IFSC (ISS bits 5:0): groups of four by lookup level, then single codes.
-FSC_LEVELLED: dict[int, str] = {
-    0x00: "address size fault",
-    0x04: "translation fault",
-    0x08: "access flag fault",
-    0x0C: "permission fault",
-    0x14: "synchronous external abort on translation table walk",
-    0x1C: "synchronous parity or ECC error on translation table walk",
-    0x24: "granule protection fault on translation table walk",
-}
-FSC_NAMES: dict[int, str] = {
-    0x10: "synchronous external abort, not on translation table walk",
-    0x11: "synchronous tag check fault",
-    0x13: "synchronous external abort on translation table walk, level -1",
-    0x18: "synchronous parity or ECC error, not on translation table walk",
-    0x1B: "synchronous parity or ECC error on translation table walk, level -1",
-    0x21: "alignment fault",
-    0x22: "debug exception",
-    0x23: "granule protection fault on translation table walk, level -1",
-    0x28: "granule protection fault, not on translation table walk",
-    0x29: "address size fault, level -1",
-    0x2B: "translation fault, level -1",
-    0x30: "TLB conflict abort",
-    0x31: "unsupported atomic hardware update fault",
-    0x34: "implementation defined fault (lockdown)",
-    0x35: "implementation defined fault (unsupported exclusive or atomic access)",
-}
-SERROR_AET = {
-    0: "uncontainable (UC)",
-    1: "unrecoverable state (UEU)",
-    2: "restartable state (UEO)",
-    3: "recoverable state (UER)",
-    6: "corrected (CE)",
-}
-
-
-def _bits(value: int, high: int, low: int) -> int:
-    return (value >> low) & ((1 << (high - low + 1)) - 1)
-
-
-def fault_status_name(fsc: int) -> str:
-    """The name of a DFSC/IFSC value (ISS bits 5:0), e.g. "translation fault, level 3"."""
-    levelled = FSC_LEVELLED.get(fsc & ~3)
-    if levelled is not None:
-        return f"{levelled}, level {fsc & 3}"
-    return FSC_NAMES.get(fsc, f"reserved fault status {fsc:#04x}")
-
-
-@dataclass
-class EsrInfo:
-    """A decoded ESR_ELx: class, instruction length, syndrome, and what the syndrome says."""
-
-    esr: int
-    ec: int
-    ec_name: str
-    il: int
-    iss: int
-    details: list[str]
-
-
-def _abort_details(iss: int, data: bool) -> list[str]:
-    fsc = _bits(iss, 5, 0)
-    out = [f"{'DFSC' if data else 'IFSC'} {fsc:#04x}: {fault_status_name(fsc)}"]
-    if data:
-        out.append(f"WnR {_bits(iss, 6, 6)}: {'write' if _bits(iss, 6, 6) else 'read'}")
-        if _bits(iss, 24, 24):
-            size_bytes = 1 << _bits(iss, 23, 22)
-            register = ("x" if _bits(iss, 15, 15) else "w") + str(_bits(iss, 20, 16))
-            extra = ", sign-extended" if _bits(iss, 21, 21) else ""
-            extra += ", acquire/release" if _bits(iss, 14, 14) else ""
-            out.append(f"ISV 1: {size_bytes}-byte access, register {register}{extra}")
-        else:
-            out.append("ISV 0: no instruction syndrome")
-    out.append("FnV 1: FAR is not valid" if _bits(iss, 10, 10) else "FnV 0: FAR is valid")
-    if _bits(iss, 9, 9):
-        out.append("EA 1: external abort type (implementation defined)")
-    if data and _bits(iss, 8, 8):
-        out.append("CM 1: fault on a cache maintenance or address translation instruction")
-    if _bits(iss, 7, 7):
-        out.append("S1PTW 1: fault on the stage 2 walk of a stage 1 translation table")
-    return out
-
-
-def _sysreg_details(iss: int) -> list[str]:
-    op0, op2, op1 = _bits(iss, 21, 20), _bits(iss, 19, 17), _bits(iss, 16, 14)
-    crn, rt, crm = _bits(iss, 13, 10), _bits(iss, 9, 5), _bits(iss, 4, 1)
-    name = f"S{op0}_{op1}_C{crn}_C{crm}_{op2}"
-    if _bits(iss, 0, 0):
-        return [f"read (MRS) of {name} into x{rt}"]
-    return [f"write (MSR) of x{rt} to {name}"]
-
-
-def _serror_details(iss: int) -> list[str]:
-    if _bits(iss, 24, 24):
-        return [f"IDS 1: implementation defined syndrome {_bits(iss, 23, 0):#x}"]
-    dfsc = _bits(iss, 5, 0)
-    kind = {0x00: "uncategorized", 0x11: "asynchronous SError interrupt"}.get(
-        dfsc, f"reserved DFSC {dfsc:#04x}"
-    )
-    aet = _bits(iss, 12, 10)
-    out = [f"DFSC {dfsc:#04x}: {kind}"]
-    if dfsc == 0x11:
-        out.append(f"AET {aet}: {SERROR_AET.get(aet, 'reserved')}")
-    return out
-
-
-def decode_esr(esr: int) -> EsrInfo:
-    """Decode ESR_ELx (any 64-bit value): EC bits 31:26, IL bit 25, ISS bits 24:0, ISS2 36:32."""
-    esr &= (1 << 64) - 1
-    ec, il, iss = _bits(esr, 31, 26), _bits(esr, 25, 25), _bits(esr, 24, 0)
-    if ec in EC_DATA_ABORTS or ec in EC_INSTRUCTION_ABORTS:
-        details = _abort_details(iss, data=ec in EC_DATA_ABORTS)
-    elif ec in EC_CALLS:
-        details = [f"immediate {_bits(iss, 15, 0):#06x}"]
-    elif ec == EC_BRK:
-        details = [f"BRK comment {_bits(iss, 15, 0):#06x}"]
-    elif ec == EC_SYSREG:
-        details = _sysreg_details(iss)
-    elif ec == EC_SERROR:
-        details = _serror_details(iss)
-    else:
-        details = []
-    if _bits(esr, 36, 32):
-        details.append(f"ISS2 {_bits(esr, 36, 32):#x}")
-    if esr >> 37:
-        details.append(f"bits 63:37 are set ({esr >> 37 << 37:#x}): they should be zero")
-    return EsrInfo(esr, ec, EC_NAMES.get(ec, f"EC {ec:#04x}"), il, iss, details)
-
-
 # ---- Ccdp ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class CcdpCheck:
-    """One Ccdp pair against the dump: ``pa_dump`` None when the dump does not map the VA."""
+    """One Ccdp pair against the dump: ``pa_dump`` (the walker's PA) None when the dump does not
+    map the VA; ``pa_dump_raw`` what the entry says (differs only above the OAS)."""
 
     va: int
     pa_log: int
     pa_dump: int | None
     agree: bool
     note: str
+    pa_dump_raw: int | None = None
 
 
 def check_ccdp(dump: Dump, log: clhe.CrashLog) -> list[CcdpCheck]:
     """Every decoded Ccdp pair of ``log`` checked against the dump's translation of its VA
-    (exact PA comparison, page offset included)."""
+    (exact PA comparison with the walker's PA, page offset included)."""
     out = []
+    oas = dump.geometry.oas
     for va, pa, _unknown in clhe.ccdp_pairs(log):
         walk = dump.translate(va)
         if walk.pa is None:
             note = f"not mapped in the dump: walk stopped at L{walk.stopped_level}: "
             out.append(CcdpCheck(va, pa, None, False, note + str(walk.stopped_reason)))
-        elif walk.pa == pa:
-            out.append(CcdpCheck(va, pa, walk.pa, True, "the dump maps it to the same PA"))
+            continue
+        shown = pa_text(walk.pa, walk.pa_raw, oas)
+        if walk.pa == pa:
+            note = "the dump maps it to the same PA" + oas_flag(walk.pa, walk.pa_raw, oas)
+            out.append(CcdpCheck(va, pa, walk.pa, True, note, walk.pa_raw))
         else:
-            out.append(CcdpCheck(va, pa, walk.pa, False, f"dump maps it to {walk.pa:#x}"))
+            out.append(CcdpCheck(va, pa, walk.pa, False, f"dump maps it to {shown}", walk.pa_raw))
     return out
 
 
 # ---- the fault ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FaultComparison:
+    """The ESR's fault status against the dump's walk of the FAR: ``agrees`` None when they
+    cannot be compared (``note`` says why), else whether the tables show that fault."""
+
+    fault_status: str | None  # "translation fault, level 3"; None when the ESR is no abort
+    level: int | None  # the lookup level the fault status names
+    agrees: bool | None
+    note: str  # one sentence: what the dump's walk shows
+
+
 @dataclass
 class Fault:
-    """What the firmware faulted on: the FAR, the ESR decoded, and the FAR's walk in the dump."""
+    """What the firmware faulted on: the FAR, the ESR decoded, the FAR's walk in the dump and
+    whether that walk shows the fault the ESR names (``comparison``)."""
 
     far: int
     esr: EsrInfo
     walk: Any  # dumpview.model.translate.Translation
+    comparison: FaultComparison
 
 
+def _walk_summary(walk: Any) -> str:
+    if walk.mapped:
+        level = walk.steps[-1].level if walk.steps else "?"
+        return f"maps it to PA {walk.pa:#x} (leaf at L{level})"
+    return f"stops at L{walk.stopped_level}: {walk.stopped_reason}"
+
+
+def compare_fault(esr: EsrInfo, walk: Any, oas: int) -> FaultComparison:
+    """Whether the dump's ``walk`` of the FAR shows the fault ``esr`` names (see the module
+    docstring for the rules). ``oas`` is the geometry's output address size. Total: never
+    raises."""
+    status = esr.fault_status
+    if esr.fsc is None:
+        return FaultComparison(None, None, None, f"EC {esr.ec:#04x} is not an abort")
+    kind = esr.fsc & ~3
+    level = esr.fsc & 3
+    if kind not in FSC_TABLE_KINDS:
+        return FaultComparison(status, None, None, "this fault status names no table entry")
+    if not esr.far_valid:
+        return FaultComparison(status, level, None, "FnV is set: the FAR is not valid")
+    if not walk.steps:
+        return FaultComparison(status, level, None, f"the FAR is {walk.stopped_reason}")
+    rebuilt = " (rebuilt walk)" if walk.rebuilt else ""
+    seen = f"the dump's walk{rebuilt} {_walk_summary(walk)}"
+    leaf_level = walk.steps[-1].level if walk.mapped else None
+    if kind == FSC_TRANSLATION:
+        if walk.rebuilt and not walk.mapped and level > walk.stopped_level:
+            # Rebuilt levels prove tables only where PT_LOADs lie: a deeper empty table
+            # (allocated, nothing mapped) would not show.
+            note = f"{seen}; a driver dump cannot tell whether a table exists below that level"
+            return FaultComparison(status, level, None, note)
+        agrees = not walk.mapped and walk.stopped_level == level
+        return FaultComparison(status, level, agrees, seen)
+    if kind == FSC_ADDRESS_SIZE:
+        stray = [
+            step.level
+            for step in walk.steps
+            if step.decoded is not None and step.decoded.output_address_raw >> oas
+        ]
+        agrees = any(at in (level, level - 1) for at in stray)
+        if stray:
+            where = ", ".join(f"L{at}" for at in stray)
+            seen += f"; output address bits at or above the {oas}-bit OAS at {where}"
+        else:
+            seen += f"; no entry on the way has output address bits at or above the {oas}-bit OAS"
+        return FaultComparison(status, level, agrees, seen)
+    if leaf_level != level:
+        return FaultComparison(status, level, False, seen)
+    if kind == FSC_ACCESS_FLAG:
+        af = walk.leaf.af
+        if af is None:
+            note = f"{seen}; a driver dump does not record AF"
+            return FaultComparison(status, level, None, note)
+        return FaultComparison(status, level, not af, f"{seen}; its AF is {int(af)}")
+    access = "a write" if esr.write else ("an instruction fetch" if esr.write is None else "a read")
+    note = f"{seen}, {walk.leaf.permissions}; the access was {access}"
+    return FaultComparison(status, level, True, note)
+
+
+@guarded
 def fault(dump: Dump, log: clhe.CrashLog | None = None) -> Fault | None:
     """The fault of ``log`` (default: the dump's first crash log) from its first decoded Crg8
-    entry; None when there is no crash log or no decoded register entry."""
+    entry; None when there is no crash log or no decoded AArch64 register entry (a ``CrgA``
+    AArch32 set records no FAR or ESR)."""
     log = dump.crashlog if log is None else log
     if log is None:
         return None
     for entry in _entries(log, "Crg8"):
         if entry.fields is not None:
             far = int(entry.fields.far)
-            return Fault(far, decode_esr(int(entry.fields.esr)), dump.translate(far))
+            esr = decode_esr(int(entry.fields.esr))
+            walk = dump.translate(far)
+            comparison = compare_fault(esr, walk, dump.geometry.oas)
+            return Fault(far, esr, walk, comparison)
     return None
 
 
@@ -299,15 +223,41 @@ def _time_lines(fields: Any) -> list[str]:
     return [f"time {fields.time:#x} ({fields.time})"]
 
 
+# SPSR.M[3:0] of an AArch64 exception (Linux names the same in its Crg8 dump).
+AARCH64_MODES = {0x0: "EL0t", 0x4: "EL1t", 0x5: "EL1h", 0x8: "EL2t", 0x9: "EL2h"}
+# CPSR.M[4:0] of AArch32 (Linux's CrgA dump, where a tree has it).
+AARCH32_MODES = {
+    0x10: "User",
+    0x11: "FIQ",
+    0x12: "IRQ",
+    0x13: "Supervisor",
+    0x16: "Monitor",
+    0x17: "Abort",
+    0x1A: "Hypervisor",
+    0x1B: "Undefined",
+    0x1F: "System",
+}
+
+
 def _register_lines(fields: Any) -> list[str]:
+    mode = AARCH64_MODES.get(fields.psr & 0xF, "unknown")
+    head = [f"AArch64 (Crg8): exception taken from {mode} (psr {fields.psr:#x})"]
     named = [(f"x{i}", value) for i, value in enumerate(fields.x)]
     named += [(name, fields[name]) for name in ("sp", "pc", "psr", "far", "esr")]
     named += [(name, fields[name]) for name in ("cpacr", "fpsr", "fpcr")]
     cells = [f"{name:>5} {value:#018x}" for name, value in named]
-    return [
+    return head + [
         "  ".join(cells[i : i + REGISTERS_PER_LINE])
         for i in range(0, len(cells), REGISTERS_PER_LINE)
     ]
+
+
+def _aarch32_register_lines(fields: Any) -> list[str]:
+    mode = AARCH32_MODES.get(fields.psr & 0x1F, "unknown")
+    cells = [f"{f'r{i}':>4} {value:#010x}" for i, value in enumerate(fields.r)]
+    lines = [f"AArch32 (CrgA): exception taken from {mode} mode (psr {fields.psr:#x})"]
+    lines += ["  ".join(cells[i : i + 4]) for i in range(0, len(cells), 4)]
+    return [*lines, "stack (256 bytes):", *hexdump_lines(0, bytes(fields.stack))]
 
 
 def _esr_lines(fields: Any) -> list[str]:
@@ -319,8 +269,20 @@ def _esr_lines(fields: Any) -> list[str]:
     ]
 
 
-def _fault_address_lines(dump: Dump, far: int) -> list[str]:
+def comparison_line(comparison: FaultComparison) -> str:
+    """One line: the ESR's fault status and whether the dump's walk shows it."""
+    status = comparison.fault_status or "no fault status"
+    if comparison.agrees is None:
+        return f"ESR says {status}; cannot compare with the tables: {comparison.note}"
+    verdict = "agree" if comparison.agrees else "DISAGREE"
+    return f"ESR says {status}; the dump's tables {verdict}: {comparison.note}"
+
+
+def _fault_address_lines(dump: Dump, fields: Any) -> list[str]:
+    far = int(fields.far)
+    esr = decode_esr(int(fields.esr))
     walk = dump.translate(far)
+    comparison = compare_fault(esr, walk, dump.geometry.oas)
     if walk.pa is None:
         head = [
             f"FAR {far:#x} is not mapped: walk stopped at L{walk.stopped_level}: "
@@ -329,14 +291,15 @@ def _fault_address_lines(dump: Dump, far: int) -> list[str]:
     else:
         leaf = walk.leaf
         head = [
-            f"FAR {far:#x} -> PA {walk.pa:#x}",
+            f"FAR {far:#x} -> {pa_text(walk.pa, walk.pa_raw, dump.geometry.oas)}",
             f"{leaf.memattr_name}, {leaf.permissions}"
             + (" (entry rebuilt from the PT_LOAD)" if walk.rebuilt else ""),
+            *source_notes(leaf),
         ]
         page = walk.page
         if page is not None and not page.dumped:
             head.append("page " + data_state(False, page.reason, page.reason_detail))
-    return head + walk_lines(walk)
+    return [*head, comparison_line(comparison), *walk_lines(walk)]
 
 
 def _stack_lines(fields: Any) -> list[str]:
@@ -387,7 +350,9 @@ def _log_sections(dump: Dump, log: clhe.CrashLog) -> list[Section]:
             "Crash log",
             [
                 f"CLHE version {log.version}, {log.total_size:#x} bytes, "
-                f"{len(log.entries)} entries" + ("" if log.closed else ", not closed"),
+                f"{len(log.entries)} entries"
+                + ("" if log.closed else ", not closed")
+                + ("" if log.tag_order == clhe.TAG_ORDER_FIRMWARE else ", tags in reading order"),
                 *_decoded_lines(log, "Cver", _version_lines),
                 *_decoded_lines(log, "Ctim", _time_lines),
             ],
@@ -395,8 +360,9 @@ def _log_sections(dump: Dump, log: clhe.CrashLog) -> list[Section]:
     ]
     for title, kind, render in (
         ("Registers", "Crg8", _register_lines),
+        ("AArch32 registers", "CrgA", _aarch32_register_lines),
         ("Exception", "Crg8", _esr_lines),
-        ("Fault address", "Crg8", lambda fields: _fault_address_lines(dump, fields.far)),
+        ("Fault address", "Crg8", lambda fields: _fault_address_lines(dump, fields)),
         ("Call stack", "Ccst", _stack_lines),
         ("Mailbox", "Cmbx", _mailbox_lines),
         ("Tasks", "Crtk", _task_lines),
@@ -420,6 +386,7 @@ def _log_sections(dump: Dump, log: clhe.CrashLog) -> list[Section]:
     return sections
 
 
+@guarded
 def crashlog_sections(dump: Dump) -> list[Section]:
     """Everything the dump's crash log(s) say, as titled plain-text sections. With several
     RTKIT notes, titles start with "log N: "."""

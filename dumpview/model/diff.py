@@ -4,7 +4,8 @@ Owns ``diff(a, b)``. Pages of the dumped address space (``pagearrays.all_pages``
 are matched by VA with numpy (no Python loop per page) and sorted into:
 
 - added: a VA only B maps; removed: a VA only A maps;
-- changed: a VA both map with a different PA ("pa"), different attributes ("attributes": the
+- changed: a VA both map with a different PA ("pa": the walker's PA, or the entry's own output
+  address where it has bits above the OAS), different attributes ("attributes": the
   PT_LOADs' ``p_flags`` differ, or, where both pages have exact entries from carried tables,
   the entries differ outside the output-address bits 51:14), or a different dumped state
   ("dumped"), in that order in ``MappingRun.changes``;
@@ -111,6 +112,8 @@ class MappingRun:
     dumped_a: bool | None
     dumped_b: bool | None
     changes: tuple[str, ...]
+    pa_raw_a: int | None = None  # what A's entry says (differs from pa_a only above the OAS)
+    pa_raw_b: int | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -127,6 +130,8 @@ class MappingRun:
             "size": human_size(self.size_bytes),
             "pa_a": hex_or_none(self.pa_a),
             "pa_b": hex_or_none(self.pa_b),
+            "pa_raw_a": None if self.pa_raw_a == self.pa_a else hex_or_none(self.pa_raw_a),
+            "pa_raw_b": None if self.pa_raw_b == self.pa_b else hex_or_none(self.pa_raw_b),
             "flags_a": hex_or_none(self.flags_a),
             "flags_b": hex_or_none(self.flags_b),
             "dumped_a": self.dumped_a,
@@ -316,6 +321,7 @@ class _Side:
     flags: np.ndarray
     dumped: np.ndarray
     attr: np.ndarray  # entry bits outside OA (exact where carried, else rebuilt from p_flags)
+    pa_raw: np.ndarray
 
     @classmethod
     def of(cls, pages: PageArrays, rows: np.ndarray) -> _Side:
@@ -324,6 +330,12 @@ class _Side:
             pages.flags[rows],
             pages.dumped[rows],
             pages.pte[rows] & U64(pages.attribute_mask),
+            pages.pa_raw[rows],
+        )
+
+    def take(self, rows: np.ndarray) -> _Side:
+        return _Side(
+            self.pa[rows], self.flags[rows], self.dumped[rows], self.attr[rows], self.pa_raw[rows]
         )
 
 
@@ -339,7 +351,7 @@ def _mapping_runs(
     equal = [c for s in sides for c in (s.flags, s.attr, s.dumped)]
     if changes is not None:
         equal.append(changes)
-    starts = _run_starts(va, page, [s.pa for s in sides], equal)
+    starts = _run_starts(va, page, [c for s in sides for c in (s.pa, s.pa_raw)], equal)
     if not len(starts):
         return []
     counts = np.diff(np.append(starts, len(va)))
@@ -347,17 +359,18 @@ def _mapping_runs(
     va_end = va_start + counts.astype(np.uint64) * U64(page)
     none = [None] * len(starts)
 
-    def columns(side: _Side | None) -> tuple[list, list, list]:
+    def columns(side: _Side | None) -> tuple[list, list, list, list]:
         if side is None:
-            return none, none, none
+            return none, none, none, none
         return (
             side.pa[starts].tolist(),
             side.flags[starts].tolist(),
             side.dumped[starts].tolist(),
+            side.pa_raw[starts].tolist(),
         )
 
-    pa_a, flags_a, dumped_a = columns(side_a)
-    pa_b, flags_b, dumped_b = columns(side_b)
+    pa_a, flags_a, dumped_a, raw_a = columns(side_a)
+    pa_b, flags_b, dumped_b, raw_b = columns(side_b)
     if changes is not None:
         codes = changes[starts]
         names = {
@@ -381,6 +394,8 @@ def _mapping_runs(
                 dumped_a,
                 dumped_b,
                 change_list,
+                raw_a,
+                raw_b,
             )
         )
 
@@ -412,6 +427,8 @@ def _differing_pages(
     word = page % 8 == 0
     for first, n in _extents(off_a, off_b, page, chunk_pages):
         at_a, at_b, size = int(off_a[first]), int(off_b[first]), n * page
+        a.guard.check(at_a)
+        b.guard.check(at_b)
         if size <= SMALL_COMPARE_BYTES or not word:
             equal = buf_a[at_a : at_a + size].tobytes() == buf_b[at_b : at_b + size].tobytes()
         else:
@@ -509,7 +526,13 @@ def diff(a: Dump, b: Dump, compare_contents: bool = True) -> DiffResult:
     """What changed from dump ``a`` to dump ``b``, by VA (see the module docstring).
 
     ``compare_contents`` False skips reading page data (``contents`` empty, ``pages_compared``
-    0). Raises ``DiffError`` when the dumps cannot be compared."""
+    0). Raises ``DiffError`` when the dumps cannot be compared, ``DumpChangedError`` when
+    either file changes while they are compared."""
+    with a.guard.reading(), b.guard.reading():
+        return _diff(a, b, compare_contents)
+
+
+def _diff(a: Dump, b: Dump, compare_contents: bool) -> DiffResult:
     check_comparable(a, b)
     page = a.page_size_bytes
     pages_a, pages_b = all_pages(a), all_pages(b)
@@ -526,7 +549,7 @@ def diff(a: Dump, b: Dump, compare_contents: bool = True) -> DiffResult:
     exact = pages_a.pte_exact[ia] & pages_b.pte_exact[ib]
     attributes = (side_a.flags != side_b.flags) | (exact & (side_a.attr != side_b.attr))
     changes = (
-        (side_a.pa != side_b.pa).astype(np.uint8) * CHANGE_PA
+        ((side_a.pa != side_b.pa) | (side_a.pa_raw != side_b.pa_raw)).astype(np.uint8) * CHANGE_PA
         | attributes.astype(np.uint8) * CHANGE_ATTRIBUTES
         | (side_a.dumped != side_b.dumped).astype(np.uint8) * CHANGE_DUMPED
     )
@@ -534,8 +557,8 @@ def diff(a: Dump, b: Dump, compare_contents: bool = True) -> DiffResult:
     changed = _mapping_runs(
         pages_a.va[ia[hit]],
         page,
-        _Side(side_a.pa[hit], side_a.flags[hit], side_a.dumped[hit], side_a.attr[hit]),
-        _Side(side_b.pa[hit], side_b.flags[hit], side_b.dumped[hit], side_b.attr[hit]),
+        side_a.take(hit),
+        side_b.take(hit),
         changes[hit],
     )
 

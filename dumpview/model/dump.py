@@ -8,6 +8,14 @@ asked. Page contents come back as ``memoryview`` slices of the map.
 Failure modes: ``open_dump`` raises ``DumpFormatError`` (offset + expectation) for a file that
 is not a readable dump; ``read_va``/``read_pa`` raise ``NotDumpedError`` naming the first VA
 without data and ``AddressError`` for addresses no segment maps. The file is never written.
+
+A file that changes while it is open (it shrinks, or another process opens it for writing) is
+a ``DumpChangedError`` (one line: the file and the offset about to be read) from every query
+that would read it, never a SIGBUS: ``dumpview.model.guard`` says how (size checks at every
+operation and chunk, and a read lease that holds a truncating process back while an operation
+runs) and what is guaranteed where. Every read of the map happens inside
+``dump.guard.reading()``; what open copies out of the map (the extension's records, the section
+headers, the PT_LOAD columns on first use) is safe to use afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +34,8 @@ import numpy as np
 
 from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
 from dumpview.model.extension import Extension
+from dumpview.model.guard import DumpChangedError, FileGuard
+from dumpview.model.source import INPUT_FILE, KIND_FILE, Source
 from dumpview.npstruct import dtype_from_struct
 from formats import agx, elf, entryformat, ext, uat
 from formats.entryformat import EntryFormat
@@ -35,13 +46,17 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from dumpview.model.check import CheckResult
+    from dumpview.model.contexts import ContextInfo
     from dumpview.model.crash import Fault
     from dumpview.model.export import ExportStats
     from dumpview.model.ptov import Mapping
     from dumpview.model.ranges import RangeTable
+    from dumpview.model.read import ReadRun
     from dumpview.model.search import SearchResult
+    from dumpview.model.source import CancelCallback, ProgressCallback
     from dumpview.model.tables import TablesIndex
     from dumpview.model.translate import Translation
+    from dumpview.model.triage import Triage
     from dumpview.model.vtop import BulkTranslation, Translator
     from formats import clhe
 
@@ -57,16 +72,26 @@ LAYOUT_AGX = "agx-devcoredump"
 # An LPAE (SMMU) dump: the same ELF core layout, its pages the granule's, no AGX note.
 LAYOUT_DEVCOREDUMP = "devcoredump"
 WARNINGS_SHOWN = 20  # all_warnings lists this many, then counts the rest
+PAGES_BATCH = 1 << 12  # pages() looks exact entries up this many pages at a time
+MAX_NOTES = 4096  # notes read, whatever the PT_NOTEs hold (a devcoredump has two)
+# Elf64_Nhdr (n_namesz, n_descsz, n_type) for struct: a note header per ~10 ns, not construct's
+# ~20 µs (a 12 MB PT_NOTE holds a million empty notes); checked against the declaration.
+_NHDR = struct.Struct("<III")
+assert _NHDR.size == elf.Elf64_Nhdr.sizeof()
 
 REASON_DEVICE = "device-memory"
 REASON_BORROW = "borrow-refused"
 
 
 class PageRecord(NamedTuple):
-    """One page (of the geometry's size) of the dumped address space."""
+    """One page (of the geometry's size) of the dumped address space. ``pa`` is the address
+    the walker and the hardware use (UAT: the entry's output address cut to the OAS), ``pa_raw``
+    what the entry says (``p_paddr``: UAT bits 51:14); they differ only for an entry with bits
+    at or above the OAS (see ``formats.entryformat``)."""
 
     va: int
     pa: int
+    pa_raw: int
     pte: int
     pte_exact: bool  # False: rebuilt from p_paddr/p_flags (driver dumps)
     flags: int  # the segment's p_flags
@@ -87,12 +112,24 @@ class Note:
 class Dump:
     """An open dump. Use ``open_dump(path)``; close it (or use ``with``) to unmap the file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], fd: int | None = None, source: Source | None = None
+    ) -> None:
+        """Map ``path``, or, given ``fd`` (which the dump then owns and closes), map that
+        descriptor and keep ``path`` as the name the user gave (``open_dump`` passes the
+        spool of a compressed or streamed input this way, with its ``source``)."""
         self.path = os.fspath(path)
         self.warnings: list[str] = []
-        self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        if fd is None:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        else:
+            self._file = os.fdopen(fd, "rb")
         try:
+            # The lease first, then the size: a change after this point is seen.
+            self.guard = FileGuard(self.path, self._file.fileno(), 0)
             self.size_bytes = os.fstat(self._file.fileno()).st_size
+            self.source = source or Source(self.path, KIND_FILE, INPUT_FILE, self.size_bytes)
+            self.guard.size_bytes = self.size_bytes
             if self.size_bytes < elf.EHDR_SIZE:
                 raise DumpFormatError(
                     0,
@@ -101,7 +138,8 @@ class Dump:
                 )
             self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self.buffer = memoryview(self._mmap)
-            self._index()
+            with self.guard.reading():
+                self._index()
         except BaseException:
             self.close()
             raise
@@ -119,7 +157,14 @@ class Dump:
         if mm is not None:
             with contextlib.suppress(BufferError):
                 mm.close()
+        guard = self.__dict__.get("guard")
+        if guard is not None:
+            guard.close()
         self._file.close()
+
+    def fileno(self) -> int:
+        """The descriptor the dump is read through (outputs compare it: never written)."""
+        return self._file.fileno()
 
     def __enter__(self) -> Dump:
         return self
@@ -202,29 +247,55 @@ class Dump:
         _ = self.extension
 
     # PT_LOAD columns in VA order: contiguous copies made on first use (lookups need them).
+    def _column(self, name: str) -> np.ndarray:
+        """A PT_LOAD column copied out of the map (inside a guarded read)."""
+        with self.guard.reading(int(self.header.e_phoff)):
+            column = self._loads[name]
+            if self._load_phdr_index is None:  # a view of the map: copy it out
+                return np.array(column, copy=True, order="C")
+            return np.ascontiguousarray(column)  # already a copy (sorted or gathered)
+
     @cached_property
     def seg_va(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_vaddr"])
+        return self._column("p_vaddr")
 
     @cached_property
     def seg_memsz(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_memsz"])
+        return self._column("p_memsz")
 
     @cached_property
     def seg_filesz(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_filesz"])
+        return self._column("p_filesz")
 
     @cached_property
     def seg_offset(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_offset"])
+        return self._column("p_offset")
+
+    @cached_property
+    def seg_pa_raw(self) -> np.ndarray:
+        """``p_paddr`` of each PT_LOAD: what the entries say (``pa_raw``)."""
+        return self._column("p_paddr")
 
     @cached_property
     def seg_pa(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_paddr"])
+        """Each PT_LOAD's first PA as the walker and the hardware use it (``p_paddr`` through
+        ``pa_mask``); page ``k`` of a run is ``(p_paddr + k * page) & pa_mask``, which is
+        ``seg_pa + k * page`` unless the run crosses a multiple of 2**OAS."""
+        raw = self.seg_pa_raw
+        mask = self.pa_mask
+        if mask == entryformat.U64_MAX:
+            return raw
+        return raw & np.uint64(mask)
+
+    @cached_property
+    def pa_mask(self) -> int:
+        """The mask taking an output address as an entry says it (``pa_raw``) to the one the
+        walker and the hardware use (``pa``): the OAS for the UAT, none for LPAE."""
+        return self.entry_format.pa_mask(self.geometry.oas)
 
     @cached_property
     def seg_flags(self) -> np.ndarray:
-        return np.ascontiguousarray(self._loads["p_flags"])
+        return self._column("p_flags")
 
     def release_header_pages(self) -> None:
         """Copy out the PT_LOAD columns, then let the kernel drop the program headers' pages
@@ -265,10 +336,11 @@ class Dump:
             block = loads[start : start + CHECK_CHUNK]
             va, memsz = block["p_vaddr"], block["p_memsz"]
             filesz, offset = block["p_filesz"], block["p_offset"]
-            end = va + memsz
+            end = va + memsz  # 0 for a PT_LOAD ending exactly at 2**64 (allowed)
+            at_top = (end == 0) & (memsz != 0)
             file_end = offset + filesz
             for hit, problem in (
-                (end < va, "wraps past the top of the address space"),
+                ((end < va) & ~at_top, "wraps past the top of the address space"),
                 (
                     (filesz > 0) & ((file_end > size) | (file_end < offset)),
                     "data at {off:#x}+{filesz:#x} runs past the end of the file ({eof:#x})",
@@ -279,10 +351,10 @@ class Dump:
                     self._raise_bad_segment(start + int(hit.argmax()), problem)
             if prev_end is not None and prev_end > int(va[0]):
                 self._raise_overlap(start - 1)
-            hit = end[:-1] > va[1:]
+            hit = (end[:-1] > va[1:]) | at_top[:-1]  # nothing can follow a PT_LOAD at the top
             if hit.any():
                 self._raise_overlap(start + int(hit.argmax()))
-            prev_end = int(end[-1])
+            prev_end = 1 << 64 if at_top[-1] else int(end[-1])
             hit = ((va | memsz) & mask) != 0
             count = int(np.count_nonzero(hit))
             if count and first_unaligned is None:
@@ -370,7 +442,7 @@ class Dump:
                     h.e_shoff, f"{count} section headers run past the end of the file"
                 )
             sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count, offset=h.e_shoff)
-        return sections
+        return sections.copy()  # out of the map: read again after open (the extension's)
 
     # ---- geometry and extension ----------------------------------------------------------------
 
@@ -476,9 +548,16 @@ class Dump:
 
     @cached_property
     def notes(self) -> tuple[Note, ...]:
-        """Every note of every PT_NOTE segment, bounds checked."""
-        out = []
-        for i in self._note_idx:
+        """Every note of every PT_NOTE segment, bounds checked. ``desc`` is a view of the map:
+        read it inside ``guard.reading()`` (or copy it)."""
+        with self.guard.reading():
+            return self._read_notes()
+
+    def _read_notes(self) -> tuple[Note, ...]:
+        out: list[Note] = []
+        sizes = self.phdrs["p_filesz"][self._note_idx] if len(self._note_idx) else []
+        # PT_NOTEs without data hold no note: skipped in bulk (a file can have a million).
+        for i in self._note_idx[np.asarray(sizes) > 0] if len(self._note_idx) else ():
             ph = self.phdrs[int(i)]
             start, size = int(ph["p_offset"]), int(ph["p_filesz"])
             where = int(self.header.e_phoff) + int(i) * elf.PHDR_SIZE
@@ -490,29 +569,35 @@ class Dump:
                 )
             pos, end = start, start + size
             while pos < end:
+                if len(out) >= MAX_NOTES:
+                    self.warnings.append(
+                        f"more than {MAX_NOTES:,} notes: the rest, from offset {pos:#x}, are not "
+                        "read (a devcoredump has two)"
+                    )
+                    return tuple(out)
                 if end - pos < elf.NHDR_SIZE:
                     raise DumpFormatError(
                         pos,
                         f"note header needs {elf.NHDR_SIZE} bytes, only "
                         f"{end - pos} left in the PT_NOTE segment",
                     )
-                nh = elf.Elf64_Nhdr.parse(self.buffer[pos : pos + elf.NHDR_SIZE])
+                namesz, descsz, note_type = _NHDR.unpack_from(self.buffer, pos)
                 name_off = pos + elf.NHDR_SIZE
-                desc_off = name_off + elf.align_up(nh.n_namesz, 4)
-                next_pos = desc_off + elf.align_up(nh.n_descsz, 4)
+                desc_off = name_off + elf.align_up(namesz, 4)
+                next_pos = desc_off + elf.align_up(descsz, 4)
                 if next_pos > end:
                     raise DumpFormatError(
                         pos,
-                        f"note (namesz {nh.n_namesz}, descsz {nh.n_descsz}) overruns its "
+                        f"note (namesz {namesz}, descsz {descsz}) overruns its "
                         f"PT_NOTE segment, which ends at {end:#x}",
                     )
-                name = bytes(self.buffer[name_off : name_off + nh.n_namesz]).rstrip(b"\0")
+                name = bytes(self.buffer[name_off : name_off + namesz]).rstrip(b"\0")
                 out.append(
                     Note(
                         name.decode("latin-1"),
-                        nh.n_type,
+                        note_type,
                         desc_off,
-                        self.buffer[desc_off : desc_off + nh.n_descsz],
+                        self.buffer[desc_off : desc_off + descsz],
                     )
                 )
                 pos = next_pos
@@ -529,7 +614,9 @@ class Dump:
                         f"AGX note descriptor is {len(note.desc)} "
                         f"bytes, expected {agx.AGX_INFO_SIZE}",
                     )
-                return agx.parse_agx_info(bytes(note.desc))
+                with self.guard.reading(note.offset):
+                    desc = bytes(note.desc)
+                return agx.parse_agx_info(desc)
         return None
 
     @cached_property
@@ -537,7 +624,13 @@ class Dump:
         """Every RTKIT note's crash log (CLHE parsed, or kept raw)."""
         from formats import clhe  # only dumps with a crash log pay for its declarations
 
-        return tuple(clhe.parse_crashlog(bytes(n.desc)) for n in self.notes if n.name == "RTKIT")
+        logs = []
+        for note in self.notes:
+            if note.name == "RTKIT":
+                with self.guard.reading(note.offset):
+                    desc = bytes(note.desc)
+                logs.append(clhe.parse_crashlog(desc))
+        return tuple(logs)
 
     @property
     def crashlog(self) -> clhe.CrashLog | None:
@@ -552,6 +645,11 @@ class Dump:
 
         Reads the tables, the notes, the AGX note and the crash logs to find them, so it raises
         ``DumpFormatError`` when one of those is broken."""
+        with self.guard.reading():
+            return self._all_warnings()
+
+    def _all_warnings(self) -> list[str]:
+        _ = self.notes  # may warn (too many notes) before the list is copied
         out = list(self.warnings)
         _ = self.agx_info
         index = self.tables_index
@@ -592,7 +690,9 @@ class Dump:
         last = np.searchsorted(self.seg_va, last_va, side="right") - 1
         ok = last >= 0
         idx = last[ok]
-        out[ok] = self.seg_va[idx] + self.seg_memsz[idx] > starts[ok]
+        memsz = self.seg_memsz[idx]
+        # Inclusive last bytes: a PT_LOAD may end exactly at 2**64.
+        out[ok] = (memsz != 0) & (self.seg_va[idx] + (memsz - np.uint64(1)) >= starts[ok])
         return out
 
     def hole_reason(self, va: int, flags: int) -> tuple[str, str | None]:
@@ -618,25 +718,18 @@ class Dump:
 
     def pte_from_segment(self, seg: int, va: int) -> int:
         """The entry a driver dump lets us rebuild for ``va`` in segment ``seg``."""
-        pa = int(self.seg_pa[seg]) + (va - int(self.seg_va[seg]))
+        pa = int(self.seg_pa_raw[seg]) + (va - int(self.seg_va[seg]))
         return self.entry_format.unpack_p_flags(int(self.seg_flags[seg]), pa)
 
     def pages(self, va_start: int = 0, va_end: int = 1 << 64) -> Iterator[PageRecord]:
-        """Every page in VA order (optionally within [va_start, va_end))."""
+        """Every page in VA order (optionally within [va_start, va_end)). The exact entries
+        come from the carried tables a batch of pages at a time (``TablesIndex.leaf_lookup``):
+        memory follows the pages asked for, not what the tables' block entries claim."""
         page = self.page_size_bytes
-        leaf_va: list[int] = []
-        leaf_pte: list[int] = []
-        leaf_level: list[int] = []
         unpack = self.entry_format.unpack_p_flags
-        if self.tables_index is not None:
-            lv, lp = self.tables_index.leaf_map()
-            j0 = int(np.searchsorted(lv, np.uint64(min(va_start, (1 << 64) - 1))))
-            j1 = int(np.searchsorted(lv, np.uint64(min(va_end, (1 << 64) - 1))))
-            if va_end >= 1 << 64:
-                j1 = len(lv)
-            leaf_va, leaf_pte = lv[j0:j1].tolist(), lp[j0:j1].tolist()
-            leaf_level = self.tables_index.leaf_levels()[j0:j1].tolist()
-        j = 0
+        pa_mask = self.pa_mask
+        index = self.tables_index
+        self.guard.check()
         first = self.segment_at(va_start)
         if first is None:
             first = int(np.searchsorted(self.seg_va, np.uint64(min(va_start, (1 << 64) - 1))))
@@ -645,22 +738,41 @@ class Dump:
             if seg_va >= va_end:
                 break
             memsz, filesz = int(self.seg_memsz[seg]), int(self.seg_filesz[seg])
-            pa0, flags = int(self.seg_pa[seg]), int(self.seg_flags[seg])
+            pa0, flags = int(self.seg_pa_raw[seg]), int(self.seg_flags[seg])
             # Start at the first page at or after va_start: a large segment is not walked from
             # its beginning (``page()`` on a 1 GiB segment was O(segment)).
             skip = max(0, va_start - seg_va + page - 1) // page * page
-            for off in range(min(skip, memsz), memsz, page):
-                va = seg_va + off
-                if va >= va_end:
-                    break
-                dumped = off + page <= filesz
-                while j < len(leaf_va) and leaf_va[j] < va:
-                    j += 1
-                exact = j < len(leaf_va) and leaf_va[j] == va
-                pte = leaf_pte[j] if exact else unpack(flags, pa0 + off)
-                level = leaf_level[j] if exact else None
-                reason, detail = (None, None) if dumped else self.hole_reason(va, flags)
-                yield PageRecord(va, pa0 + off, pte, exact, flags, dumped, reason, detail, level)
+            stop = min(memsz, va_end - seg_va) if va_end > seg_va else 0
+            for batch in range(min(skip, memsz), stop, PAGES_BATCH * page):
+                offs = range(batch, min(stop, batch + PAGES_BATCH * page), page)
+                self.guard.check()
+                found = ptes = levels = None
+                if index is not None:
+                    vas = np.uint64(seg_va) + np.arange(
+                        offs.start, offs.stop, page, dtype=np.uint64
+                    )
+                    found_a, pte_a, level_a = index.leaf_lookup(vas)
+                    found, ptes, levels = found_a.tolist(), pte_a.tolist(), level_a.tolist()
+                for k, off in enumerate(offs):
+                    va = seg_va + off
+                    dumped = off + page <= filesz
+                    exact = found is not None and found[k]
+                    pte = ptes[k] if exact else unpack(flags, pa0 + off)
+                    level = levels[k] if exact else None
+                    reason, detail = (None, None) if dumped else self.hole_reason(va, flags)
+                    pa_raw = pa0 + off
+                    yield PageRecord(
+                        va,
+                        pa_raw & pa_mask,
+                        pa_raw,
+                        pte,
+                        exact,
+                        flags,
+                        dumped,
+                        reason,
+                        detail,
+                        level,
+                    )
 
     def page(self, va: int) -> PageRecord | None:
         """The page record covering ``va`` or None if no PT_LOAD maps it."""
@@ -673,11 +785,15 @@ class Dump:
 
     def read_va(self, va: int, size_bytes: int) -> memoryview | bytes:
         """``size_bytes`` at ``va``: a memoryview of the map inside one segment, bytes across
-        segments. NotDumpedError names the first VA without data; AddressError when unmapped."""
-        pieces = [self.buffer[start : start + take] for start, take in self._spans(va, size_bytes)]
-        if len(pieces) == 1:
-            return pieces[0]
-        return b"".join(pieces)
+        segments. NotDumpedError names the first VA without data; AddressError when unmapped;
+        DumpChangedError when the file shrank. The view is valid while the file keeps its
+        size: copy it (``bytes(view)``) to keep it past a change of the file."""
+        spans = self._spans(va, size_bytes)
+        with self.guard.reading(spans[0][0] if spans else None):
+            pieces = [self.buffer[start : start + take] for start, take in spans]
+            if len(pieces) == 1:
+                return pieces[0]
+            return b"".join(pieces)
 
     def read_va_into(self, va: int, out: bytearray | memoryview) -> int:
         """Copy ``len(out)`` bytes at ``va`` into ``out`` with ``preadv`` (as read(2) does: for
@@ -688,10 +804,14 @@ class Dump:
         done = 0
         fd = self._file.fileno()
         for start, take in spans:
+            self.guard.check(start)
             while take:
                 got = os.preadv(fd, [target[done : done + take]], start)
                 if got <= 0:
-                    raise DumpFormatError(start, "the file ended while reading (truncated?)")
+                    self.guard.check(start)
+                    raise DumpChangedError(
+                        self.path, start, "the file ended while reading it (it shrank)"
+                    )
                 done, start, take = done + got, start + got, take - got
         return done
 
@@ -724,20 +844,24 @@ class Dump:
     def _max_memsz(self) -> int:
         return int(self.seg_memsz.max()) if len(self.seg_memsz) else 0
 
+    @cached_property
+    def _pa_sorted(self) -> np.ndarray:
+        return self.seg_pa[self._pa_order]
+
     def vas_for_pa(self, pa: int) -> list[int]:
-        """Every VA whose PT_LOAD maps ``pa`` (aliases), in VA order."""
-        order = self._pa_order
-        pas = self.seg_pa[order]
+        """Every VA whose PT_LOAD maps ``pa`` (aliases), in VA order. ``pa`` is the address
+        the walker uses (``seg_pa``): an entry with bits above the OAS maps its cut address.
+        Only segments starting within the largest segment's size below ``pa`` are looked at,
+        in bulk."""
+        if not 0 <= pa < 1 << 64 or not len(self.seg_pa):
+            return []
+        order, pas = self._pa_order, self._pa_sorted
         hi = int(np.searchsorted(pas, np.uint64(pa), side="right"))
-        out = []
-        for k in range(hi - 1, -1, -1):
-            base = int(pas[k])
-            if pa - base >= self._max_memsz:
-                break  # sorted by PA: no segment further down can reach pa
-            seg = int(order[k])
-            if pa - base < int(self.seg_memsz[seg]):
-                out.append(int(self.seg_va[seg]) + (pa - base))
-        return sorted(out)
+        lo = int(np.searchsorted(pas, np.uint64(max(0, pa - self._max_memsz)), side="left"))
+        segs = order[lo:hi]
+        offsets = np.uint64(pa) - pas[lo:hi]
+        inside = offsets < self.seg_memsz[segs]
+        return sorted((self.seg_va[segs[inside]] + offsets[inside]).tolist())
 
     def read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
         """``size_bytes`` at physical address ``pa``, each piece through a VA that maps it
@@ -746,6 +870,10 @@ class Dump:
         PA no PT_LOAD maps."""
         if size_bytes < 0:
             raise ValueError("size must not be negative")
+        with self.guard.reading():
+            return self._read_pa(pa, size_bytes)
+
+    def _read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
         pieces: list[memoryview | bytes] = []
         cur, end = pa, pa + size_bytes
         while cur < end or not pieces:
@@ -810,12 +938,36 @@ class Dump:
 
     # ---- queries (the scripted surface; each lives in its own module) --------------------------
 
-    def ranges(self, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
+    def ranges(
+        self, va_start: int = 0, va_end: int = 1 << 64, context: int | None = None
+    ) -> RangeTable:
         """Coalesced ranges, ptdump style, clipped to [va_start, va_end): see
-        ``dumpview.model.ranges``. ``len()`` and ``.row(i)`` give each ``Range``."""
-        from dumpview.model.ranges import ranges
+        ``dumpview.model.ranges``; of another ``context`` than the dumped one, from its tables
+        (``dumpview.model.contexts.context_ranges``; ``ContextError`` for one the dump does not
+        carry). ``len()`` and ``.row(i)`` give each ``Range``."""
+        from dumpview.model.contexts import context_ranges
 
-        return ranges(self, va_start, va_end)
+        return context_ranges(self, va_start, va_end, context)
+
+    def contexts(self) -> list[ContextInfo]:
+        """The address spaces the dump carries, the dumped one first (``model.contexts``)."""
+        from dumpview.model.contexts import contexts
+
+        return contexts(self)
+
+    def read_runs(self, va: int, size_bytes: int, context: int | None = None) -> list[ReadRun]:
+        """``size_bytes`` at ``va`` (in ``context``) as runs of data and marked gaps, never
+        raising for a hole (``dumpview.model.read``)."""
+        from dumpview.model.read import read_runs
+
+        return read_runs(self, va, size_bytes, context)
+
+    def read_runs_pa(self, pa: int, size_bytes: int) -> list[ReadRun]:
+        """``size_bytes`` at physical ``pa`` as runs of data and marked gaps
+        (``dumpview.model.read``)."""
+        from dumpview.model.read import read_runs_pa
+
+        return read_runs_pa(self, pa, size_bytes)
 
     def search(
         self,
@@ -842,10 +994,18 @@ class Dump:
         return check(self, kinds)
 
     def fault(self) -> Fault | None:
-        """The crash log's fault: FAR, decoded ESR and the FAR's walk (``model.crash``)."""
+        """The crash log's fault: FAR, decoded ESR, the FAR's walk and whether that walk shows
+        the fault the ESR names (``model.crash.compare_fault``)."""
         from dumpview.model.crash import fault
 
         return fault(self)
+
+    def triage(self) -> Triage:
+        """What most likely happened, a screen of facts each with its address, and the bug's
+        signature (``dumpview.model.triage``)."""
+        from dumpview.model.triage import triage
+
+        return triage(self)
 
     def ptov(self, pa: int) -> list[Mapping]:
         """Every VA mapping ``pa`` in the dump's entries (``dumpview.model.ptov``)."""
@@ -859,17 +1019,30 @@ class Dump:
         fmt: str = "jsonl",
         include: Iterable[str] | None = None,
         with_data: bool = False,
+        context: int | None = None,
     ) -> ExportStats:
         """Export to ``target`` (a path, written atomically, or a text stream) as "jsonl" or
-        "json"; ``include`` picks kinds (default all). Returns ``ExportStats``."""
+        "json"; ``include`` picks kinds (default all); ``context`` scopes ranges, pages and
+        tables to one address space. Returns ``ExportStats``."""
         from dumpview.model.export import export, export_file
 
-        options = {"fmt": fmt, "include": include, "with_data": with_data}
+        options = {"fmt": fmt, "include": include, "with_data": with_data, "context": context}
         if hasattr(target, "write"):
             return export(self, target, **options)
         return export_file(self, target, **options)
 
 
-def open_dump(path: str | os.PathLike[str]) -> Dump:
-    """Open a dump read-only. Raises DumpFormatError (offset + expectation) or OSError."""
-    return Dump(path)
+def open_dump(
+    path: str | os.PathLike[str],
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> Dump:
+    """Open a dump read-only: a file, a compressed file (zstd, xz, gzip, bzip2), ``-`` for
+    standard input, a FIFO, a device or a sysfs file (see ``dumpview.model.source``, which
+    also says what ``progress`` and ``cancel`` get). Raises DumpFormatError (offset +
+    expectation; the compressed offset for a broken compressed stream), InputError,
+    OpenCancelled or OSError."""
+    from dumpview.model.source import open_input
+
+    fd, source = open_input(path, progress, cancel)
+    return Dump(path, fd, source)

@@ -42,3 +42,11 @@ class AddressError(DumpError):
     def __init__(self, address: int, message: str) -> None:
         self.address = address
         super().__init__(message)
+
+
+class ContextError(DumpError):
+    """A context (address space) the dump does not carry was asked for."""
+
+    def __init__(self, context: int, message: str) -> None:
+        self.context = context
+        super().__init__(message)

@@ -20,7 +20,7 @@ fields a run of pages shares are rendered once per distinct combination, so memo
 and a million pages take about a second. ``export`` raises ``ValueError`` for unknown kinds or
 formats, ``DumpError`` through the model, and ``OSError`` from the stream; ``export_file``
 writes atomically (a temporary file in the target's directory, renamed over it on success,
-removed on failure) and refuses to write over the dump itself.
+removed on failure; ``dumpview.output`` decides) and refuses to write over the dump itself.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import numpy as np
 
 from dumpview import __version__
 from dumpview.model import kinds
+from dumpview.model.guard import guarded
 from dumpview.model.pagearrays import (
     DEFAULT_CHUNK_PAGES,
     LeafTables,
@@ -170,6 +171,15 @@ def _groups(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, group.astype(np.int64)
 
 
+def _raw_texts(pa: np.ndarray, pa_raw: np.ndarray) -> list[str]:
+    """The ``pa_raw`` member of each row as JSON: null where it equals ``pa`` (nearly always),
+    else the entry's own address as a "0x…" string."""
+    out = ["null"] * len(pa)
+    for i in np.flatnonzero(pa != pa_raw).tolist():
+        out[i] = f'"{int(pa_raw[i]):#x}"'
+    return out
+
+
 def _path_prefix(steps) -> str:
     """The table path up to (not including) the leaf entry's index."""
     parts = [f'{{"level":{s.level},"table":"{s.table_pa:#x}","index":{s.index}}}' for s in steps]
@@ -219,7 +229,8 @@ class _PageWriter:
             )
             for f in first.tolist()
         ]
-        head = '{"record":"page","va":"0x%x","pa":"0x%x","pte":"0x%x",'
+        # pa_raw is null but where the entry says another address (rare): patched below.
+        head = '{"record":"page","va":"0x%x","pa":"0x%x","pa_raw":null,"pte":"0x%x",'
         rows = zip(pages.va.tolist(), pages.pa.tolist(), pages.pte.tolist(), strict=True)
         if self.leaf_tables is None:
             # One format per group, the shared members baked in: one % per page.
@@ -242,6 +253,9 @@ class _PageWriter:
                     group.tolist(), rows, positions.tolist(), index, strict=True
                 )
             ]
+        for k in np.flatnonzero(pages.pa != pages.pa_raw).tolist():
+            raw = f'"pa_raw":"{int(pages.pa_raw[k]):#x}"'
+            out[k] = out[k].replace('"pa_raw":null', raw, 1)
         if self.with_data:
             buffer = dump.buffer
             size = dump.page_size_bytes
@@ -268,6 +282,7 @@ class RangeChunk:
     size_bytes: list[int]
     pages: list[int]
     pa_start: list[int]
+    pa_start_raw: list[str]  # JSON: null where it equals pa_start
     pte: list[int]
     group: list[int]
     groups: list[dict]
@@ -277,23 +292,31 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
     va_start = table.va_start[start:stop]
     va_end = table.va_end[start:stop]
     pa_start = table.pa_start[start:stop]
+    pa_start_raw = table.pa_start_raw[start:stop]
     flags = table.flags[start:stop]
     dumped = table.dumped[start:stop]
     codes = np.full(len(va_start), -1, dtype=np.int64)
     undumped = np.flatnonzero(~dumped)
     reasons: list = []
-    if len(undumped):
+    if table.reason is not None:  # one reason for every range (a context not dumped)
+        codes[undumped], reasons = 0, [table.reason]
+    elif len(undumped):
         hole_codes, reasons = hole_reasons(dump, va_start[undumped], flags[undumped])
         codes[undumped] = hole_codes
     fmt = dump.entry_format
-    attrs = unpack_p_flags_bulk(flags, fmt)
-    first, group = _groups(flags, dumped, codes + 1)
+    exact = table.pte is not None  # the entries themselves, from a context's tables
+    if exact:
+        attrs = table.pte[start:stop] & np.uint64(fmt.attribute_mask)
+        first, group = _groups(attrs, dumped, codes + 1)
+    else:
+        attrs = unpack_p_flags_bulk(flags, fmt)
+        first, group = _groups(flags, dumped, codes + 1)
     groups = [
         attributes(
             int(attrs[f]),
             int(flags[f]),
             bool(dumped[f]),
-            False,
+            exact,
             reasons[int(codes[f])] if codes[f] >= 0 else None,
             fmt,
         )
@@ -305,12 +328,13 @@ def _range_chunk(dump: Dump, table: RangeTable, start: int, stop: int) -> RangeC
     names = np.array([human_size(int(n)) for n in sizes_unique.tolist()], dtype=object)
     return RangeChunk(
         va_start=va_start.tolist(),
-        va_end=va_end.tolist(),
+        va_end=table.end_list(start, stop),  # 2**64 where the uint64 wrapped
         size=names[size_inverse.reshape(-1)].tolist(),
         size_bytes=size.tolist(),
         pages=((size + page - np.uint64(1)) // page).tolist(),
         pa_start=pa_start.tolist(),
-        pte=(fmt.encode_output_address(pa_start) | attrs).tolist(),
+        pa_start_raw=_raw_texts(pa_start, pa_start_raw),
+        pte=(fmt.encode_output_address(pa_start_raw) | attrs).tolist(),
         group=group.tolist(),
         groups=groups,
     )
@@ -327,7 +351,7 @@ def range_records(dump: Dump, table: RangeTable | None = None) -> Iterator[list[
     """Range records (JSON text, one per range) in chunks; ``table`` defaults to every range."""
     head = (
         '{"record":"range","va_start":"0x%x","va_end":"0x%x","size":"%s","size_bytes":%d,'
-        '"pages":%d,"pa_start":"0x%x","pte":"0x%x",'
+        '"pages":%d,"pa_start":"0x%x","pa_start_raw":%s,"pte":"0x%x",'
     )
     for chunk in range_chunks(dump, table):
         formats = [f"{head}{_members(g)}}}" for g in chunk.groups]
@@ -338,6 +362,7 @@ def range_records(dump: Dump, table: RangeTable | None = None) -> Iterator[list[
             chunk.size_bytes,
             chunk.pages,
             chunk.pa_start,
+            chunk.pa_start_raw,
             chunk.pte,
             strict=True,
         )
@@ -366,17 +391,19 @@ def region_records(dump: Dump) -> list[dict]:
     ]
 
 
-def table_records(dump: Dump) -> Iterator[str]:
-    """Every table of every address space as a JSON text, parents first: real tables with their
-    non-empty entries, or (driver dumps) rebuilt tables whose upper entries' values were not
-    recorded. A carried table reached again (shared by several entries, or a cycle) is written
-    once, with the parent that reached it first."""
+def table_records(dump: Dump, context: int | None = None) -> Iterator[str]:
+    """Every table of every address space (or only ``context``'s) as a JSON text, parents
+    first: real tables with their non-empty entries, or (driver dumps) rebuilt tables whose
+    upper entries' values were not recorded. A carried table reached again (shared by several
+    entries, or a cycle) is written once, with the parent that reached it first."""
     from dumpview.model.levels import LevelTree
 
     tree = LevelTree(dump)
     geometry = dump.geometry
     written: set[int] = set()  # carried table PAs: a table shared (or in a cycle) goes once
     for root in tree.roots:
+        if context is not None and root.context != context:
+            continue
         stack = [(root, None, None)]
         while stack:
             table, parent, parent_index = stack.pop()
@@ -419,7 +446,7 @@ def _table_record(dump: Dump, tree, table, parent, parent_index) -> str:
         elif rows.is_leaf_level:
             segs = rows.segment[present]
             offs = rows.entry_vas[present] - dump.seg_va[segs]
-            ptes = ptes_from_segments(fmt, dump.seg_pa[segs] + offs, dump.seg_flags[segs])
+            ptes = ptes_from_segments(fmt, dump.seg_pa_raw[segs] + offs, dump.seg_flags[segs])
             entries = list(
                 map(
                     _ENTRY_REBUILT_LEAF.__mod__,
@@ -466,9 +493,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def crashlog_records(dump: Dump) -> list[dict]:
-    """One record per crash log: header, every entry (decoded fields or raw hex), the ESR
-    decoded, the Ccdp pairs checked against the tables, and the rendered sections."""
+    """One record per crash log: header, the panic message and the FAR (null without a Cstr
+    or a Crg8 entry), every entry (decoded fields or raw hex), the ESR decoded with the FAR's
+    walk, the Ccdp pairs checked against the tables, and the rendered sections."""
     from dumpview.model.crash import check_ccdp, crashlog_sections, fault
+    from formats import clhe
 
     out = []
     sections = crashlog_sections(dump)
@@ -499,15 +528,23 @@ def crashlog_records(dump: Dump) -> list[dict]:
                 "iss": f"{info.iss:#x}",
                 "details": list(info.details),
                 "far_pa": hex_or_none(found.walk.pa),
+                "far_pa_raw": None
+                if found.walk.pa_raw == found.walk.pa
+                else hex_or_none(found.walk.pa_raw),
                 "far_stopped": None
                 if found.walk.mapped
                 else f"L{found.walk.stopped_level}: {found.walk.stopped_reason}",
+                "fault_status": found.comparison.fault_status,
+                "fault_level": found.comparison.level,
+                "walk_agrees": found.comparison.agrees,
+                "walk_note": found.comparison.note,
             }
         ccdp = [
             {
                 "va": f"{c.va:#x}",
                 "pa_log": f"{c.pa_log:#x}",
                 "pa_dump": hex_or_none(c.pa_dump),
+                "pa_dump_raw": None if c.pa_dump_raw == c.pa_dump else hex_or_none(c.pa_dump_raw),
                 "agree": c.agree,
                 "note": c.note,
             }
@@ -520,8 +557,12 @@ def crashlog_records(dump: Dump) -> list[dict]:
                 "format": log.format,
                 "size_bytes": len(log.raw),
                 "version": log.version,
+                "total_size": log.total_size,
+                "tag_order": log.tag_order,
                 "closed": log.closed,
                 "warnings": list(log.warnings),
+                "panic": clhe.panic_message(log),
+                "far": None if found is None else f"{found.far:#x}",
                 "entries": entries,
                 "esr": esr,
                 "ccdp": ccdp,
@@ -559,7 +600,7 @@ def header(dump: Dump, include: tuple[str, ...], with_data: bool) -> dict:
         "schema": SCHEMA_ID,
         "generator": f"dumpview {__version__}",
         "dump": {
-            "path": os.path.abspath(dump.path),
+            "path": dump.path if dump.source.input == "stdin" else os.path.abspath(dump.path),
             "size_bytes": dump.size_bytes,
             "layout": dump.layout,
             "entry_format": dump.entry_format.name,
@@ -571,10 +612,18 @@ def header(dump: Dump, include: tuple[str, ...], with_data: bool) -> dict:
 
 
 def _kind_chunks(
-    dump: Dump, kind: str, with_data: bool, progress: Progress | None
+    dump: Dump, kind: str, with_data: bool, progress: Progress | None, context: int | None = None
 ) -> Iterator[list[str]]:
-    """The records of one kind, as lists of JSON texts."""
-    if kind == "pages":
+    """The records of one kind, as lists of JSON texts; ``context`` scopes ranges, pages and
+    tables to one address space (a context not dumped: from its tables, ``export_context``)."""
+    from dumpview.model.contexts import context_ranges, is_dumped_context
+
+    dump.guard.check()
+    if kind == "pages" and not is_dumped_context(dump, context):
+        from dumpview.model.export_context import context_page_lines
+
+        yield from context_page_lines(dump, context, with_data)
+    elif kind == "pages":
         index = PageIndex(dump)
         writer = _PageWriter(dump, with_data)
         done = 0
@@ -585,11 +634,12 @@ def _kind_chunks(
             if progress is not None:
                 progress(done, index.total)
     elif kind == "ranges":
-        yield from range_records(dump)
+        yield from range_records(dump, context_ranges(dump, context=context))
     elif kind == "tables":
         batch: list[str] = []
         size = 0
-        for record in table_records(dump):
+        for record in table_records(dump, context):
+            dump.guard.check()
             batch.append(record)
             size += len(record)
             if size >= TABLE_BATCH_CHARS:  # a leaf table's record can be ~150 KB
@@ -613,6 +663,7 @@ def _pages_in_parallel(
     with_data: bool,
     progress: Progress | None,
     jobs: int | None,
+    scratch_dir: str | None,
 ) -> tuple[int, int] | None:
     """Write every page record with several workers (``parallel.write_in_parallel``), exactly
     as ``_kind_chunks`` would; None when one process should do it (small dumps, no fork,
@@ -623,12 +674,13 @@ def _pages_in_parallel(
     jobs = min(jobs, total)
     if jobs <= 1:
         return None  # decided before building anything the serial path builds again
+    dump.guard.check()
     index = PageIndex(dump)
     writer = _PageWriter(dump, with_data)
     # Smaller chunks than one process uses: every worker's peak RSS counts the parent's pages
     # too. The columns every chunk reads are built before the fork, so workers share them.
     chunk = PARALLEL_CHUNK_PAGES if not with_data else 1 << 10
-    _ = dump.seg_va, dump.seg_pa, dump.seg_memsz, dump.seg_filesz, dump.seg_offset
+    _ = dump.seg_va, dump.seg_pa_raw, dump.seg_memsz, dump.seg_filesz, dump.seg_offset
     _ = dump.seg_flags
     last_line = "\n" if fmt == "jsonl" else ""
     join = "\n" if fmt == "jsonl" else ",\n"
@@ -639,14 +691,11 @@ def _pages_in_parallel(
             lead = "" if fmt == "jsonl" else ("\n" if worker == 0 and first == start else ",\n")
             yield lead + join.join(lines) + last_line, min(first + chunk, stop) - start
 
-    name = getattr(out, "name", None)
-    tmp_dir = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
-    if tmp_dir is not None and not os.path.isdir(tmp_dir):
-        tmp_dir = None
     report = None if progress is None else (lambda done: progress(done, index.total))
-    return write_in_parallel(out, index.total, jobs, produce, report, tmp_dir)
+    return write_in_parallel(out, index.total, jobs, produce, report, scratch_dir, dump.guard)
 
 
+@guarded
 def export(
     dump: Dump,
     out: TextIO,
@@ -655,23 +704,34 @@ def export(
     with_data: bool = False,
     progress: Progress | None = None,
     jobs: int | None = None,
+    context: int | None = None,
+    scratch_dir: str | None = None,
 ) -> ExportStats:
     """Write ``dump`` to the text stream ``out`` as ``fmt`` ("jsonl" or "json"); ``include``
     picks kinds (default: all). ``progress(done, total)`` is called per chunk of pages.
     ``jobs``: worker processes for page records (None: decided by ``parallel_jobs``, 1: none);
-    the output is the same bytes either way."""
+    the output is the same bytes either way. ``context`` scopes ranges, pages and tables to
+    one address space (the header says which); ``ContextError`` for one the dump lacks.
+    ``scratch_dir``: where workers keep their (anonymous) scratch files, default the system's
+    temporary directory."""
+    from dumpview.model.contexts import check_context, is_dumped_context
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     kinds_ = EXPORT_KINDS if include is None else parse_kinds(include)
     stats = ExportStats(counts={RECORD_NAMES[k]: 0 for k in kinds_})
     head = header(dump, kinds_, with_data)
+    if context is not None:
+        head["context"] = check_context(dump, context)
+        if not is_dumped_context(dump, context):
+            jobs = 1  # a context's pages come from its tables, in one process
 
     def write(text: str) -> None:
         out.write(text)
         stats.size_bytes += len(text)
 
     def parallel_pages() -> bool:
-        done = _pages_in_parallel(dump, out, fmt, with_data, progress, jobs)
+        done = _pages_in_parallel(dump, out, fmt, with_data, progress, jobs, scratch_dir)
         if done is None:
             return False
         stats.counts["page"] += done[0]
@@ -684,7 +744,7 @@ def export(
             name = RECORD_NAMES[kind]
             if kind == "pages" and parallel_pages():
                 continue
-            for lines in _kind_chunks(dump, kind, with_data, progress):
+            for lines in _kind_chunks(dump, kind, with_data, progress, context):
                 if lines:
                     write("\n".join(lines) + "\n")
                     stats.counts[name] += len(lines)
@@ -705,7 +765,7 @@ def export(
             write("]")
             continue
         first = True
-        for lines in _kind_chunks(dump, kind, with_data, progress):
+        for lines in _kind_chunks(dump, kind, with_data, progress, context):
             if not lines:
                 continue
             write(("\n" if first else ",\n") + ",\n".join(lines))
@@ -717,13 +777,14 @@ def export(
 
 
 def export_file(dump: Dump, path: str | os.PathLike[str], **options: Any) -> ExportStats:
-    """``export`` to ``path`` atomically: a temporary file beside it, renamed over it only when
-    everything was written (not fsynced: an export is cheap to redo, and fsyncing hundreds of
-    MiB doubled its time). ValueError when ``path`` is the dump itself."""
-    from dumpview.model.atomic import atomic_text_writer
+    """``export`` to ``path`` through ``dumpview.output.open_output``: atomically over a
+    regular file or a new path (not fsynced: an export is cheap to redo, and fsyncing hundreds
+    of MiB doubled its time), through a link to its file, streamed into a device, FIFO or
+    socket, ``-`` for standard output. ``OutputError`` (an ``OSError`` naming ``path``) when
+    ``path`` is the dump itself (by inode, through any link) or cannot be written."""
+    from dumpview.output import open_output, plan_output
 
-    target = os.fspath(path)
-    if os.path.exists(target) and os.path.samefile(target, dump.path):
-        raise ValueError(f"{target}: refusing to write the export over the dump itself")
-    with atomic_text_writer(target, durable=False) as out:
-        return export(dump, out, **options)
+    avoid = [dump.fileno()] + ([] if dump.source.input == "stdin" else [dump.path])
+    plan = plan_output(path, avoid=avoid)
+    with open_output(path, plan=plan) as out:
+        return export(dump, out, scratch_dir=plan.directory, **options)

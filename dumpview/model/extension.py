@@ -74,7 +74,7 @@ class _DirEntry(NamedTuple):
 
 
 class Extension:
-    """The parsed ``.dumpview`` section: views over its record arrays.
+    """The parsed ``.dumpview`` section: its record arrays, copied out of the map at open.
 
     Everything a later lazy read depends on is checked here, at open, in bulk: the directory
     fits the section, each entry's array lies inside it and its record count fills it, hole
@@ -137,6 +137,9 @@ class Extension:
         self._check_holes()
         _ = self.scenario
         self._check_references()
+        # Everything the model reads later is copied out of the map now (the records are small):
+        # after open nothing here touches the file, whatever happens to it.
+        _ = self.geometry_record, self.tables, self.regions, self.spaces
 
     def _check_holes(self) -> None:
         """Hole records must be sorted by VA and disjoint (lookups binary-search them)."""
@@ -185,7 +188,7 @@ class Extension:
         if entry is None:
             return None
         start = self.offset + entry.offset
-        return self._dump.buffer[start : start + entry.size_bytes]
+        return memoryview(bytes(self._dump.buffer[start : start + entry.size_bytes]))
 
     def _array(self, kind: int) -> np.ndarray:
         struct = ext.RECORDS[kind]

@@ -30,8 +30,9 @@ from functools import cached_property
 import numpy as np
 
 from dumpview.model import kinds
-from dumpview.model.dump import Dump, open_dump
+from dumpview.model.dump import Dump
 from dumpview.model.entries import DecodedEntry, decode_entry
+from dumpview.model.source import CancelCallback, Progress, display_name, open_input
 from dumpview.model.text import data_state, human_size, info_dict
 from formats.entryformat import TYPE_MASK, TYPE_TABLE
 from formats.geometry import LevelGeometry
@@ -87,6 +88,8 @@ class EntryRow:
     dumped: bool | None  # leaves and blocks only; None for tables and undumped contexts
     state: str  # "dumped", the reason it is not, "table", "empty", ...
     kind: str  # a dumpview.model.kinds name
+    pa_raw: int | None = None  # what the entry says (``pa`` is where the walker goes)
+    oas: int = 64  # the geometry's output address size (for flagging ``pa_raw``)
 
     @property
     def va_end(self) -> int:
@@ -251,6 +254,8 @@ class TableRows:
             dumped=dumped,
             state=state,
             kind=kind,
+            pa_raw=decoded.output_address_raw if type_name in ("table", "page", "block") else None,
+            oas=dump.geometry.oas,
         )
 
     def _block_state(self, va: int, span: int) -> tuple[bool | None, str]:
@@ -344,7 +349,7 @@ class LevelTree:
             values = self.rows(table).values
         if values is None:
             return TableRef(table.context, table.depth + 1, below.level, va, span, None, True)
-        pa = self.dump.entry_format.output_address(int(values[index])) & geometry.oa_mask
+        pa = self.dump.entry_format.output_address(int(values[index])) & self.dump.pa_mask
         carried = self.dump.tables_index.offset_of(pa) is not None
         return TableRef(table.context, table.depth + 1, below.level, va, span, pa, carried)
 
@@ -384,7 +389,9 @@ class LevelTree:
 
 
 def open_for_browsing(
-    path: str | os.PathLike[str], stage: Callable[[int, str], None] | None = None
+    path: str | os.PathLike[str],
+    stage: Callable[[float, str], None] | None = None,
+    cancel: CancelCallback | None = None,
 ) -> tuple[Dump, LevelTree]:
     """Open ``path`` and compute everything the inspector's first screen reads, so that a
     broken file fails here (where the app shows its error screen) and not while drawing: the
@@ -392,11 +399,19 @@ def open_for_browsing(
     included) and the level tree with the first root's rows; then it lets the program
     headers' mapped pages go (``Dump.release_header_pages``).
 
-    ``stage(step, text)`` is called before each of the three steps. Raises ``DumpError``
-    (one line naming the offset) or ``OSError``; the dump is closed when it raises."""
+    ``stage(step, text)`` is called before each of the three steps, and while a compressed or
+    streamed input is read (step 0 to 1 as it goes; see ``dumpview.model.source``). Raises
+    ``DumpError`` (one line naming the offset; ``OpenCancelled`` once ``cancel()`` is true
+    while an input is read) or ``OSError``; the dump is closed when it raises."""
     report = stage or (lambda step, text: None)
-    report(1, f"opening {os.fspath(path)}: validating program headers")
-    dump = open_dump(path)
+    report(0, f"opening {display_name(os.fspath(path))}")
+
+    def reading(state: Progress) -> None:
+        report(state.fraction or 0.0, state.text())
+
+    fd, source = open_input(path, progress=reading, cancel=cancel)
+    report(1, f"opening {display_name(source.name)}: validating program headers")
+    dump = Dump(path, fd, source)
     try:
         report(2, "reading the extension and walking the tables")
         dump.all_warnings()

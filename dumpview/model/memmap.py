@@ -26,6 +26,7 @@ import numpy as np
 
 from dumpview.model import kinds
 from dumpview.model.dump import Dump
+from dumpview.model.guard import guarded
 from dumpview.model.pagearrays import unpack_p_flags_bulk
 from formats.entryformat import EntryFormat
 
@@ -143,6 +144,7 @@ def _pages_below_pas(dump: Dump, bounds: list[int]) -> list[tuple[int, int]]:
     return list(zip(*below, strict=True))
 
 
+@guarded
 def memory_map(dump: Dump) -> tuple[list[MemoryRow], str | None]:
     """The extension's memory regions with page counts, and ``None``; or ``([], reason)`` for a
     dump without the extension (the driver layout does not record the memory map).
@@ -226,6 +228,12 @@ def walked_space(dump: Dump) -> tuple[int, int]:
     return start, start + (1 << geometry.ias)
 
 
+def _saturated(ends: np.ndarray) -> np.ndarray:
+    """Exclusive PT_LOAD ends with the wrapped 2**64 (0) held at 2**64 - 1: the byte ranges
+    the minimap draws lose the address space's last byte, never a page."""
+    return np.where(ends == 0, np.uint64((1 << 64) - 1), ends)
+
+
 def used_extent(dump: Dump) -> tuple[int, int]:
     """``[lowest mapped VA, end of the highest mapping)``, page aligned: the range worth
     zooming a minimap to. ``ValueError`` when the dump has no PT_LOAD."""
@@ -253,6 +261,7 @@ def _column_max(
     return np.where(first < stop, highest, _EMPTY)
 
 
+@guarded
 def minimap(
     dump: Dump, columns: int, va_start: int | None = None, va_end: int | None = None
 ) -> Minimap:
@@ -274,7 +283,7 @@ def minimap(
     size = len(kinds.KIND_CODES)
     shown = [name for name in kinds.kinds_of(dump.entry_format) if name != kinds.EMPTY]
     # The PT_LOADs touching the range are one slice; only its first and last can reach outside.
-    ends = dump.seg_va + dump.seg_memsz
+    ends = _saturated(dump.seg_va + dump.seg_memsz)  # a PT_LOAD may end exactly at 2**64
     lo = int(np.searchsorted(ends, np.uint64(va_start), side="right"))
     hi = int(np.searchsorted(dump.seg_va, np.uint64(va_end - 1), side="right"))
     if lo >= hi:
@@ -282,7 +291,7 @@ def minimap(
         return Minimap(va_start, va_end, columns, np.full(columns, _EMPTY), counts)
     va, end = dump.seg_va[lo:hi], ends[lo:hi]
     pages, dumped = _page_counts(dump, slice(lo, hi))
-    middle = va + (dumped << np.uint64(page.bit_length() - 1))
+    middle = np.minimum(_saturated(va + (dumped << np.uint64(page.bit_length() - 1))), end)
     starts, run_data_code, run_rest_code = _flag_runs(dump.seg_flags[lo:hi], dump.entry_format)
     data_code = np.repeat(run_data_code, np.diff(np.append(starts, hi - lo)))
     rest_code = np.repeat(run_rest_code, np.diff(np.append(starts, hi - lo)))

@@ -1,8 +1,10 @@
 """Every page of a dump as numpy columns, in bounded chunks: the bulk form of ``Dump.pages``.
 
 Owns expanding PT_LOADs into one row per page without a Python loop per page or per segment:
-VA, PA, ``p_flags``, dumped, the segment, the file offset of the data, the entry (exact from the
-carried leaf tables when the dump has them, else rebuilt from ``p_paddr``/``p_flags``), why a
+VA, PA (``pa``, the address the walker uses, and ``pa_raw``, what the entry says: see
+``formats.entryformat``), ``p_flags``, dumped, the segment, the file offset of the data, the
+entry (exact from the carried leaf tables when the dump has them, else rebuilt from
+``p_paddr``/``p_flags``), why a
 page has no data (``hole_reasons``: the extension's hole records, else memattr; one scalar
 ``Dump.hole_reason`` call per distinct answer, so both paths say the same thing), and which leaf
 table holds each page (``LeafTables``). Export, check and diff read pages through here.
@@ -55,7 +57,8 @@ class PageArrays:
 
     index: np.ndarray  # int64
     va: np.ndarray  # uint64
-    pa: np.ndarray  # uint64
+    pa: np.ndarray  # uint64: pa_raw through Dump.pa_mask (the walker's address)
+    pa_raw: np.ndarray  # uint64: p_paddr + offset (what the entry says)
     flags: np.ndarray  # uint32, the PT_LOAD's p_flags
     dumped: np.ndarray  # bool
     segment: np.ndarray  # int64, PT_LOAD index in VA order
@@ -87,10 +90,6 @@ class PageIndex:
         self.first = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.first[1:])
         self.total = int(self.first[-1])
-        self._leaf_va: np.ndarray | None = None
-        self._leaf_pte: np.ndarray | None = None
-        if dump.tables_index is not None:
-            self._leaf_va, self._leaf_pte = dump.tables_index.leaf_map()
 
     def chunk(self, start: int, stop: int) -> PageArrays:
         """Pages ``[start, stop)`` of the dump-wide numbering."""
@@ -101,21 +100,21 @@ class PageIndex:
         k = (index - self.first[seg]).astype(np.uint64)
         off = k * page
         va = dump.seg_va[seg] + off
-        pa = dump.seg_pa[seg] + off
+        pa_raw = dump.seg_pa_raw[seg] + off
+        mask = dump.pa_mask
+        pa = pa_raw if mask == entryformat.U64_MAX else pa_raw & U64(mask)
         flags = dump.seg_flags[seg]
         dumped = off + page <= dump.seg_filesz[seg]
         file_offset = dump.seg_offset[seg] + off
-        pte = ptes_from_segments(dump.entry_format, pa, flags)
+        pte = ptes_from_segments(dump.entry_format, pa_raw, flags)
         exact = np.zeros(len(index), dtype=bool)
-        if self._leaf_va is not None and len(self._leaf_va):
-            j = np.searchsorted(self._leaf_va, va)
-            found = j < len(self._leaf_va)
-            found[found] = self._leaf_va[j[found]] == va[found]
-            exact = found
-            pte[found] = self._leaf_pte[j[found]]
+        dump.guard.check()
+        if dump.tables_index is not None:
+            exact, leaf_pte, _level = dump.tables_index.leaf_lookup(va)
+            pte[exact] = leaf_pte[exact]
         attribute_mask = dump.entry_format.attribute_mask
         return PageArrays(
-            index, va, pa, flags, dumped, seg, file_offset, pte, exact, attribute_mask
+            index, va, pa, pa_raw, flags, dumped, seg, file_offset, pte, exact, attribute_mask
         )
 
     def chunks(self, chunk_pages: int = DEFAULT_CHUNK_PAGES) -> Iterator[PageArrays]:
@@ -178,7 +177,8 @@ class LeafTables:
     full path is ``paths[i]`` plus the unit's own step (``level[i]``, ``table_pa[i]``, and the
     VA's index at that level: ``(va >> shift[i]) & index_mask[i]``)."""
 
-    def __init__(self, dump: Dump) -> None:
+    def __init__(self, dump: Dump, context: int | None = None) -> None:
+        """``context``: whose leaves (default: the dumped address space's)."""
         index = dump.tables_index
         self.geometry = dump.geometry
         leaf_level = self.geometry.levels[-1]
@@ -192,7 +192,9 @@ class LeafTables:
         self.paths: list[tuple[PathStep, ...]] = []  # the steps above the unit's table
         if index is None:
             return
-        nodes = [n for n in index.nodes if n.context == index.dumped_context]
+        nodes = index.nodes  # walking them decides index.dumped_context
+        wanted = index.dumped_context if context is None else context
+        nodes = [n for n in nodes if n.context == wanted]
         by_pa = {n.pa: n for n in nodes}
         units: list[tuple[int, int, int, int, tuple[PathStep, ...]]] = []
         for node in nodes:

@@ -10,29 +10,43 @@ Used only where it pays (a single-threaded process that can fork, hundreds of th
 items); ``parallel_jobs`` decides. A failing worker fails the whole call: the first worker's
 one-line message is raised as ``DumpError``; the other workers are stopped and reaped, and the
 temporary files disappear with their descriptors.
+
+Workers never outlive the call: each asks the kernel to kill it when its parent dies
+(``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and whatever ends the call (an error, a signal turned
+into an exception, the dump changing under us) kills and reaps every worker still running on
+the way out. Scratch files are anonymous (``dumpview.output.scratch_file``): nothing is left to
+remove. With a ``guard`` (the dump's ``FileGuard``), the parent stops the workers as soon as the
+dump is being changed by another process, before that change may go ahead, and raises the
+guard's one-line error.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
+import faulthandler
 import itertools
 import mmap
 import os
 import select
 import signal
 import struct
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dumpview.model.errors import DumpError
+from dumpview.output import scratch_file
+
+if TYPE_CHECKING:
+    from dumpview.model.guard import FileGuard
 
 JOBS_ENV = "DUMPVIEW_JOBS"  # "1" turns parallel formatting off; "N" caps the workers
 MAX_JOBS = 4
 _SLOT = struct.Struct("<q")
 _COPY_BLOCK_BYTES = 1 << 22
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def parallel_jobs(items: int, min_items: int) -> int:
@@ -64,35 +78,54 @@ def write_in_parallel(
     produce: Callable[[int, int, int], Iterator[tuple[str, int]]],
     progress: Callable[[int], None] | None = None,
     tmp_dir: str | None = None,
+    guard: FileGuard | None = None,
 ) -> tuple[int, int]:
     """Write ``produce``'s text for items [0, total) to ``out``, ``jobs`` slices at once.
 
     ``produce(worker, start, stop)`` yields ``(text, items_done)`` pieces for its slice;
     ``worker`` is the slice's position (0 first), so it can shape separators. ``progress`` gets
     the number of items done so far. Text is encoded as ``out`` encodes (its ``encoding`` and
-    ``errors``, UTF-8 when it has none). Returns (records written, characters of text).
+    ``errors``, UTF-8 when it has none). ``tmp_dir``: where the anonymous scratch files live.
+    Returns (records written, characters of text).
     """
     parts = slices(total, jobs)
     with contextlib.ExitStack() as stack:
-        files = [stack.enter_context(tempfile.TemporaryFile(dir=tmp_dir)) for _ in parts]
+        files = [stack.enter_context(scratch_file(tmp_dir)) for _ in parts]
         shared = stack.enter_context(mmap.mmap(-1, _SLOT.size * len(parts)))
-        return _run(out, parts, produce, progress, files, shared)
+        return _run(out, parts, produce, progress, files, shared, guard)
 
 
 def _codec(out: TextIO) -> tuple[str, str]:
     return getattr(out, "encoding", None) or "utf-8", getattr(out, "errors", None) or "strict"
 
 
-def _run(out, parts, produce, progress, files, shared) -> tuple[int, int]:
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux), and leave now if
+    the parent is already gone. Signals get their default actions: a worker has nothing to
+    clean up (its scratch file is anonymous), so SIGTERM/SIGHUP/SIGINT simply end it."""
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    faulthandler.disable()  # a worker's death is the parent's one line, not a traceback
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _run(out, parts, produce, progress, files, shared, guard) -> tuple[int, int]:
     """``write_in_parallel`` with its temporary files and shared map open."""
     children: dict[int, int] = {}  # pid -> worker
     pipes: dict[int, int] = {}  # read fd -> worker
     results: dict[int, bytes] = {}
+    statuses: dict[int, int] = {}  # worker -> wait status
+    parent = os.getpid()
     try:
         for worker, (start, stop) in enumerate(parts):
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child (measured through the parent)
+                _die_with_parent(parent)
                 os.close(read_fd)
                 codec = _codec(out)
                 _child(
@@ -103,6 +136,9 @@ def _run(out, parts, produce, progress, files, shared) -> tuple[int, int]:
             pipes[read_fd] = worker
         buffers = {fd: b"" for fd in pipes}
         while pipes:
+            if guard is not None and guard.changing:
+                _stop(children)  # before the change may go ahead: no worker reads a cut file
+                guard.check()
             ready, _, _ = select.select(list(pipes), [], [], 0.1)
             for fd in ready:
                 data = os.read(fd, 4096)
@@ -115,12 +151,14 @@ def _run(out, parts, produce, progress, files, shared) -> tuple[int, int]:
                 done = sum(_SLOT.unpack_from(shared, k * _SLOT.size)[0] for k in range(len(parts)))
                 progress(done)
         for pid in list(children):
-            os.waitpid(pid, 0)
-            del children[pid]
+            _, status = os.waitpid(pid, 0)
+            statuses[children.pop(pid)] = status
+        if guard is not None:
+            guard.check()  # a worker killed by SIGBUS: the dump shrank under it
         for worker in range(len(parts)):
             message = results.get(worker, b"")
             if not message.startswith(b"ok "):
-                text = message.decode("utf-8", "replace").strip() or "exited without a result"
+                text = message.decode("utf-8", "replace").strip() or _ended(statuses.get(worker))
                 raise DumpError(f"export worker {worker}: {text}")
         records = sum(int(results[w].split()[1]) for w in range(len(parts)))
         chars = sum(int(results[w].split()[2]) for w in range(len(parts)))
@@ -128,14 +166,35 @@ def _run(out, parts, produce, progress, files, shared) -> tuple[int, int]:
             _copy(handle, out)
         return records, chars
     finally:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        _stop(children)
         for fd in pipes:
             os.close(fd)
+
+
+def _stop(children: dict[int, int]) -> None:
+    """Kill and reap every worker still running (SIGKILL: they hold nothing to clean up)."""
+    for pid in list(children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in list(children):
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                try:
+                    os.waitpid(pid, 0)
+                    break
+                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                    continue
+        del children[pid]
+
+
+def _ended(status: int | None) -> str:
+    """How a worker that sent no result ended, in words."""
+    if status is not None and os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        return f"killed by {signal.Signals(signum).name}"
+    if status is not None and os.WIFEXITED(status):
+        return f"exited with code {os.WEXITSTATUS(status)} without a result"
+    return "exited without a result"
 
 
 def _child(

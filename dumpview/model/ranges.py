@@ -7,7 +7,9 @@ p_filesz is smaller than its p_memsz splits into a dumped part (its whole pages 
 an undumped part; pieces then merge across PT_LOADs only when VA and PA both continue and the
 p_flags and dumped state are equal. ``RangeTable.row`` builds the presentation-neutral ``Range``
 (entry, permissions, memattr, kind, why it is not dumped) for one row on demand; ``human_size``
-writes sizes the way Linux's ptdump does ("16K", "2M", "1.5G"). ``RangeFilter`` picks rows by
+writes sizes the way Linux's ptdump does ("16K", "2M", "1.5G"). ``pa_start`` is the address
+the walker uses, ``pa_start_raw`` what the entries say (``p_paddr``; see
+``formats.entryformat``); pieces continue only when both do. ``RangeFilter`` picks rows by
 dumped state and by words of their text (memattr, permissions, state and reason, kind), with
 numpy over the table: the text is built once per distinct (p_flags, state, hole reason).
 
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dumpview.model.guard import guarded
 from dumpview.model.kinds import leaf_kind
 from dumpview.model.pagearrays import hole_reasons
 from dumpview.model.text import SIZE_UNITS, data_state, human_size  # noqa: F401 (re-exported)
@@ -37,12 +40,13 @@ _WORD = re.compile(r"[\w!-]+")
 @dataclass(frozen=True)
 class Range:
     """One coalesced range: ``va_end`` is exclusive; ``pte`` is the entry rebuilt for its first
-    page from p_paddr/p_flags; ``reason``/``reason_detail`` say why an undumped range has no
-    data (None when dumped)."""
+    page from p_paddr/p_flags (the exact entry for a context read from its tables);
+    ``reason``/``reason_detail`` say why an undumped range has no data (None when dumped)."""
 
     va_start: int
     va_end: int
-    pa_start: int
+    pa_start: int  # the walker's PA (UAT: cut to the OAS)
+    pa_start_raw: int  # what the entry says (p_paddr)
     flags: int
     pte: int
     memattr: int
@@ -59,41 +63,61 @@ class Range:
 
 
 class RangeTable:
-    """Coalesced ranges in VA order as parallel numpy arrays (``va_end`` exclusive)."""
+    """Coalesced ranges in VA order as parallel numpy arrays (``va_end`` exclusive). A range
+    ending exactly at 2**64 (a PT_LOAD holding the top page: the driver never writes one, other
+    writers may) can only be the last row and has ``va_end`` 0 there, as uint64 wraps: read
+    ends through ``end_of`` / ``end_list``, which give 2**64."""
 
     def __init__(
         self,
         dump: Dump,
         va_start: np.ndarray,
         va_end: np.ndarray,
-        pa_start: np.ndarray,
+        pa_start_raw: np.ndarray,
         flags: np.ndarray,
         dumped: np.ndarray,
+        *,
+        pte: np.ndarray | None = None,
+        reason: tuple[str, str | None] | None = None,
+        context: int | None = None,
     ) -> None:
+        """``pte`` (exact entries of each range's first page, from a context's tables) and
+        ``reason`` (why every undumped range has no data) replace what the PT_LOADs say:
+        ranges of a context the dump did not dump (``context``)."""
         self._dump = dump
         self.entry_format = dump.entry_format
         self.va_start = va_start
         self.va_end = va_end
-        self.pa_start = pa_start
+        self.pa_start_raw = pa_start_raw
+        mask = dump.pa_mask
+        self.pa_start = pa_start_raw if mask == U64_MAX else pa_start_raw & np.uint64(mask)
         self.flags = flags
         self.dumped = dumped
+        self.pte = pte
+        self.reason = reason
+        self.context = context
 
     def __len__(self) -> int:
         return len(self.va_start)
 
     def row(self, i: int) -> Range:
         """Range ``i`` with everything a view shows; IndexError when there is no such row."""
-        va_start, va_end = int(self.va_start[i]), int(self.va_end[i])
+        va_start, va_end = int(self.va_start[i]), self.end_of(i)
         pa_start, flags = int(self.pa_start[i]), int(self.flags[i])
+        pa_start_raw = int(self.pa_start_raw[i])
         dumped = bool(self.dumped[i])
         fmt = self._dump.entry_format
-        pte = fmt.unpack_p_flags(flags, pa_start)
+        pte = fmt.unpack_p_flags(flags, pa_start_raw) if self.pte is None else int(self.pte[i])
         memattr = fmt.memattr(pte)
-        reason, detail = (None, None) if dumped else self._dump.hole_reason(va_start, flags)
+        if dumped:
+            reason, detail = None, None
+        else:
+            reason, detail = self.reason or self._dump.hole_reason(va_start, flags)
         return Range(
             va_start=va_start,
             va_end=va_end,
             pa_start=pa_start,
+            pa_start_raw=pa_start_raw,
             flags=flags,
             pte=pte,
             memattr=memattr,
@@ -105,16 +129,30 @@ class RangeTable:
             kind=leaf_kind(pte, dumped, fmt),
         )
 
+    def end_of(self, i: int) -> int:
+        """The exclusive end of range ``i`` as an int (2**64 for a range at the very top)."""
+        return _end_int(int(self.va_end[i]))
+
+    def end_list(self, start: int = 0, stop: int | None = None) -> list[int]:
+        """``va_end[start:stop]`` as ints (2**64 where the array holds the wrapped 0)."""
+        return [_end_int(end) for end in self.va_end[start:stop].tolist()]
+
     def index_of_va(self, va: int) -> int | None:
         """The row whose range contains ``va`` (binary search), or None."""
         if not 0 <= va <= U64_MAX:
             return None
         i = int(np.searchsorted(self.va_start, np.uint64(va), side="right")) - 1
-        if i >= 0 and va < int(self.va_end[i]):
+        if i >= 0 and va < self.end_of(i):
             return i
         return None
 
 
+def _end_int(end: int) -> int:
+    """An exclusive range end from its uint64: 0 is 2**64 (no non-empty range ends at 0)."""
+    return end or 1 << 64
+
+
+@guarded
 def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
     """The coalesced ranges of ``dump`` clipped to [va_start, va_end).
 
@@ -122,11 +160,17 @@ def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
     that show the whole table repeatedly should keep the result: it is rebuilt on every call.
     """
     seg_va, seg_memsz = dump.seg_va, dump.seg_memsz
+    # Exclusive ends are uint64 where 2**64 wraps to 0 (a PT_LOAD may end exactly there), so
+    # they are compared as inclusive last bytes (end - 1) and lengths taken modulo 2**64.
+    one = np.uint64(1)
     lo_va = np.uint64(min(max(va_start, 0), U64_MAX))
-    hi_va = np.uint64(min(max(va_end, 0), U64_MAX))  # PT_LOADs never reach 2**64 (checked)
+    hi_va = np.uint64(max(va_end, 0) & U64_MAX)  # 2**64 wraps to 0, like the ends
+    if va_end <= va_start:
+        hi_va = lo_va
     seg_end = seg_va + seg_memsz
-    first = int(np.searchsorted(seg_end, lo_va, side="right"))  # first segment ending past lo
-    last = int(np.searchsorted(seg_va, hi_va, side="left"))
+    seg_last = np.where(seg_memsz != 0, seg_end - one, seg_va)
+    first = int(np.searchsorted(seg_last, lo_va, side="left"))  # first segment reaching lo
+    last = len(seg_va) if hi_va == 0 and va_end else int(np.searchsorted(seg_va, hi_va))
     if last <= first:
         empty = np.zeros(0, np.uint64)
         return RangeTable(dump, empty, empty, empty, np.zeros(0, np.uint32), np.zeros(0, bool))
@@ -134,19 +178,22 @@ def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
     page = np.uint64(dump.page_size_bytes)
     va = seg_va[window].copy()
     end = seg_end[window]
-    pa = dump.seg_pa[window].copy()
+    pa = dump.seg_pa_raw[window].copy()
     flags = dump.seg_flags[window]
     split = seg_va[window] + dump.seg_filesz[window] // page * page  # end of whole data pages
     # Only the two edge segments can stick out of the window. (PA - VA stays invariant.)
     if va[0] < lo_va:
         pa[0] += lo_va - va[0]
         va[0] = lo_va
-        split[0] = max(split[0], lo_va)
-    if end[-1] > hi_va:
+        if split[0] != 0 and split[0] < lo_va:  # (0: the wrapped 2**64, never below lo)
+            split[0] = lo_va
+    hi_last = (int(hi_va) - 1) & U64_MAX  # compared as inclusive last bytes
+    if (int(end[-1]) - 1) & U64_MAX > hi_last:  # past the window's end
         end[-1] = hi_va
-        split[-1] = min(split[-1], hi_va)
-    has_data = split > va
-    has_hole = end > split
+        if (int(split[-1]) - 1) & U64_MAX > hi_last:
+            split[-1] = hi_va
+    has_data = split - va != 0  # lengths modulo 2**64: split may be the wrapped 2**64
+    has_hole = end - split != 0
     if not np.all(has_data | has_hole):  # empty PT_LOADs (p_memsz 0) make no range
         keep = has_data | has_hole
         va, end, pa, flags = va[keep], end[keep], pa[keep], flags[keep]
@@ -176,15 +223,19 @@ def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
         piece_start, piece_end, piece_pa, piece_flags, piece_dumped = pieces
         hole_key = _hole_keys(holes, piece_start, piece_dumped)
 
-    # A piece continues the one before when VA, PA, flags and dumped state all continue (and,
-    # for holes, the recorded reason).
+    # A piece continues the one before when VA, PA (as the entries say it and as the walker
+    # uses it), flags and dumped state all continue (and, for holes, the recorded reason).
+    step = piece_end[:-1] - piece_start[:-1]
     continues = (
         (piece_end[:-1] == piece_start[1:])
-        & (piece_pa[1:] - piece_pa[:-1] == piece_end[:-1] - piece_start[:-1])
+        & (piece_pa[1:] - piece_pa[:-1] == step)
         & (piece_pa[1:] > piece_pa[:-1])  # the difference above wraps when PA goes down
         & (piece_flags[:-1] == piece_flags[1:])
         & (piece_dumped[:-1] == piece_dumped[1:])
     )
+    if dump.pa_mask != U64_MAX:
+        used = piece_pa & np.uint64(dump.pa_mask)
+        continues &= (used[1:] - used[:-1] == step) & (used[1:] > used[:-1])
     if hole_key is not None:
         continues &= hole_key[:-1] == hole_key[1:]
     if not continues.any():
@@ -213,8 +264,10 @@ def _split_at_holes(
     never spans two recorded reasons (a PT_LOAD's hole may lie partly in a no-map region and
     partly outside the memory map)."""
     bounds = np.unique(np.concatenate((holes["va"], holes["va"] + holes["size_bytes"])))
+    bounds = bounds[bounds != 0]  # 0 (or a wrapped 2**64) is never inside a piece
     lo = np.searchsorted(bounds, start, side="right")
     hi = np.searchsorted(bounds, end, side="left")
+    hi[end == 0] = len(bounds)  # a piece ending at 2**64 (wrapped to 0)
     need = np.flatnonzero(~dumped & (hi > lo))
     if not len(need):
         return start, end, pa, flags, dumped

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from dumpview.model.guard import guarded
+
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
 
@@ -169,6 +171,7 @@ def _extents(
     )
 
 
+@guarded
 def search(
     dump: Dump,
     pattern: bytes,
@@ -182,14 +185,18 @@ def search(
         raise ValueError("search pattern is empty")
     size = len(pattern)
     lo = np.uint64(min(max(va_start, 0), U64_MAX))
-    hi = np.uint64(min(max(va_end, 0), U64_MAX))  # PT_LOADs never reach 2**64 (checked)
+    hi = np.uint64(min(max(va_end, 0), U64_MAX))
     seg_va = dump.seg_va
     seg_end = seg_va + dump.seg_memsz
+    # A PT_LOAD may end exactly at 2**64 (0 in uint64): held at 2**64 - 1 like ``hi``, so the
+    # address space's very last byte is never searched, as before.
+    seg_end = np.where((seg_end == 0) & (dump.seg_memsz != 0), np.uint64(U64_MAX), seg_end)
     first = int(np.searchsorted(seg_end, lo, side="right"))
     last = int(np.searchsorted(seg_va, hi, side="left"))
     window = slice(first, max(first, last))
     va = seg_va[window]
     data_end = va + dump.seg_filesz[window]
+    data_end = np.where((data_end == 0) & (va != 0), np.uint64(U64_MAX), data_end)
     start = np.clip(va, lo, hi)
     split = np.clip(data_end, lo, hi)
     end = np.clip(seg_end[window], lo, hi)
@@ -210,6 +217,7 @@ def search(
     truncated = False
     for first_ext, last_ext in extents.stretches:
         file_end = ext_file_end[last_ext]
+        dump.guard.check(ext_file[first_ext])
         pos = mm.find(pattern, ext_file[first_ext], file_end)
         while pos >= 0 and len(hit_vas) <= cap:
             k = bisect.bisect_right(ext_file, pos, first_ext, last_ext + 1) - 1
@@ -240,7 +248,7 @@ def search(
 
 
 def _with_pas(dump: Dump, hit_vas: list[int]) -> list[SearchHit]:
-    """Hits with the PA of their first byte (their PT_LOAD's p_paddr + offset)."""
+    """Hits with the PA of their first byte (the walker's: ``Dump.seg_pa`` + offset)."""
     if not hit_vas:
         return []
     vas = np.array(hit_vas, dtype=np.uint64)

@@ -2,8 +2,9 @@
 
 Owns locating table pages by physical address, walking them from each address space's TTB
 (bounded: cycles, revisits, missing tables and too many levels become warnings, never loops),
-and bulk-decoding leaf tables into sorted (VA, entry) arrays with numpy: every page entry of
-the last level and every page of every block entry (LPAE), which carries its block's entry.
+and bulk-decoding leaf tables into sorted arrays with numpy: every page entry of the last level,
+and every block entry (LPAE) as one run, so looking a page up (``leaf_lookup``) costs the same
+whatever span the blocks claim.
 
 Raises ``DumpFormatError`` when a table record points outside the file; everything else a
 hostile extension can do is reported in ``warnings``.
@@ -24,8 +25,8 @@ from formats import entryformat
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
 
-# The most pages block entries may expand to (a hostile table can hold 512 1 GiB blocks of
-# 4 KiB pages: 2**27 pages); the same bound as the dump's own page count.
+# The most block pages ``leaves_of`` lists (a hostile table can hold 512 1 GiB blocks of 4 KiB
+# pages: 2**27 pages); the same bound as the dump's own page count. Lookups never expand.
 MAX_BLOCK_PAGES = 1 << 25
 
 
@@ -98,12 +99,19 @@ class TablesIndex:
         return out
 
     def entries_at(self, pa: int) -> np.ndarray | None:
-        """The table page at ``pa`` as u64 entries (a view of the map), or None."""
+        """The table page at ``pa`` as u64 entries, or None. Inside a guarded read
+        (``dump.guard.reading()``) a view of the map; outside one, a copy (nothing may touch
+        the map after a change of the file let a truncation go ahead)."""
         offset = self.offset_of(pa)
         if offset is None:
             return None
         page = self.geometry.page_size_bytes
-        return table_entries(self._dump.buffer[offset : offset + page])
+        guard = self._dump.guard
+        if guard.active:
+            guard.check(offset)
+            return table_entries(self._dump.buffer[offset : offset + page])
+        with guard.reading(offset):
+            return table_entries(self._dump.buffer[offset : offset + page]).copy()
 
     @cached_property
     def nodes(self) -> tuple[TableNode, ...]:
@@ -111,8 +119,13 @@ class TablesIndex:
         reached again (a cycle or a shared table) is not walked twice, and one the dump does not
         carry is skipped: each is one warning naming the first entry that points at it and how
         many more do."""
+        with self._dump.guard.reading():
+            return self._walk()
+
+    def _walk(self) -> tuple[TableNode, ...]:
         geometry = self.geometry
         levels = geometry.levels
+        pa_mask = self._dump.pa_mask
         out: list[TableNode] = []
         seen: set[int] = set()
         spaces = self._dump.extension.spaces
@@ -156,7 +169,7 @@ class TablesIndex:
                 children = []
                 for index in np.flatnonzero(types == entryformat.TYPE_TABLE):
                     child_pa = self.entry_format.output_address(int(entries[index]))
-                    child_pa &= geometry.oa_mask
+                    child_pa &= pa_mask  # followed where the walker goes (UAT: the OAS)
                     child_va = va_start + int(index) * lg.entry_span_bytes
                     children.append((depth + 1, child_pa, child_va, pa, int(index)))
                 stack.extend(reversed(children))
@@ -174,16 +187,39 @@ class TablesIndex:
                 )
         return tuple(out)
 
-    def leaf_map(self) -> tuple[np.ndarray, np.ndarray]:
-        """(VAs, entries) of every page the dumped space's tables map, sorted by VA: each
-        page entry of the last level, and each page of a block entry (with the block's
-        entry). ``leaf_levels`` gives the level of each one's entry."""
-        va, pte, _level = self._leaves
-        return va, pte
+    def leaf_lookup(
+        self, vas: np.ndarray, context: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each page VA of ``vas`` (uint64, page aligned), in the dumped space (or
+        ``context``'s): whether the carried tables map it (a page entry of the last level, or
+        inside a block entry), that entry (a block's own entry for each of its pages) and its
+        lookup level (uint8).
 
-    def leaf_levels(self) -> np.ndarray:
-        """The lookup level of each ``leaf_map`` entry (uint8; below the last: a block)."""
-        return self._leaves[2]
+        Work and memory follow ``len(vas)`` and the number of entries the tables hold, never
+        the pages their block entries claim (512 1 GiB blocks of 4 KiB pages are 2**27 pages)."""
+        vas = np.asarray(vas, dtype=np.uint64)
+        runs = self._leaves if context is None else self.leaf_runs(context)
+        page_va, page_pte, page_level, block_va, block_span, block_pte, block_level = runs
+        found = np.zeros(len(vas), bool)
+        pte = np.zeros(len(vas), np.uint64)
+        level = np.zeros(len(vas), np.uint8)
+        if len(page_va):
+            j = np.searchsorted(page_va, vas)
+            hit = j < len(page_va)
+            hit[hit] = page_va[j[hit]] == vas[hit]
+            found |= hit
+            pte[hit] = page_pte[j[hit]]
+            level[hit] = page_level[j[hit]]
+        if len(block_va):
+            rest = np.flatnonzero(~found)
+            k = np.searchsorted(block_va, vas[rest], side="right").astype(np.int64) - 1
+            ok = k >= 0
+            ok[ok] = vas[rest[ok]] - block_va[k[ok]] < block_span[k[ok]]
+            hit = rest[ok]
+            found[hit] = True
+            pte[hit] = block_pte[k[ok]]
+            level[hit] = block_level[k[ok]]
+        return found, pte, level
 
     def block_entries(self, node: TableNode) -> np.ndarray:
         """Indices of the block entries of a walked table (empty where its level has none)."""
@@ -205,42 +241,92 @@ class TablesIndex:
         return np.flatnonzero((entries & np.uint64(entryformat.TYPE_MASK)) == wanted)
 
     @cached_property
-    def _leaves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _leaves(self) -> tuple[np.ndarray, ...]:
+        """The dumped space's leaves (``leaf_runs`` of the dumped context)."""
+        _ = self.nodes  # sets dumped_context
+        return self.leaf_runs(self.dumped_context)
+
+    def leaf_runs(self, context: int) -> tuple[np.ndarray, ...]:
+        """``context``'s leaves, copied out of the map: every page entry of the last level as
+        (VA, entry, level) sorted by VA, and every block entry as one run (VA, span, entry,
+        level) sorted by VA. Sizes follow the entries the file holds, never the pages blocks
+        claim. Empty arrays for a context the dump carries no tables for."""
+        cache = self.__dict__.setdefault("_runs_by_context", {})
+        if context not in cache:
+            with self._dump.guard.reading():
+                cache[context] = self._read_leaves(context)
+        return cache[context]
+
+    def leaves_of(self, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(VAs, entries, levels) of every page ``context``'s tables map, sorted by VA: each
+        page entry of the last level and each page of a block entry (with the block's entry),
+        at most ``MAX_BLOCK_PAGES`` block pages (a warning says where the rest begin): for
+        listings whose answer is every page (another context's ranges and export). Lookups
+        use ``leaf_lookup``, which never expands a block."""
+        cache = self.__dict__.setdefault("_leaves_by_context", {})
+        if context not in cache:
+            cache[context] = self._expand_blocks(context)
+        return cache[context]
+
+    def _expand_blocks(self, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        va, pte, level, block_va, block_span, block_pte, block_level = self.leaf_runs(context)
+        if not len(block_va):
+            return va, pte, level
+        page = np.uint64(self.geometry.page_size_bytes)
+        counts = (block_span // page).astype(np.int64)
+        total = np.cumsum(counts)
+        keep = int(np.searchsorted(total, MAX_BLOCK_PAGES, side="right"))
+        if keep < len(block_va):
+            self.warnings.append(
+                f"block entries map more than {MAX_BLOCK_PAGES:,} pages; the blocks from VA "
+                f"{int(block_va[keep]):#x} on are not listed as pages"
+            )
+        counts = counts[:keep]
+        starts = np.repeat(block_va[:keep], counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        offsets = (np.arange(int(counts.sum()), dtype=np.int64) - first).astype(np.uint64)
+        all_va = np.concatenate((va, starts + offsets * page))
+        all_pte = np.concatenate((pte, np.repeat(block_pte[:keep], counts)))
+        all_level = np.concatenate((level, np.repeat(block_level[:keep], counts)))
+        order = np.argsort(all_va, kind="stable")
+        return all_va[order], all_pte[order], all_level[order]
+
+    def _read_leaves(self, context: int) -> tuple[np.ndarray, ...]:
         last = self.geometry.levels[-1]
         page = self.geometry.page_size_bytes
         vas, ptes, levels = [], [], []
-        block_pages = 0
+        block_vas, block_spans, block_ptes, block_levels = [], [], [], []
         for node in self.nodes:
-            if block_pages > MAX_BLOCK_PAGES:
-                break
-            if node.context != self.dumped_context:
+            if node.context != context:
                 continue
             entries = self.entries_at(node.pa)
+            idx = self.leaf_entries(node)
+            if not len(idx):
+                continue
             if node.level == last.level:
-                idx = self.leaf_entries(node)
                 vas.append(np.uint64(node.va_start) + idx.astype(np.uint64) * np.uint64(page))
-                ptes.append(entries[idx])
+                ptes.append(np.array(entries[idx], dtype=np.uint64))
                 levels.append(np.full(len(idx), node.level, np.uint8))
                 continue
             span = self.geometry.level(node.level).entry_span_bytes
-            for index in self.block_entries(node).tolist():
-                count = span // page
-                block_pages += count
-                if block_pages > MAX_BLOCK_PAGES:
-                    self.warnings.append(
-                        f"block entries map more than {MAX_BLOCK_PAGES:,} pages; the blocks "
-                        f"from L{node.level} table PA {node.pa:#x}[{index}] on are not listed "
-                        "as pages"
-                    )
-                    break
-                start = node.va_start + index * span
-                vas.append(np.uint64(start) + np.arange(count, dtype=np.uint64) * np.uint64(page))
-                ptes.append(np.full(count, entries[index], np.uint64))
-                levels.append(np.full(count, node.level, np.uint8))
-        if not vas:
-            return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.uint8)
-        va = np.concatenate(vas)
-        pte = np.concatenate(ptes)
-        level = np.concatenate(levels)
+            block_vas.append(np.uint64(node.va_start) + idx.astype(np.uint64) * np.uint64(span))
+            block_spans.append(np.full(len(idx), span, np.uint64))
+            block_ptes.append(np.array(entries[idx], dtype=np.uint64))
+            block_levels.append(np.full(len(idx), node.level, np.uint8))
+
+        def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+        va, pte, level = joined(vas, np.uint64), joined(ptes, np.uint64), joined(levels, np.uint8)
         order = np.argsort(va, kind="stable")
-        return va[order], pte[order], level[order]
+        bva = joined(block_vas, np.uint64)
+        border = np.argsort(bva, kind="stable")
+        return (
+            va[order],
+            pte[order],
+            level[order],
+            bva[border],
+            joined(block_spans, np.uint64)[border],
+            joined(block_ptes, np.uint64)[border],
+            joined(block_levels, np.uint8)[border],
+        )

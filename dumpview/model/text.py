@@ -17,7 +17,8 @@ SIZE_UNITS = "KMGT"
 
 def info_dict(dump) -> dict:
     """The ``info --json`` document (keys are a stable interface for scripts). ``warnings``
-    holds every warning about the file (``Dump.all_warnings``)."""
+    holds every warning about the file (``Dump.all_warnings``), ``contexts`` every address
+    space (``Dump.contexts``)."""
     total, dumped = dump.page_totals
     gpu = None
     info = dump.agx_info
@@ -31,8 +32,7 @@ def info_dict(dump) -> dict:
             "firmware_version": agx.firmware_version_string(info.firmware_version),
             "initdata_address": f"{info.initdata_address:#x}",
         }
-    log = dump.crashlog
-    crashlog = None if log is None else {"size": len(log.raw), "format": log.format}
+    crashlog = _crashlog_summary(dump)
     extension = dump.extension
     geometry = dump.geometry
     out = {
@@ -63,7 +63,9 @@ def info_dict(dump) -> dict:
             "va_base": f"{geometry.va_base & ~geometry.ias_mask:#x}",
         },
         "size_bytes": dump.size_bytes,
+        "source": dump.source.as_dict(),
         "warnings": dump.all_warnings(),
+        "contexts": [c.to_dict() for c in dump.contexts()],
     }
     if extension is not None and extension.scenario is not None:
         s = extension.scenario
@@ -72,6 +74,42 @@ def info_dict(dump) -> dict:
             "seed": s.seed,
             "knobs": json.loads(s.knobs_json or "{}"),
         }
+    return out
+
+
+def _crashlog_summary(dump) -> dict | None:
+    """The first crash log in brief: format, tag order, entries, panic message, the fault
+    (FAR, ESR, PC and whether the dump's walk agrees) and the Ccdp pairs' verdicts."""
+    log = dump.crashlog
+    if log is None:
+        return None
+    from dumpview.model.crash import check_ccdp, fault
+    from formats import clhe
+
+    out: dict = {
+        "size": len(log.raw),
+        "format": log.format,
+        "tag_order": log.tag_order,
+        "entries": len(log.entries),
+        "panic": clhe.panic_message(log),
+        "fault": None,
+        "ccdp": None,
+    }
+    found = fault(dump, log)
+    if found is not None:
+        regs = clhe.registers(log)
+        out["fault"] = {
+            "far": f"{found.far:#x}",
+            "esr": f"{found.esr.esr:#x}",
+            "ec_name": found.esr.ec_name,
+            "pc": f"{regs.pc:#x}",
+            "fault_status": found.comparison.fault_status,
+            "walk_agrees": found.comparison.agrees,
+            "walk_note": found.comparison.note,
+        }
+    if clhe.ccdp_pairs(log):
+        pairs = check_ccdp(dump, log)
+        out["ccdp"] = {"pairs": len(pairs), "disagree": sum(not p.agree for p in pairs)}
     return out
 
 
@@ -114,6 +152,29 @@ def hex_or_none(value: int | None) -> str | None:
     return None if value is None else f"{value:#x}"
 
 
+def pa_text(pa: int, pa_raw: int | None, oas: int) -> str:
+    """ "PA 0x…", flagged where the entry says more: "PA 0x… (entry says 0x…: bits above the
+    42-bit OAS)" when the entry's own address (``pa_raw``) differs from the one the walker uses,
+    "PA 0x… (bits above the 44-bit OAS)" when they agree but still exceed it (LPAE). How every
+    view writes a leaf's PA."""
+    return f"PA {pa:#x}{oas_flag(pa, pa_raw, oas)}"
+
+
+def oas_flag(pa: int, pa_raw: int | None, oas: int) -> str:
+    """The suffix ``pa_text`` puts after a PA: "" or " (entry says 0x…: bits above the
+    42-bit OAS)" / " (bits above the 44-bit OAS)"."""
+    if pa_raw is not None and pa_raw != pa:
+        return f" (entry says {pa_raw:#x}: bits above the {oas}-bit OAS)"
+    if pa >> oas:
+        return f" (bits above the {oas}-bit OAS)"
+    return ""
+
+
+def beyond_oas(pa: int, pa_raw: int | None, oas: int) -> bool:
+    """Whether ``pa_text`` flags this PA (the entry's output address exceeds the OAS)."""
+    return (pa_raw is not None and pa_raw != pa) or bool(pa >> oas)
+
+
 def data_state(dumped: bool, reason: str | None, detail: str | None) -> str:
     """ "dumped", or "not dumped: REASON (DETAIL)": how every view says whether a page has data."""
     if dumped:
@@ -150,21 +211,20 @@ def describe_entry(decoded, note: str = "") -> str:
     """One-line summary of a decoded entry (``note`` for rebuilt steps without a value)."""
     if decoded is None:
         return note or "not recorded"
+    beyond = oas_flag(decoded.output_address, decoded.output_address_raw, decoded.oas)
     if decoded.type_name == "table":
-        return f"table -> {decoded.output_address:#x}"
-    if not decoded.maps and not decoded.is_leaf_level:
+        return f"table -> {decoded.output_address:#x}{beyond}"
+    if not decoded.maps:
         return decoded.type_name
     ng = "nG:not recorded" if decoded.ng is None else f"nG:{int(decoded.ng)}"
+    af = "AF:not recorded" if decoded.af is None else f"AF:{int(decoded.af)}"
     kind = decoded.type_name
     if decoded.block_size_bytes:
         kind = f"block {human_size(decoded.block_size_bytes)}"
     views = " ".join(
         f"{name}:{view}" for name, view in zip(decoded.view_short, decoded.views, strict=True)
     )
-    return (
-        f"{kind} -> {decoded.output_address:#x} {decoded.memattr_name} "
-        f"{views} AF:{int(decoded.af)} {ng}"
-    )
+    return f"{kind} -> {decoded.output_address:#x}{beyond} {decoded.memattr_name} {views} {af} {ng}"
 
 
 def walk_lines(translation) -> list[str]:
@@ -177,6 +237,16 @@ def walk_lines(translation) -> list[str]:
             f"{describe_entry(step.decoded, step.note)}"
         )
     return out
+
+
+def approx_size(size_bytes: int, iec: bool = False) -> str:
+    """A size to one decimal in K/M/G/T ("5.2G"; with ``iec`` "5.2 GiB", "512 bytes"), for
+    sizes that need not be exact."""
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if size_bytes >= 1 << shift:
+            number = f"{size_bytes / (1 << shift):.1f}".removesuffix(".0")
+            return f"{number} {unit}iB" if iec else number + unit
+    return f"{size_bytes} bytes" if iec else f"{size_bytes}B"
 
 
 def human_size(size_bytes: int) -> str:

@@ -7,6 +7,11 @@ level count and checking that each table is carried. Without tables (driver dump
 the levels from the VA's index bits and the PT_LOAD covering the VA; every rebuilt step is
 marked ``rebuilt`` and the table PAs it cannot know are None. It never raises for an address:
 an unmapped VA is a result.
+
+``Translation.pa`` is the address the walker and the hardware use (UAT: the output address cut
+to the OAS, as the driver masks every table and data address), ``pa_raw`` what the leaf entry
+says (UAT bits 51:14, the driver's ``p_paddr``); they differ only for an entry with bits at or
+above the OAS, the ``oa-beyond-oas`` finding. Tables are followed at their ``pa`` too.
 """
 
 from __future__ import annotations
@@ -39,12 +44,14 @@ class Translation:
     va: int
     context: int | None = None  # None: the dumped address space
     steps: list[WalkStep] = field(default_factory=list)
-    pa: int | None = None
+    pa: int | None = None  # the PA the walker and the hardware use
+    pa_raw: int | None = None  # what the leaf entry says (None when not mapped)
     leaf: DecodedEntry | None = None
     stopped_level: int | None = None  # the level whose entry ended the walk (None: mapped)
     stopped_reason: str | None = None
     rebuilt: bool = False
     page: PageRecord | None = None  # only for the dumped space: other contexts have no pages
+    context_dumped: bool = True  # False: a context whose pages the dump does not carry
 
     @property
     def mapped(self) -> bool:
@@ -54,16 +61,11 @@ class Translation:
 def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
     """Walk ``va`` through the dump's tables (real or rebuilt). ``context`` picks the address
     space (its TTB) when the dump carries several; None is the dumped space. A context the dump
-    does not carry is a stopped walk, not an error."""
+    does not carry is a stopped walk, not an error. Each space has its own VA half (the
+    kernel's upper half, a user context's lower half): a VA outside it stops at the top."""
     geometry = dump.geometry
     result = Translation(va=va, context=context)
-    if not 0 <= va < 1 << 64 or not geometry.in_space(va):
-        result.stopped_level = geometry.levels[0].level
-        result.stopped_reason = (
-            f"VA {va:#x} is outside the walked address space "
-            f"({geometry.va_base & ~geometry.ias_mask:#x} and up, {geometry.ias}-bit)"
-        )
-        return result
+    space = None
     if dump.tables_index is not None and dump.extension.spaces:
         spaces = dump.extension.spaces
         space = spaces[0]
@@ -73,12 +75,22 @@ def translate(dump: Dump, va: int, context: int | None = None) -> Translation:
                 result.stopped_level = geometry.levels[0].level
                 result.stopped_reason = f"the dump carries no address space for context {context}"
                 return result
-        _walk_tables(dump, va, result, space.ttb_pa)
-        dumped_space = space is spaces[0]
+        result.context_dumped = space is spaces[0]
+    upper = (geometry.va_base if space is None else space.va_start) & ~geometry.ias_mask
+    if not 0 <= va < 1 << 64 or va & ~geometry.ias_mask != upper:
+        last = upper + geometry.ias_mask
+        result.stopped_level = geometry.levels[0].level
+        result.stopped_reason = (
+            f"VA {va:#x} is outside the walked address space "
+            f"({upper:#x}..{last:#x}, {geometry.ias}-bit)"
+        )
+        return result
+    if space is not None:
+        with dump.guard.reading():
+            _walk_tables(dump, va, result, space.ttb_pa)
     else:
         _walk_rebuilt(dump, va, result)
-        dumped_space = True
-    if result.pa is not None and dumped_space:
+    if result.pa is not None and result.context_dumped:
         result.page = dump.page(va)
     return result
 
@@ -116,12 +128,10 @@ def _walk_tables(dump: Dump, va: int, result: Translation, table_pa: int) -> Non
                     f"L{lg.level} entry {index} has type {entry_type}: not a page"
                 )
                 return
-            result.leaf = decoded
-            result.pa = decoded.output_address | (va & (geometry.page_size_bytes - 1))
+            _set_leaf(result, decoded, va & (geometry.page_size_bytes - 1))
             return
         if fmt.is_block(entry_type, lg.level):
-            result.leaf = decoded
-            result.pa = decoded.output_address | (va & (lg.entry_span_bytes - 1))
+            _set_leaf(result, decoded, va & (lg.entry_span_bytes - 1))
             return
         if entry_type != entryformat.TYPE_TABLE:
             result.stopped_level = lg.level
@@ -130,7 +140,13 @@ def _walk_tables(dump: Dump, va: int, result: Translation, table_pa: int) -> Non
                 f"index {index} (type {entry_type})"
             )
             return
-        table_pa = fmt.output_address(value) & geometry.oa_mask
+        table_pa = fmt.output_address(value) & dump.pa_mask
+
+
+def _set_leaf(result: Translation, decoded: DecodedEntry, offset: int) -> None:
+    result.leaf = decoded
+    result.pa = decoded.output_address | offset
+    result.pa_raw = decoded.output_address_raw | offset
 
 
 def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
@@ -176,5 +192,80 @@ def _walk_rebuilt(dump: Dump, va: int, result: Translation) -> None:
     result.steps.append(
         WalkStep(leaf_level.level, None, leaf_level.index_of(va), pte, decoded, True)
     )
-    result.leaf = decoded
-    result.pa = decoded.output_address | (va & (geometry.page_size_bytes - 1))
+    _set_leaf(result, decoded, va & (geometry.page_size_bytes - 1))
+
+
+# ---- the walk as JSON (``vtop --json``, schema ``walk``) ---------------------------------------
+
+NO_PT_LOAD = "not-in-any-pt-load"  # a leaf the tables map but no PT_LOAD records
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"
+
+
+def walk_state(t: Translation) -> tuple[bool, str | None, str | None] | None:
+    """(dumped, reason, detail) of a mapped walk's page, None when unmapped: the page record's
+    state; ``context-not-dumped`` for a context whose pages the dump does not carry."""
+    from dumpview.model.contexts import CONTEXT_NOT_DUMPED, CONTEXT_NOT_DUMPED_DETAIL
+
+    if not t.mapped:
+        return None
+    if not t.context_dumped:
+        return False, CONTEXT_NOT_DUMPED, CONTEXT_NOT_DUMPED_DETAIL
+    if t.page is None:
+        return False, NO_PT_LOAD, "the tables map it but the dump has no PT_LOAD for it"
+    return t.page.dumped, t.page.reason, t.page.reason_detail
+
+
+def translation_dict(t: Translation) -> dict:
+    """The walk as a JSON object (schema ``walk``): every step, the leaf decoded, the PA and
+    whether its page has data, or where and why the walk stopped."""
+    steps = [
+        {
+            "level": s.level,
+            "table_pa": _hex(s.table_pa),
+            "index": s.index,
+            "entry": _hex(s.entry),
+            "type": None if s.decoded is None else s.decoded.type_name,
+            "rebuilt": s.rebuilt,
+            "note": s.note or None,
+        }
+        for s in t.steps
+    ]
+    leaf = None
+    if t.leaf is not None:
+        d = t.leaf
+        leaf = {
+            "level": d.level,
+            "entry": f"{d.value:#x}",
+            "exact": d.exact,
+            "type": d.type_name,
+            "output_address": f"{d.output_address:#x}",
+            "output_address_raw": None
+            if d.output_address_raw == d.output_address
+            else f"{d.output_address_raw:#x}",
+            "block_size_bytes": d.block_size_bytes,
+            "memattr": d.memattr,
+            "memattr_name": d.memattr_name,
+            **dict(zip(d.entry_format.view_keys, d.views, strict=True)),
+            "ng": d.ng,
+            "af": d.af,
+        }
+    state = walk_state(t)
+    return {
+        "va": f"{t.va:#x}",
+        "context": t.context,
+        "context_dumped": t.context_dumped,
+        "mapped": t.mapped,
+        "pa": _hex(t.pa),
+        "pa_raw": None if t.pa_raw == t.pa else _hex(t.pa_raw),
+        "rebuilt": t.rebuilt,
+        "steps": steps,
+        "leaf": leaf,
+        "dumped": None if state is None else state[0],
+        "reason": None if state is None else state[1],
+        "reason_detail": None if state is None else state[2],
+        "stopped_level": t.stopped_level,
+        "stopped_reason": t.stopped_reason,
+    }

@@ -63,8 +63,10 @@ class Translator:
         )
         self._upper = geometry.va_base & ~geometry.ias_mask
         self._not_ias = ~geometry.ias_mask & ((1 << 64) - 1)
-        self._oa_mask = geometry.oa_mask
         self._page_mask = geometry.page_size_bytes - 1
+        # Tables and leaves are followed at ``pa``: the OAS-cut address for the UAT (as the
+        # driver masks them), the whole output address for LPAE (``EntryFormat.pa_mask``).
+        self._oa_mask = dump.pa_mask & ~self._page_mask
         fmt = dump.entry_format
         self._fmt = fmt
         # Per level: the span mask of its block entries, 0 where the level has none.
@@ -72,25 +74,44 @@ class Translator:
             (lg.entry_span_bytes - 1) if lg.level in fmt.block_levels else 0
             for lg in geometry.levels
         )
-        self._pa_mask = fmt.output_address((1 << 64) - 1)  # the PA bits an entry can hold
+        # The PA bits an entry can hold, as the walker uses them: p_paddr through pa_mask.
+        self._pa_mask = fmt.output_address((1 << 64) - 1) & dump.pa_mask
         self._index = dump.tables_index
         spaces = dump.extension.spaces if dump.extension is not None else ()
         self._walks_tables = self._index is not None and bool(spaces)
         self._ttbs = {s.context: s.ttb_pa for s in spaces}
         self._dumped_context = spaces[0].context if spaces else None
+        # Each space's VA half (a user context's lower half, the kernel's upper half).
+        self._uppers = {s.context: s.va_start & ~geometry.ias_mask for s in spaces}
         self._segment_columns: tuple | None = None
 
     # ---- scalar ------------------------------------------------------------------------------
 
     def va_to_pa(self, va: int, context: int | None = None) -> int | None:
         """The PA ``va`` translates to in ``context`` (None: the dumped space), or None."""
-        if not 0 <= va < 1 << 64 or (va & self._not_ias) != self._upper:
-            return None
         if not self._walks_tables:
+            if not 0 <= va < 1 << 64 or (va & self._not_ias) != self._upper:
+                return None
             return self._segment_pa(va)
-        table_pa = self._ttbs.get(self._dumped_context if context is None else context)
-        if table_pa is None:
+        space = self._dumped_context if context is None else context
+        table_pa = self._ttbs.get(space)
+        if table_pa is None or not 0 <= va < 1 << 64 or (va & self._not_ias) != self._uppers[space]:
             return None
+        # A guarded read (``FileGuard.enter``/``leave``, inlined: this path is ~3 µs a call).
+        guard = self._dump.guard
+        operations = guard.operations
+        operations.append(None)
+        try:
+            if guard.changed is not None or not guard.leased:
+                guard.check()
+            return self._walk_one(va, table_pa)
+        finally:
+            operations.pop()
+            if guard.changed is not None and not operations:
+                guard.close()
+
+    def _walk_one(self, va: int, table_pa: int) -> int | None:
+        """``va_to_pa`` through the tables, from ``table_pa`` (inside a guarded read)."""
         offset_of = self._index.offset_of
         buffer = self._dump.buffer
         unpack = _U64.unpack_from
@@ -126,7 +147,7 @@ class Translator:
             dump = self._dump
             # memoryviews: indexing one gives a Python int twice as fast as numpy's scalars.
             columns = (dump.seg_va, memoryview(dump.seg_va), memoryview(dump.seg_memsz))
-            columns += (memoryview(dump.seg_pa),)
+            columns += (memoryview(dump.seg_pa_raw),)
             self._segment_columns = columns
         seg_va, va_of, memsz_of, pa_of = columns
         i = int(seg_va.searchsorted(va, side="right")) - 1
@@ -147,7 +168,10 @@ class Translator:
         pa = np.zeros(n, np.uint64)
         mapped = np.zeros(n, bool)
         stopped = np.full(n, self._levels[0][0], np.int8)
-        in_space = (va & np.uint64(self._not_ias)) == np.uint64(self._upper)
+        upper = self._upper
+        if self._walks_tables:
+            upper = self._uppers.get(self._dumped_context if context is None else context, upper)
+        in_space = (va & np.uint64(self._not_ias)) == np.uint64(upper)
         dumped_space = context is None or context == self._dumped_context
         dumped = np.zeros(n, bool)
         page_mask = np.uint64(self._page_mask)
@@ -160,7 +184,7 @@ class Translator:
             has_data = page_off + (page_mask + np.uint64(1)) <= self._dump.seg_filesz[seg]
         if not self._walks_tables:
             if dumped_space:
-                pa[hit] = ((self._dump.seg_pa[seg] + page_off) & np.uint64(self._pa_mask)) | (
+                pa[hit] = ((self._dump.seg_pa_raw[seg] + page_off) & np.uint64(self._pa_mask)) | (
                     va[hit] & page_mask
                 )
                 mapped[hit] = True
@@ -177,7 +201,8 @@ class Translator:
         else:
             ttb = self._ttbs.get(self._dumped_context if context is None else context)
             if ttb is not None:
-                self._walk_many(va, ttb, in_space, pa, mapped, stopped)
+                with self._dump.guard.reading():
+                    self._walk_many(va, ttb, in_space, pa, mapped, stopped)
             if dumped_space:
                 dumped[hit] = has_data & mapped[hit]
         return BulkTranslation(va, pa, mapped, dumped, stopped)

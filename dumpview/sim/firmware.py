@@ -79,6 +79,22 @@ class FirmwareSpace:
             raise EINVAL(f"EINVAL: TTB slot {slot} is not a user slot (1..63)")
         self._set_slot(slot, ttb0=ttb_pa)
 
+    def fault_level(self, va: int) -> int | None:
+        """The lookup level at which the hardware's walk of ``va`` in the kernel context (the
+        TTB the firmware and the driver share) finds no valid entry (m1n1's ``valid()``: type
+        3, bits 0 and 1 set), or None when a page maps it. A VA outside the upper half faults
+        at the first level: the kernel context has no TTB0."""
+        levels = self.geometry.levels
+        if not self.geometry.in_space(va):
+            return levels[0].level
+        table_pa = self.ttb_pa
+        for lg in levels:
+            entry = self._borrow(table_pa).read_u64(lg.index_of(va))
+            if entry & uat.PTE_TYPE_MASK != uat.PTE_TABLE:
+                return lg.level
+            table_pa = entry & self.geometry.oa_mask
+        return None
+
     def map(self, va: int, pa: int, size_bytes: int, prot_bits: int) -> None:
         """Map [va, va+size) -> pa with the given leaf bits, allocating tables from the
         reserved region. Only inside the firmware's TTB entries (EINVAL otherwise)."""

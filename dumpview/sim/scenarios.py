@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from dumpview.output import open_output
 from dumpview.sim.allocator import BuddyAllocator
 from dumpview.sim.errors import SimError
 from dumpview.sim.firmware import (
@@ -49,25 +50,29 @@ PAGE = uat.PAGE_SIZE
 MIB = 1 << 20
 GIB = 1 << 30
 
-# The driver's kernel VA layout (context 0, upper half), reference section 2.
-KERNEL_VA_START = 0xFFFF_FFA0_0000_0000
-KERNEL_VA_END = 0xFFFF_FFB0_0000_0000
+# The driver's kernel VA layout (context 0, upper half): formats.uat, reference section 2.
+KERNEL_VA_START = uat.UAT_KERNEL_VA_START
+KERNEL_VA_END = uat.UAT_KERNEL_VA_END
+# ESR fault status codes (ISS bits 5:0) the simulated firmware reports: kind | level.
+ESR_FSC_TRANSLATION = 0x04
+ESR_FSC_PERMISSION = 0x0C
+# What the driver's dump walks: IOVA_KERN_FULL_RANGE, 0xffffff80_00000000 up to !UAT_PGMSK,
+# exclusive: the last 16 KiB page of the address space is never walked.
+KERNEL_WALK_END = (1 << 64) - PAGE
+# The driver's ranges the simulation maps into, with their default protection: the layout's
+# parts that have one (PRIV, GPU_RO, SHARED, SHARED_RO, GPU, RTKIT, MMIO).
 RANGES: dict[str, tuple[int, int, str]] = {
-    "PRIV": (0xFFFF_FFA0_0000_0000, 0xFFFF_FFA6_0000_0000, "FW_PRIV_RW"),
-    "GPU_RO": (0xFFFF_FFA6_0000_0000, 0xFFFF_FFA8_0000_0000, "GPU_RO_FW_PRIV_RW"),
-    "SHARED": (0xFFFF_FFA8_0000_0000, 0xFFFF_FFAA_0000_0000, "FW_SHARED_RW"),
-    "SHARED_RO": (0xFFFF_FFAA_0000_0000, 0xFFFF_FFAC_0000_0000, "FW_SHARED_RO"),
-    "GPU": (0xFFFF_FFAC_0000_0000, 0xFFFF_FFAE_0000_0000, "GPU_FW_SHARED_RW"),
-    "RTKIT": (0xFFFF_FFAE_0000_0000, 0xFFFF_FFAE_1000_0000, "FW_SHARED_RW"),
-    "MMIO": (0xFFFF_FFAF_0000_0000, 0xFFFF_FFB0_0000_0000, "FW_MMIO_RW"),
+    part.name: (part.va_start, part.va_end, part.prot)
+    for part in uat.UAT_KERNEL_VA_LAYOUT
+    if part.prot is not None
 }
 RANGES_PROT = {name: prot for name, (_s, _e, prot) in RANGES.items()}
 LARGE_OFFSET = 0x4000_0000  # bulk buffers start 1 GiB into their range
 FW_CARVEOUT_PAGES = 2  # the firmware maps the start of its no-map carveout
 LARGE_CARVEOUT_SKIP_PAGES = 16  # large: refused pages start past those (and faults' plant)
 LARGE_MAX_MIB = sum((RANGES[n][1] - RANGES[n][0] - LARGE_OFFSET) for n in ("GPU", "PRIV")) >> 20
-USER_VA_START = 0x4000
-USER_VA_END = (1 << 39) - 2 * PAGE
+USER_VA_START = uat.UAT_USER_VA_START
+USER_VA_END = uat.UAT_USER_VA_END
 
 # Firmware VA layout (inside TTB entries 0 and 1).
 FW_CODE_VA = FW_VA_START
@@ -236,6 +241,10 @@ class Machine:
     users: list[UatPageTable] = field(default_factory=list)
     ccdp: list[tuple[int, int]] = field(default_factory=list)
     far: int = 0
+    # The ESR's fault status code, None: what the hardware would report for ``far`` in these
+    # tables (translation fault at the level the walk stops at, else a permission fault: the
+    # firmware branched into a page it may not execute).
+    fsc: int | None = None
     initdata_va: int = 0
     notes_extra: list[str] = field(default_factory=list)
 
@@ -516,6 +525,9 @@ class Builder:
             FAULT_OUTSIDE_RANGE_VA, outside_pa | uat.PROTS["FW_PRIV_RW"].bits | uat.PTE_PAGE
         )
         self.m.far = bad_va + 0x20  # the fault is under the bad table entry
+        # The hardware reports a translation fault at L2 there (type 01 is not valid: m1n1's
+        # valid() wants bits 0 and 1); the crash log claims L3: a planted fault-mismatch.
+        self.m.fsc = ESR_FSC_TRANSLATION | 3
 
     def _build_large(self) -> None:
         self.firmware_side()
@@ -831,10 +843,23 @@ class Builder:
 
     # ---- crash log, notes, walk, write -------------------------------------------------------
 
+    def fault_status(self) -> int:
+        """The ESR's fault status for the FAR (``Machine.fsc`` when a scenario plants one):
+        a translation fault at the level where the kernel context's tables stop, or a
+        permission fault at L3 when they map it."""
+        if self.m.fsc is not None:
+            return self.m.fsc
+        level = self.m.firmware.fault_level(self.m.far)
+        return ESR_FSC_PERMISSION | 3 if level is None else ESR_FSC_TRANSLATION | level
+
     def crashlog(self) -> bytes:
         rng = self.rng
         far = self.m.far
-        esr = (0x25 << 26) | (1 << 25) | 0x07  # data abort, same EL; translation fault L3
+        fsc = self.fault_status()
+        if fsc & ~3 == ESR_FSC_PERMISSION:  # an instruction abort: it branched into data
+            esr, what = (0x21 << 26) | (1 << 25) | fsc, "instruction abort"
+        else:  # a data abort (read), same EL
+            esr, what = (0x25 << 26) | (1 << 25) | fsc, "data abort"
         regs = [rng.getrandbits(64) for _ in range(31)]
         regs[0] = far
         entries: list[tuple[str, bytes | dict]] = [
@@ -847,7 +872,7 @@ class Builder:
             ),
             (
                 "Cstr",
-                {"id": 0, "message": f"GPU firmware panic: page fault at {far:#x} (data abort)"},
+                {"id": 0, "message": f"GPU firmware panic: page fault at {far:#x} ({what})"},
             ),
             ("Ctim", {"time": 0x1234_5678_9ABC}),
             (
@@ -946,7 +971,7 @@ class Builder:
             g,
             self.m.firmware.ttb_pa,
             space_start,
-            space_start + (1 << g.ias),
+            KERNEL_WALK_END,
             self.region_list(),
             context=0,
             managed=(KERNEL_VA_START, KERNEL_VA_END),
@@ -978,7 +1003,7 @@ class Builder:
                 0,
                 self.m.firmware.ttb_pa,
                 space_start,
-                1 << g.ias,
+                KERNEL_WALK_END - space_start,
                 KERNEL_VA_START,
                 KERNEL_VA_END - KERNEL_VA_START,
             )
@@ -1063,6 +1088,7 @@ def generate(
         e_entry=builder.e_entry,
         page_size=builder.page_size,
         note_segment=not builder.lpae,
+        data_pa_mask=builder.entry_format.pa_mask(builder.geometry.oas),
     )
     reports = builder.reports()
     return {
@@ -1081,18 +1107,12 @@ def generate(
 
 
 def generate_file(path: str | os.PathLike[str], **kwargs) -> dict:
-    """``generate`` into ``path`` atomically (temp file beside it, then rename)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fp:
-            summary = generate(fp, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return summary
+    """``generate`` into ``path`` through ``dumpview.output.open_output``: atomically over a
+    regular file or a new path (an unpredictable temporary file beside it, renamed when the
+    dump is complete, removed on any failure or signal), through a link to its file, streamed
+    into a device or FIFO. ``OSError`` names ``path``."""
+    with open_output(path, binary=True) as fp:
+        return generate(fp, **kwargs)
 
 
 __all__ = [

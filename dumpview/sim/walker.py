@@ -7,6 +7,12 @@ leaf (data copied only when the memory attribute is one the entry format dumps *
 with its reason), coalescing into PT_LOAD runs exactly as the driver does, and collecting every
 table page for dumpview's extension.
 
+Two addresses per leaf, as in crashdump.rs: ``p_paddr`` records the entry's output address
+(UAT bits 51:14), while the walker follows tables and borrows and copies data at the address
+the hardware uses, ``pte & OAS mask`` (``EntryFormat.pa_mask``; LPAE does not cut). So an
+entry with bits at or above the OAS may have data, read from the cut address, and its hole
+reason (when it has none) names that address.
+
 The walk is generic over the entry format (``formats.entryformat``): the UAT (the default,
 whose output is exactly the driver's) and ARM LPAE stage 1 with a 4K, 16K or 64K granule. A
 table is one granule: 4K/16K tables are read from their 16 KiB kernel page, a 64K table across
@@ -111,8 +117,10 @@ def walk_space(
                 return None
         return np.frombuffer(api.memory.read(table_pa, count * 8), dtype=_ENTRY_DTYPE)
 
+    pa_mask = entry_format.pa_mask(geometry.oas)
+
     def child_pa(pte: int) -> int:
-        return entry_format.output_address(pte) & geometry.oa_mask
+        return entry_format.output_address(pte) & pa_mask
 
     stack = [(0, ttb_pa, space_base)]
     while stack:
@@ -209,11 +217,11 @@ def _classify_pages(
     The driver calls ``borrow_phys`` on every leaf; here the same check (valid PFN and
     ``page_is_ram``) runs over all leaves at once, on every kernel page a leaf touches, and the
     memory map names why a refused page is not RAM (MMIO first, then no-map, as
-    ``MemoryMap.classify``).
+    ``MemoryMap.classify``). All of it at the address the walker borrows: ``pte & OAS mask``
+    (dump_pages' ``phys``), not ``p_paddr``'s bits 51:14.
     """
     n = len(leaf_pte)
-    # UAT: crashdump.rs keeps bits 51:14, not the OAS; LPAE: the entry's output address.
-    pa = entry_format.output_address(leaf_pte)
+    pa = entry_format.output_address(leaf_pte) & np.uint64(entry_format.pa_mask(geometry.oas))
     memattr = entry_format.memattr(leaf_pte)
     attr_ok = np.isin(memattr, list(entry_format.dumpable_memattrs))
     borrowed = memory.page_is_ram_many(pa >> np.uint64(uat.PAGE_SHIFT))
@@ -258,7 +266,9 @@ def _coalesce(
     entry_format: EntryFormat = entryformat.UAT,
 ) -> WalkResult:
     page = np.uint64(geometry.page_size_bytes)
-    # p_paddr: the output address (UAT: bits 51:14, as crashdump.rs writes).
+    # p_paddr: the output address as the entry says it (UAT: bits 51:14, as crashdump.rs writes
+    # it); runs coalesce on it. The data comes from the OAS-masked address (the writer's
+    # ``data_pa_mask``).
     pa = entry_format.output_address(leaf_pte)
     flags = _pack_flags_bulk(leaf_pte, entry_format)
     has_data, reason, detail, region_idx = _classify_pages(

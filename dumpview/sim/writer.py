@@ -5,11 +5,15 @@ entirely from the declarations in formats/. It streams: program headers are buil
 arrays, page data is pulled run by run from a callback and written as it comes, so a dump of
 many GiB never sits in memory.
 
-Layout (driver): ELF header, program headers (PT_NOTE first, then one PT_LOAD per run), notes,
-page data from the next 16 KiB boundary. With more than 65,534 program headers, e_phnum is
-PN_XNUM and a section header 0 at the end of the file carries the count in sh_info. With the
-extension, the table pages (16 KiB aligned), the ``.dumpview`` metadata, ``.shstrtab`` and the
-section header table follow the page data.
+Layout (driver, crashdump.rs): ELF header, program headers (PT_NOTE first, then one PT_LOAD
+per run), notes, page data from the data start (the end of the notes rounded up to 16 KiB:
+``align(note_offset + notes, 16K)``). The PT_NOTE has p_flags R, p_align 1, p_offset and
+p_filesz set and everything else 0 (p_memsz 0: the driver sets only those two). A PT_LOAD
+with data has the next data offset; one without data has p_offset exactly the data start
+(the driver writes 0, then adds the data start to every PT_LOAD). With more than 65,534
+program headers, e_phnum is PN_XNUM and a section header 0 at the end of the file carries the
+count in sh_info. With the extension, the table pages (16 KiB aligned), the ``.dumpview``
+metadata, ``.shstrtab`` and the section header table follow the page data.
 
 The page size is the UAT's 16 KiB unless told otherwise: an LPAE dump uses its granule (4, 16
 or 64 KiB) for the data start, ``p_align``, run sizes and the table pages (one granule each,
@@ -162,11 +166,12 @@ def build_phdrs(
     if count:
         offsets[0] = 0
         np.cumsum(filesz[:-1], out=offsets[1:])
-    offsets += np.uint64(data_start)
+    offsets[~segments.has_data] = 0  # crashdump.rs: p_offset 0 without data ...
+    offsets += np.uint64(data_start)  # ... then every PT_LOAD gets the data start added
     first = 1 if note_segment else 0
     table = np.zeros(count + first, dtype=PHDR_DTYPE)
-    if note_segment:
-        table[0] = (PT_NOTE, PF_R, note_offset, 0, 0, note_size, note_size, 1)
+    if note_segment:  # only p_offset and p_filesz are set: p_memsz stays 0
+        table[0] = (PT_NOTE, PF_R, note_offset, 0, 0, note_size, 0, 1)
     rows = table[first:]
     rows["p_type"] = PT_LOAD
     rows["p_flags"] = segments.p_flags
@@ -286,11 +291,14 @@ def write_core(
     e_entry: int = DEFAULT_E_ENTRY,
     page_size: int = PAGE_ALIGN,
     note_segment: bool = True,
+    data_pa_mask: int = (1 << 64) - 1,
 ) -> int:
     """Write a whole dump to ``fp`` (positioned at 0); returns the file size in bytes.
 
-    ``read_data(pa, size_bytes)`` supplies the bytes of each run with data, ``read_table(pa)``
-    the ``page_size`` bytes of each extension table page; ``progress(bytes_written)`` is called
+    ``read_data(pa, size_bytes)`` supplies the bytes of each run with data, read from where the
+    walker borrows them: ``(p_paddr + offset) & data_pa_mask`` (the UAT driver's ``pte & OAS
+    mask``; never across a multiple of ``data_pa_mask + 1``), ``read_table(pa)`` the
+    ``page_size`` bytes of each extension table page; ``progress(bytes_written)`` is called
     per run. ``page_size`` (the UAT's 16 KiB unless given) is not taken from the extension's
     geometry, which may say anything (hostile test dumps).
     ``note_segment=False`` writes no PT_NOTE (only without notes: readelf -n fails on an empty
@@ -378,15 +386,18 @@ def write_core(
     has_data = segments.has_data
     for i in np.flatnonzero(has_data).tolist():
         run_pa, run_size = int(segments.pa[i]), int(segments.size_bytes[i])
-        for off in range(0, run_size, WRITE_CHUNK_BYTES):
-            size = min(WRITE_CHUNK_BYTES, run_size - off)
-            chunk = read_data(run_pa + off, size)
+        off = 0
+        while off < run_size:
+            source = (run_pa + off) & data_pa_mask
+            size = min(WRITE_CHUNK_BYTES, run_size - off, data_pa_mask + 1 - source)
+            chunk = read_data(source, size)
             if len(chunk) != size:
                 raise ValueError(
-                    f"read_data returned {len(chunk)} bytes for {size} at PA {run_pa + off:#x}"
+                    f"read_data returned {len(chunk)} bytes for {size} at PA {source:#x}"
                 )
             fp.write(chunk)
             written += size
+            off += size
         if progress is not None:
             progress(written)
     if tables:

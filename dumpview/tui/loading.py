@@ -12,8 +12,17 @@ from textual.widgets import Footer, Label, ProgressBar, Static
 EXIT_BAD_INPUT = 2
 
 
+def os_error_text(exc: OSError) -> str:
+    """An OSError as one line: the file, then what is wrong (no "[Errno N]")."""
+    text = exc.strerror or str(exc)
+    return f"{exc.filename}: {text}" if exc.filename else text
+
+
 class LoadingScreen(Screen):
-    """Progress while the worker opens and indexes the dump."""
+    """Progress while the worker opens and indexes the dump (decompressing or reading a
+    stream first, which can wait for a FIFO's writer: q, Escape or Ctrl+C quit at once)."""
+
+    BINDINGS = [Binding("q,escape,ctrl+c", "app.quit", "Quit")]
 
     def __init__(self, path: str) -> None:
         super().__init__()
@@ -24,7 +33,7 @@ class LoadingScreen(Screen):
             yield Label(f"opening {self.path}", id="loading-label", markup=False)
             yield ProgressBar(total=4, show_eta=False, id="loading-bar")
 
-    def stage(self, step: int, text: str) -> None:
+    def stage(self, step: float, text: str) -> None:
         self.query_one("#loading-label", Label).update(text)
         self.query_one("#loading-bar", ProgressBar).update(progress=step)
 

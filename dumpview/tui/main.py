@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from dumpview.model import Dump
 from dumpview.model.anomalies import AnomalyMarks
+from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.check import CheckResult
 from dumpview.model.crash import crashlog_sections
 from dumpview.model.kinds import kinds_of
@@ -51,8 +52,14 @@ class MainScreen(NavigatingScreen):
 
     BINDINGS = [Binding(key.binding, key.action, key.title, show=False) for key in KEYS]
 
-    def __init__(self, dump: Dump, tree: LevelTree, initial_tab: str = "tables") -> None:
-        super().__init__(dump, tree)
+    def __init__(
+        self,
+        dump: Dump,
+        tree: LevelTree,
+        bookmarks: Bookmarks | None = None,
+        initial_tab: str = "tables",
+    ) -> None:
+        super().__init__(dump, tree, bookmarks)
         self.initial_tab = initial_tab  # the overview comes first once there is one
         self.range_table: RangeTable | None = None
         self.check_result: CheckResult | None = None

@@ -27,6 +27,7 @@ from textual.widgets.option_list import Option
 from dumpview.model.bookmarks import Bookmark, Bookmarks
 from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES
 from dumpview.tui.keys import KEYS, NAVIGATION
+from dumpview.tui.loading import os_error_text
 from dumpview.tui.widgets import LinesSource, Row, RowList
 
 GOTO_EXAMPLE = "0xffffffa000000000  or  p:0x10000000000"  # a dump with no PT_LOAD: UAT's
@@ -91,7 +92,9 @@ class PromptScreen(ModalScreen[str | None]):
 class GotoScreen(PromptScreen):
     def __init__(self, example: str = GOTO_EXAMPLE, label: str = "") -> None:
         super().__init__(
-            label or "Go to VA (0x… or decimal), or p:PA", example, input_id="goto-input"
+            label or "Go to VA (0x… or decimal), CTX:VA (a context's VA), or p:PA",
+            example,
+            input_id="goto-input",
         )
         self.example = example  # addresses of the open dump, as a hint
 
@@ -199,7 +202,7 @@ class BookmarksScreen(ModalScreen[int | None]):
         try:
             self.bookmarks.save()
         except OSError as exc:
-            self.notify(f"bookmarks not saved: {exc}", severity="error")
+            self.notify(f"bookmarks not saved: {os_error_text(exc)}", severity="error")
 
     def action_delete(self) -> None:
         bookmark = self._highlighted()

@@ -21,13 +21,16 @@ from textual.widgets import ContentSwitcher, Static
 from dumpview.model import Dump
 from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.check import Anomaly
+from dumpview.model.contexts import context_numbers
 from dumpview.model.levels import FoldRow, LevelTree, TableRef
+from dumpview.model.location import parse_location
 from dumpview.model.memmap import first_mapping
 from dumpview.model.search import SearchResult, next_hit_index, parse_query, search
-from dumpview.model.text import parse_address
+from dumpview.model.text import pa_text, parse_address
 from dumpview.tui.bars import TabBar
 from dumpview.tui.hexview import HexView, u64_at
 from dumpview.tui.history import History, Location
+from dumpview.tui.loading import os_error_text
 from dumpview.tui.modals import (
     GOTO_EXAMPLE,
     BookmarksScreen,
@@ -61,7 +64,7 @@ class Tabs(ContentSwitcher):
 class NavigatingScreen(Screen):
     """Places and jumps over one open dump (the main screen composes the tabs)."""
 
-    def __init__(self, dump: Dump, tree: LevelTree) -> None:
+    def __init__(self, dump: Dump, tree: LevelTree, bookmarks: Bookmarks | None = None) -> None:
         super().__init__()
         self.dump = dump
         self.levels = tree
@@ -71,7 +74,8 @@ class NavigatingScreen(Screen):
         self.hit_index: int | None = None
         self.history = History()
         self._tab_focus: dict[str, str] = {}  # tab: id of the widget focused there last
-        self.bookmarks = Bookmarks.load(dump.path)
+        # Read by the loader's thread worker (never here, on the UI thread).
+        self.bookmarks = bookmarks if bookmarks is not None else Bookmarks(dump.path)
 
     # -- what the tests and the benchmark read --
 
@@ -205,7 +209,10 @@ class NavigatingScreen(Screen):
             state = ""
             if walk.page is not None:
                 state = "dumped" if walk.page.dumped else f"not dumped ({walk.page.reason})"
-            self.status(note or f"VA {va:#x} -> PA {walk.pa:#x} {state}")
+            elif not walk.context_dumped:
+                state = f"(context {context} not dumped: its tables only)"
+            shown = pa_text(walk.pa, walk.pa_raw, self.dump.geometry.oas)
+            self.status(note or f"VA {va:#x} -> {shown} {state}")
         else:
             self.status(
                 note
@@ -237,10 +244,10 @@ class NavigatingScreen(Screen):
     def _goto_text(self, text: str | None) -> None:
         if not text:
             return
-        text = text.strip()
         try:
-            if text.lower().startswith("p:"):
-                pa = parse_address(text[2:])
+            where = parse_location(text)
+            if where.physical:
+                pa = where.address
                 vas = self.dump.vas_for_pa(pa)
                 if not vas:
                     self.status(f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
@@ -250,7 +257,10 @@ class NavigatingScreen(Screen):
                     vas[0], note=f"PA {pa:#x} at VA {vas[0]:#x}" + (aliases if len(vas) > 1 else "")
                 )
                 return
-            self.jump(parse_address(text))
+            if where.context is not None and where.context not in context_numbers(self.dump):
+                self.status(f"go to: the dump has no context {where.context}")
+                return
+            self.jump(where.address, context=where.context)
         except ValueError as exc:
             self.status(f"go to: {exc}")
 
@@ -486,7 +496,7 @@ class NavigatingScreen(Screen):
             try:
                 self.bookmarks.save()
             except OSError as exc:
-                self.status(f"bookmark kept for this session only: {exc}")
+                self.status(f"bookmark kept for this session only: {os_error_text(exc)}")
                 return
             self.status(f"bookmarked {va:#x}: {label}" + (f" — {text.strip()}" if text else ""))
 

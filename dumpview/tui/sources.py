@@ -20,10 +20,10 @@ import numpy as np
 
 from dumpview.model import AddressError, Dump, NotDumpedError
 from dumpview.model.check import Anomaly
-from dumpview.model.entries import DecodedEntry
+from dumpview.model.entries import DecodedEntry, source_notes
 from dumpview.model.levels import EntryRow, FoldRow, TableRef, TableRows
 from dumpview.model.ranges import RangeTable, human_size
-from dumpview.model.text import HEX_UNITS, data_state, hex_row
+from dumpview.model.text import HEX_UNITS, beyond_oas, data_state, hex_row, oas_flag, pa_text
 from dumpview.model.translate import Translation
 from dumpview.tui.widgets import CallbackSource, LinesSource, Row, RowSource, plain_rows
 
@@ -64,8 +64,8 @@ def entry_columns(view_short: tuple[str, str]) -> tuple[Column, ...]:
         Column("span", "span", 5, 2, sep=2),
         Column("value", "value", 16, 3, sep=2),
         Column("type", "type", 6, 8, sep=2),
-        Column("pa", "PA", 14, 7),
-        Column("memattr", "memattr", 9, 6, sep=2),
+        Column("pa", "PA", 15, 7),  # 14 and "!" when the entry's own address differs
+        Column("memattr", "memattr", 9, 6),
         Column("views", f"{view_short[0]:<{w1}} {view_short[1]:<{w2}}", w1 + 1 + w2, 5, sep=2),
         Column("ngaf", "nG AF", 5, 1),
     )
@@ -131,7 +131,10 @@ def _cell(entry: EntryRow, key: str, view_short: tuple[str, str]) -> str:
     if key == "type":
         return entry.type_name
     if key == "pa":
-        return f"{entry.pa:#014x}" if entry.pa is not None else "-" * 14
+        if entry.pa is None:
+            return "-" * 14
+        # "!": the entry's own address differs from the walker's (bits above the OAS)
+        return f"{entry.pa:#014x}" + ("!" if beyond_oas(entry.pa, entry.pa_raw, entry.oas) else "")
     if key == "memattr":
         return entry.memattr_name
     if key == "views":
@@ -161,7 +164,8 @@ def entry_row(
         )
         return [*mark, (text, "kind--empty")]
     text = "".join(" " * c.sep + f"{_cell(entry, c.key, view_short):<{c.width}}" for c in columns)
-    return [*mark, (f"{text}  {entry.state}", _kind_class(entry.kind))]
+    says = "" if entry.pa is None else oas_flag(entry.pa, entry.pa_raw, entry.oas)
+    return [*mark, (f"{text}  {entry.state}{says}", _kind_class(entry.kind))]
 
 
 class EntriesSource(RowSource):
@@ -236,6 +240,14 @@ def details_source(
     else:
         exact = "exact" if decoded.exact else "rebuilt from p_paddr/p_flags"
         rows.append([(f"value {decoded.value:#018x}  ({exact})", None)])
+        if decoded.type_name in ("table", "page", "block"):
+            what = "next table at" if decoded.type_name == "table" else "maps"
+            shown = pa_text(decoded.pa, decoded.pa_raw, decoded.oas)
+            style = "rowlist--warn" if decoded.beyond_oas else None
+            rows.append([(f"{decoded.type_name}: {what} {shown}", style)])
+        else:
+            rows.append([(decoded.type_name, None)])
+        rows.extend([(f"note: {line}", "rowlist--warn")] for line in source_notes(decoded))
         rows.append([("bits  field       value  meaning", "rowlist--dim")])
         for field in decoded.fields:
             if field.name.startswith(("ignored", "bits_", "bit5", "bit52")) and field.value == 0:
@@ -251,7 +263,8 @@ def details_source(
         value = f"{step.entry:#x}" if step.entry is not None else step.note or "-"
         rows.append([(f" L{step.level}[{step.index}] in {table_text}: {value}", None)])
     if walk.mapped:
-        rows.append([(f" -> PA {walk.pa:#x}", "kind--gpu")])
+        oas = walk.leaf.oas if walk.leaf is not None else 64
+        rows.append([(f" -> {pa_text(walk.pa, walk.pa_raw, oas)}", "kind--gpu")])
     else:
         rows.append(
             [(f" stopped at L{walk.stopped_level}: {walk.stopped_reason}", "kind--invalid")]
@@ -336,7 +349,9 @@ class PageSource(RowSource):
             self.message = [[(context_note, "rowlist--dim")]]
             return
         try:
-            self.data = dump.read_va(va, size)
+            # A copy (one page): rows are drawn later, and nothing drawn may touch the map
+            # after the file changed under us.
+            self.data = bytes(dump.read_va(va, size))
         except NotDumpedError as exc:
             where = f"page VA {va:#x}" + (f" (PA {pa:#x})" if pa is not None else "")
             self.message = [

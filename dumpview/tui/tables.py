@@ -26,7 +26,7 @@ from dumpview.model import Dump
 from dumpview.model.anomalies import AnomalyMarks, leaf_entries
 from dumpview.model.levels import EntryRow, FoldRow, LevelTree, TableRef, TableRows
 from dumpview.model.ranges import human_size
-from dumpview.model.text import HEX_UNITS
+from dumpview.model.text import HEX_UNITS, pa_text
 from dumpview.model.translate import Translation
 from dumpview.tui import sources
 from dumpview.tui.hexview import HexView, inspect
@@ -310,7 +310,7 @@ class TablesView(Horizontal):
                 plain_rows(["select a leaf (page) entry to see its contents"], "rowlist--dim")
             )
             return
-        va, pa = entry.va, entry.pa
+        va, pa, pa_raw = entry.va, entry.pa, entry.pa_raw
         where = ""
         if is_block:
             # One page of the block: the one holding the VA asked for, else the first.
@@ -318,6 +318,7 @@ class TablesView(Horizontal):
             inside = wanted is not None and va <= wanted < entry.va_end
             offset = (wanted - va) & ~(size - 1) if inside else 0
             va, pa = va + offset, pa + offset
+            pa_raw = None if pa_raw is None else pa_raw + offset
             where = f"  (L{table.level} block of {human_size(entry.span_bytes)})"
         self.page_va = va
         note = None
@@ -326,7 +327,8 @@ class TablesView(Horizontal):
                 f"context {table.context} is not dumped: the walker dumps context "
                 f"{self.levels.dumped_context}"
             )
-        title.update(Text(f"page {va:#x} -> PA {pa:#x}  [{self.unit}]{where}"), layout=False)
+        shown = pa_text(pa, pa_raw, self.dump.geometry.oas)
+        title.update(Text(f"page {va:#x} -> {shown}  [{self.unit}]{where}"), layout=False)
         source = sources.PageSource(
             self.dump, va, pa, self.unit, self.highlight, note, self.arrangement.row_bytes
         )

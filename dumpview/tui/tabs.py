@@ -25,8 +25,9 @@ from dumpview.model.check import Anomaly, CheckResult
 from dumpview.model.kinds import kinds_of
 from dumpview.model.memmap import MemoryRow, memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeFilter, RangeTable, human_size
+from dumpview.model.text import approx_size
 from dumpview.tui import sources
-from dumpview.tui.views import MINIMAP_GLYPHS, MINIMAP_STYLES, append_bar, approx_size, region_class
+from dumpview.tui.views import MINIMAP_GLYPHS, MINIMAP_STYLES, append_bar, region_class
 from dumpview.tui.widgets import LinesSource, Row, RowList, RowSource
 
 FOLD_ABOVE = 100  # a kind with more findings than this starts folded

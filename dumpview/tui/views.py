@@ -29,14 +29,6 @@ MINIMAP_STYLES = {
 }
 
 
-def approx_size(size_bytes: int) -> str:
-    """A size to one decimal in K/M/G/T ("5.2G"), for scales that are not exact."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if size_bytes >= 1 << shift:
-            return f"{size_bytes / (1 << shift):.1f}".removesuffix(".0") + unit
-    return f"{size_bytes}B"
-
-
 def append_bar(text: Text, mm) -> None:
     for code in mm.codes.tolist():
         name = KIND_CODES[code]
@@ -82,6 +74,7 @@ def info_lines(info: dict, dump: Dump) -> list[str]:
         "",
         "dump",
         f"  file               {dump.path}",
+        *([f"  source             {dump.source.describe()}"] if dump.source.spooled else []),
         f"  size               {info['size_bytes']:,} bytes",
         f"  layout             {info['layout']}"
         + (" + dumpview extension" if info["extension"] else ""),
