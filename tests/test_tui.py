@@ -70,7 +70,9 @@ from dumpview.tui.widgets import RowList
 # ---- navigation ----------------------------------------------------------------------------------
 
 
-def test_opens_on_the_ttb_of_context_0_and_enter_descends() -> None:
+def test_opens_on_the_overview_then_1_shows_the_ttb_of_context_0_and_enter_descends() -> None:
+    """minimal.dump has a crash log: the overview comes first; 1 shows the tables with the
+    keys on the entries of context 0's TTB."""
     with model(MINIMAL) as dump:
         tree = LevelTree(dump)
         ttb = tree.roots[0]
@@ -82,6 +84,9 @@ def test_opens_on_the_ttb_of_context_0_and_enter_descends() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
+        assert screen.tab == "overview"
+        assert pilot.app.focused is screen.query_one("#overview-list", RowList)
+        await pilot.press("1")
         assert screen.table == ttb and ttb.context == 0 and ttb.depth == 0
         title = text_of(screen.query_one("#entries-title", Static))
         assert title.startswith(f"ctx 0  L{ttb.level} table PA {ttb.pa:#x}")
@@ -147,6 +152,7 @@ def test_mouse_click_moves_the_cursor_double_click_opens_and_tab_keys() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
+        await pilot.press("1")
         entries = screen.query_one("#entries", RowList)
         assert entries.cursor == 0
         assert await pilot.click("#entries", offset=(10, 3))  # row 2, under the header
@@ -814,11 +820,16 @@ def test_user_contexts_three_roots_and_undumped_leaves() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
+        await pilot.press("1")
         levels = screen.query_one(LevelsTree)
         nodes = list(levels.root.children)
         assert [n.data for n in nodes] == list(roots)
         assert [r.context for r in roots] == [0, 1, 2]
-        assert [str(n.label) for n in nodes] == ["ctx 0 L1 (dumped)", "ctx 1 L1", "ctx 2 L1"]
+        assert [str(n.label) for n in nodes] == [
+            "ctx 0 dumped ASID 0 borrowed",
+            "ctx 1 tables ASID 1 owned",
+            "ctx 2 tables ASID 2 owned",
+        ]
         levels.move_cursor(nodes[1])
         await pilot.pause()
         assert screen.table == ctx1
@@ -916,6 +927,8 @@ def snapshot_steps(name: str) -> Callable[[Pilot], Awaitable[None]]:
             await pilot.press("6")
         elif name == "help":
             await modal(pilot, "question_mark", HelpScreen)
+        elif name == "overview":
+            assert screen.tab == "overview" and screen.triage is not None  # the first screen
         await pilot.pause()
 
     return steps
@@ -931,11 +944,12 @@ def test_snapshot_views(snap_compare, monkeypatch: pytest.MonkeyPatch, name: str
 
 
 @pytest.mark.parametrize("size", [(100, 30), (180, 50)], ids=["100x30", "180x50"])
-@pytest.mark.parametrize("name", ["anomalies", "page-inspector"])
+@pytest.mark.parametrize("name", ["overview", "anomalies", "page-inspector"])
 def test_snapshot_conclusions_and_the_page(
     snap_compare, monkeypatch: pytest.MonkeyPatch, name: str, size: tuple[int, int]
 ) -> None:
-    """The anomalies view, and the page pane with its byte cursor and data inspector, at the
+    """The overview (the triage report, the first screen of a dump with a crash log), the
+    anomalies view, and the page pane with its byte cursor and data inspector, at the
     smallest and a common terminal size."""
     monkeypatch.chdir(ROOT)
     app = DumpviewApp("samples/faults.dump")

@@ -40,7 +40,11 @@ from dumpview.tui.hexview import HexView
 from dumpview.tui.widgets import RowList
 
 LISTS = {"memmap": "#memrows", "ranges": "#ranges-list", "crashlog": "#crash"}
-LISTS |= {"gpu": "#gpuinfo", "anomalies": "#anomaly-list"}
+LISTS |= {"gpu": "#gpuinfo", "anomalies": "#anomaly-list", "overview": "#overview-list"}
+
+
+def entries_cursor(screen: MainScreen) -> int:
+    return screen.query_one("#entries", RowList).cursor
 
 
 def where(screen: MainScreen) -> tuple:
@@ -282,7 +286,19 @@ def test_back_and_forward_walk_every_kind_of_jump(tmp_path: Path) -> None:
             arrived.append(where(screen))
             assert arrived[-1] != left[-1]
 
+        # Enter on the overview's FAR line (faults.dump opens on the overview)
+        await wait_until(pilot, lambda: screen.triage is not None, "the triage report")
+        assert where(screen) == ("overview", 0)
+        overview = screen.query_one("#overview-list", RowList)
+        overview.cursor = next(
+            i for i in range(len(overview.source)) if row_text(overview, i).startswith("› FAR")
+        )
+        leaving()
+        await pilot.press("enter")
+        await jumped()
+        assert screen.table.context == 0 and screen.rows.row(entries_cursor(screen)).va <= far
         # Enter descends into a table
+        await pilot.press("1")
         entries = screen.query_one("#entries", RowList)
         entries.focus()
         entries.cursor = first_child
@@ -347,7 +363,7 @@ def test_back_and_forward_walk_every_kind_of_jump(tmp_path: Path) -> None:
 
         # Back through all of them (to where each jump left from), then forward again (to
         # where the next one left from, and where the last one went), as a browser does.
-        assert len(left) == len(arrived) == 9
+        assert len(left) == len(arrived) == 10
         for step, expected in enumerate(reversed(left)):
             await pilot.press("backspace")
             assert where(screen) == expected, (step, status(screen))

@@ -71,6 +71,7 @@ def test_a_planted_sidecar_is_one_status_line_and_never_written(tmp_path: Path, 
         assert time.monotonic() - started < 10  # a FIFO did not hang the loader
         text = status(screen)
         assert "\n" not in text and "bookmarks file" in text and "kept for this session" in text
+        await pilot.press("1")  # an entry of the tables to bookmark
         await modal(pilot, "b", NoteScreen)  # the note prompt; Enter keeps it without one
         await pilot.press("enter")
         await wait_until(pilot, lambda: pilot.app.screen is screen, "the note prompt closed")

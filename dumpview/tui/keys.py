@@ -33,8 +33,9 @@ KEYS: tuple[Key, ...] = (
         "g",
         "goto",
         "Go to",
-        "Go to a VA (or p:PA): selects the leaf, its walk and page, the cursor on that byte; "
-        "an unmapped VA says where the walk stopped; on the Ranges tab, the range holding it",
+        "Go to a VA, CTX:VA (a context's VA) or p:PA: selects the leaf, its walk and page, the "
+        "cursor on that byte; an unmapped VA says where the walk stopped; on the Ranges tab, "
+        "the range holding it",
     ),
     Key(
         "/",
@@ -109,6 +110,24 @@ KEYS: tuple[Key, ...] = (
         "toggle_columns",
         "Columns",
         "Entries: every column (scrolling sideways) or the columns that fit",
+    ),
+    Key(
+        "x",
+        "x",
+        "contexts",
+        "Contexts",
+        "List the contexts (address spaces: number, ASID, TTB owned or borrowed, dumped or "
+        "tables only); Enter browses one's tables",
+        "context address space asid ttb switch",
+    ),
+    Key(
+        "0",
+        "0",
+        "tab('overview')",
+        "Overview",
+        "Overview: the triage report (panic, exception, the FAR's walk and verdict, anomalies, "
+        "pages not dumped, contexts); Enter on a line goes to its address",
+        "triage summary report",
     ),
     Key("1", "1", "tab('tables')", "Tables", "Tables: level tree, entries, entry bits, page"),
     Key("2", "2", "tab('memmap')", "Memory map", "Memory map: RAM, reserved, MMIO, minimap"),

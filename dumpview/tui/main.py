@@ -1,11 +1,13 @@
 """The main inspector screen: the tabs over one open dump, the keys, the background work.
 
-Owns what the screen is made of (tab bar, the tabs' panes, status line, key bar), the bindings
-of ``dumpview.tui.keys``, the view keys (units, filter, tree, columns, help) and the background
-worker that runs ``check`` and then coalesces the ranges (one after the other, so their peaks do
-not add up). Places and jumps are ``navigation``'s; each tab owns what it shows (``tables``,
-``tabs``). Reads the model only; the one file it writes is the bookmarks sidecar, through
-``dumpview.model.bookmarks``.
+Owns what the screen is made of (tab bar, the tabs' panes, status line, key bar), which tab
+comes first (the Overview for a dump with a crash log, else the Tables), the bindings of
+``dumpview.tui.keys``, the view keys (units, filter, tree, columns, help) and the background
+worker that runs ``check``, makes the triage report from its findings and then coalesces the
+ranges (one after the other, so their peaks do not add up). Places and jumps are
+``navigation``'s, search, copy and bookmarks ``addresses``'; each tab owns what it shows
+(``overview``, ``tables``, ``tabs``). Reads the model only; the one file it writes is the
+bookmarks sidecar, through ``dumpview.model.bookmarks``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.widgets import Static
 
-from dumpview.model import Dump
+from dumpview.model import Dump, DumpChangedError, DumpError
 from dumpview.model.anomalies import AnomalyMarks
 from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.check import CheckResult
@@ -28,6 +30,8 @@ from dumpview.model.kinds import kinds_of
 from dumpview.model.levels import LevelTree
 from dumpview.model.ranges import RangeTable, ranges
 from dumpview.model.text import info_dict
+from dumpview.model.triage import Triage, triage
+from dumpview.tui.addresses import AddressScreen
 from dumpview.tui.bars import KeyBar, TabBar
 from dumpview.tui.keys import KEYS
 from dumpview.tui.modals import (
@@ -35,20 +39,22 @@ from dumpview.tui.modals import (
     HelpScreen,
     open_modal,
 )
-from dumpview.tui.navigation import NavigatingScreen, Tabs
+from dumpview.tui.navigation import Tabs
+from dumpview.tui.overview import OverviewView
 from dumpview.tui.tables import TablesView
 from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView
 from dumpview.tui.views import info_lines, sections_source
 from dumpview.tui.widgets import RowList, plain_rows
 
-FOOTER_KEYS = ("?", "g", "/", "[", "]", "y", "b", "B", "n", "6", "q")  # the key bar, in order
+FOOTER_KEYS = ("?", "g", "/", "[", "]", "y", "b", "B", "x", "n", "6", "q")  # the key bar
 TABS = [
     (key.action[5:-2], key.shown, key.title) for key in KEYS if key.action.startswith("tab(")
 ]  # (id, key, title)
 
 
-class MainScreen(NavigatingScreen):
-    """Tabs over one open dump; the Tables tab is where a person spends their time."""
+class MainScreen(AddressScreen):
+    """Tabs over one open dump: the Overview says what happened, the Tables tab is where a
+    person spends their time."""
 
     BINDINGS = [Binding(key.binding, key.action, key.title, show=False) for key in KEYS]
 
@@ -57,18 +63,23 @@ class MainScreen(NavigatingScreen):
         dump: Dump,
         tree: LevelTree,
         bookmarks: Bookmarks | None = None,
-        initial_tab: str = "tables",
+        initial_tab: str | None = None,
     ) -> None:
         super().__init__(dump, tree, bookmarks)
-        self.initial_tab = initial_tab  # the overview comes first once there is one
+        if initial_tab is None:  # a dump with a crash log opens on what most likely happened
+            initial_tab = "overview" if dump.crashlogs else "tables"
+        self.initial_tab = initial_tab
         self.range_table: RangeTable | None = None
         self.check_result: CheckResult | None = None
+        self.triage: Triage | None = None
 
     # -- layout --
 
     def compose(self) -> ComposeResult:
         yield TabBar(TABS, self.initial_tab, id="tabbar")
         with Tabs(initial=self.initial_tab, id="tabs"):
+            with Container(id="overview"):
+                yield OverviewView(classes="pane")
             with Container(id="tables"):
                 yield TablesView(self.dump, self.levels, id="tables-view")
             with Container(id="memmap"):
@@ -91,7 +102,7 @@ class MainScreen(NavigatingScreen):
         self.app.title = f"dumpview {name}"
         self.app.sub_title = self.dump.layout + (" + extension" if self.dump.extension else "")
         self.query_one(TabBar).set_heading(f"{name} — {self.app.sub_title}")
-        self.query_one("#entries", RowList).focus()
+        self._focus_tab(self.initial_tab)
         self.query_one("#crash", RowList).set_source(sections_source(crashlog_sections(self.dump)))
         lines = info_lines(info_dict(self.dump), self.dump)
         self.query_one("#gpuinfo", RowList).set_source(plain_rows(lines))
@@ -117,13 +128,22 @@ class MainScreen(NavigatingScreen):
 
     @work(thread=True, exclusive=True, group="background")
     def _background(self) -> None:
-        """Check, then ranges: one after the other, and check's transient columns (~130 bytes
-        a page at its peak) gone before the range table (~30 bytes a range) stays."""
+        """Check, the triage report (from check's findings: check runs once), then ranges:
+        one after the other, and check's transient columns (~130 bytes a page at its peak)
+        gone before the range table (~30 bytes a range) stays."""
         result = self.dump.check()
         marks = AnomalyMarks(
             result.anomalies, self.dump.page_size_bytes, self.levels.dumped_context
         )
         self.app.call_from_thread(self._check_ready, result, marks)
+        try:
+            report = triage(self.dump, result)
+        except DumpChangedError:
+            raise  # the app's error screen says it
+        except DumpError as exc:  # a crash log or notes the report cannot read: its line
+            self.app.call_from_thread(self.query_one(OverviewView).set_failed, str(exc))
+        else:
+            self.app.call_from_thread(self._triage_ready, report)
         table = ranges(self.dump)
         self.app.call_from_thread(self._ranges_ready, table)
 
@@ -139,6 +159,10 @@ class MainScreen(NavigatingScreen):
         self._settled()
         self.range_table = table
         self.query_one(RangesView).set_table(table)
+
+    def _triage_ready(self, report: Triage) -> None:
+        self.triage = report
+        self.query_one(OverviewView).set_report(report)
 
     def _check_ready(self, result: CheckResult, marks: AnomalyMarks) -> None:
         self._settled()

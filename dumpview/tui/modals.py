@@ -1,5 +1,5 @@
 """The modal prompts of the main screen: go to, search, filter, a bookmark's note, a yes/no
-question, the bookmark list and the key help.
+question, the bookmark list, the context list and the key help.
 
 Each is a small ``ModalScreen`` that answers through ``dismiss`` (None when cancelled); the main
 screen decides what the answer does. The bookmark list edits the ``Bookmarks`` it is given and
@@ -14,6 +14,7 @@ screen when it is first shown).
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual import on
@@ -21,14 +22,15 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from dumpview.model.bookmarks import Bookmark, Bookmarks
+from dumpview.model.contexts import ContextInfo
 from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES
 from dumpview.tui.keys import KEYS, NAVIGATION
 from dumpview.tui.loading import os_error_text
-from dumpview.tui.widgets import LinesSource, Row, RowList
+from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
 
 GOTO_EXAMPLE = "0xffffffa000000000  or  p:0x10000000000"  # a dump with no PT_LOAD: UAT's
 SEARCH_HELP = 'Search dumped pages: hex bytes, "text" in quotes, u32:N or u64:N (holes skipped)'
@@ -235,7 +237,72 @@ class BookmarksScreen(ModalScreen[int | None]):
         open_modal(self.app, NoteScreen(bookmark.va, bookmark.label, bookmark.note), edited)
 
 
+def ttb_words(context: ContextInfo, why: bool = True) -> str:
+    """The context's TTB and who owns it, in words (``why``: and what that means)."""
+    if context.ttb_pa is None:
+        return "TTB not recorded (driver dump)"
+    if context.ttb_owned:
+        return f"TTB {context.ttb_pa:#x} owned" + (" (the driver allocated it)" if why else "")
+    return f"TTB {context.ttb_pa:#x} borrowed" + (" (the firmware's, new_with_ttb)" if why else "")
+
+
+def context_line(context: ContextInfo, current: int | None = None) -> str:
+    """One context for the list: number, ASID, TTB, dumped or tables only, pages, VA half."""
+    mark = "●" if context.context == current else " "
+    if context.dumped:
+        state = f"dumped: {context.pages_mapped:,} pages, {context.pages_dumped:,} with data"
+    else:
+        state = f"tables only: {context.pages_mapped:,} pages mapped, none dumped"
+    return (
+        f"{mark} ctx {context.context:<3} ASID {context.asid:<3} {ttb_words(context, False):<28}"
+        f"  {state}  VA {context.va_start:#x}-{context.va_end - 1:#x}"
+    )
+
+
+class ContextsScreen(ModalScreen[int | None]):
+    """The address spaces the dump carries; Enter browses one (its tables)."""
+
+    BINDINGS = [Binding("escape,x", "dismiss(None)", "Close")]
+
+    def __init__(self, contexts: Sequence[ContextInfo], current: int | None) -> None:
+        super().__init__()
+        self.contexts = tuple(contexts)
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="prompt", id="contexts-box"):
+            yield Static(
+                "Contexts: the address spaces the dump carries (a TTB is owned when the driver "
+                "allocated it, borrowed when it is the firmware's). Enter: browse its tables, "
+                "Esc: close",
+                markup=False,
+            )
+            yield RowList(id="context-list")
+
+    def on_mount(self) -> None:
+        self._fill()
+
+    def prepared_from(self, other: ContextsScreen) -> None:
+        self.contexts, self.current = other.contexts, other.current
+        self._fill()
+
+    def _fill(self) -> None:
+        lines = [context_line(context, self.current) for context in self.contexts]
+        numbers = [c.context for c in self.contexts]
+        cursor = numbers.index(self.current) if self.current in numbers else 0
+        rows = self.query_one(RowList)
+        rows.styles.height = min(len(lines), 20) + 1  # and the sideways scrollbar
+        rows.set_source(plain_rows(lines), cursor)
+        rows.focus()
+
+    @on(RowList.Activated, "#context-list")
+    def selected(self, event: RowList.Activated) -> None:
+        if 0 <= event.row < len(self.contexts):
+            self.dismiss(self.contexts[event.row].context)
+
+
 LEGEND_EXTRA: tuple[tuple[str, str, str], ...] = (
+    ("rowlist--mark", "› go", "an overview line Enter goes from (0: the overview)"),
     ("rowlist--mark", "! anomaly", "a finding of check is about this entry (6: the list)"),
     ("rowlist--hit", "search hit", "the bytes of the current search hit (n / N)"),
     ("rowlist--byte", "byte cursor", "the page's cursor byte (Enter follows its u64)"),

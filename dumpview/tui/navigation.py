@@ -2,11 +2,12 @@
 every way it moves to another place.
 
 Owns ``NavigatingScreen``, the main screen's base: the tab shown and the pane each tab gives the
-keys to, the status line, and every jump: go to, Enter on an entry, a range, a finding, a
-memory-map region or a line with an address, following a pointer from the page, search hits
-and bookmarks. A jump records where it left from (``history``), so back and forward work over
-all of them; ``y``/``Y`` copy the address under the cursor. The main screen (``main``) builds
-the tabs and runs the background work.
+keys to, the status line, and every jump: go to (VA, CTX:VA, p:PA), Enter on an overview line,
+an entry, a range, a finding, a memory-map region or a line with an address, following a
+pointer from the page, switching context (``x``). A jump records where it left from, context
+included (``history``), so back and forward work over all of them. Search hits, copy and
+bookmarks (``addresses``) jump through here too. The main screen (``main``) builds the tabs and
+runs the background work.
 """
 
 from __future__ import annotations
@@ -14,31 +15,24 @@ from __future__ import annotations
 import re
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
 from dumpview.model import Dump
 from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.check import Anomaly
-from dumpview.model.contexts import context_numbers
+from dumpview.model.contexts import ContextInfo, context_numbers, contexts
 from dumpview.model.levels import FoldRow, LevelTree, TableRef
+from dumpview.model.location import Location as Place
 from dumpview.model.location import parse_location
 from dumpview.model.memmap import first_mapping
-from dumpview.model.search import SearchResult, next_hit_index, parse_query, search
 from dumpview.model.text import pa_text, parse_address
 from dumpview.tui.bars import TabBar
 from dumpview.tui.hexview import HexView, u64_at
 from dumpview.tui.history import History, Location
-from dumpview.tui.loading import os_error_text
-from dumpview.tui.modals import (
-    GOTO_EXAMPLE,
-    BookmarksScreen,
-    GotoScreen,
-    NoteScreen,
-    SearchScreen,
-    open_modal,
-)
+from dumpview.tui.modals import GOTO_EXAMPLE, ContextsScreen, GotoScreen, open_modal, ttb_words
+from dumpview.tui.overview import OverviewView
 from dumpview.tui.tables import TablesView
 from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView, StatusMessage
 from dumpview.tui.widgets import RowList
@@ -46,6 +40,7 @@ from dumpview.tui.widgets import RowList
 ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
 LISTS = {"memmap": "#memrows", "ranges": "#ranges-list", "crashlog": "#crash", "gpu": "#gpuinfo"}
 LISTS["anomalies"] = "#anomaly-list"
+LISTS["overview"] = "#overview-list"
 FIRST_FOCUS = {"tables": "entries", **{tab: selector[1:] for tab, selector in LISTS.items()}}
 
 
@@ -68,11 +63,8 @@ class NavigatingScreen(Screen):
         super().__init__()
         self.dump = dump
         self.levels = tree
-        self.search_result: SearchResult | None = None
-        self.search_len = 0
-        self.search_last = ""
-        self.hit_index: int | None = None
         self.history = History()
+        self._contexts: list[ContextInfo] | None = None
         self._tab_focus: dict[str, str] = {}  # tab: id of the widget focused there last
         # Read by the loader's thread worker (never here, on the UI thread).
         self.bookmarks = bookmarks if bookmarks is not None else Bookmarks(dump.path)
@@ -245,24 +237,32 @@ class NavigatingScreen(Screen):
         if not text:
             return
         try:
-            where = parse_location(text)
-            if where.physical:
-                pa = where.address
-                vas = self.dump.vas_for_pa(pa)
-                if not vas:
-                    self.status(f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
-                    return
-                aliases = f" ({len(vas)} aliases: {', '.join(f'{v:#x}' for v in vas[:4])})"
-                self.jump(
-                    vas[0], note=f"PA {pa:#x} at VA {vas[0]:#x}" + (aliases if len(vas) > 1 else "")
-                )
-                return
-            if where.context is not None and where.context not in context_numbers(self.dump):
-                self.status(f"go to: the dump has no context {where.context}")
-                return
-            self.jump(where.address, context=where.context)
+            place = parse_location(text)
         except ValueError as exc:
             self.status(f"go to: {exc}")
+            return
+        self.go_to_place(place)
+
+    def go_to_place(
+        self, place: Place, note: str | None = None, context: int | None = None
+    ) -> bool:
+        """Go to a VA of the place's context (else ``context``, else the one browsed) or to a
+        PA (its first VA, the aliases named); False (the status says why) when there is no
+        such context or no VA maps the PA."""
+        if place.physical:
+            pa = place.address
+            vas = self.dump.vas_for_pa(pa)
+            if not vas:
+                self.status(f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
+                return False
+            aliases = f" ({len(vas)} aliases: {', '.join(f'{v:#x}' for v in vas[:4])})"
+            told = note or f"PA {pa:#x} at VA {vas[0]:#x}" + (aliases if len(vas) > 1 else "")
+            return self.jump(vas[0], note=told, context=self.levels.dumped_context)
+        if place.context is not None and place.context not in context_numbers(self.dump):
+            self.status(f"go to: the dump has no context {place.context}")
+            return False
+        wanted = place.context if place.context is not None else context
+        return self.jump(place.address, note=note, context=wanted)
 
     # -- Enter in the panes --
 
@@ -313,10 +313,15 @@ class NavigatingScreen(Screen):
         if anomaly is None:
             view.toggle(event.row)
             return
+        self.go_to_finding(anomaly)
+
+    def go_to_finding(self, anomaly: Anomaly) -> bool:
+        """The entry a finding is about (the table entry for a finding about a table entry,
+        else the page), in the finding's context."""
         if anomaly.va is None:
             self.status(f"{anomaly.kind}: no VA to go to: {anomaly.message}")
-            return
-        self.jump(
+            return False
+        return self.jump(
             anomaly.va,
             note=f"{anomaly.kind}: {anomaly.message}",
             context=self.levels.dumped_context if anomaly.context is None else anomaly.context,
@@ -363,151 +368,55 @@ class NavigatingScreen(Screen):
         shown = shown if len(shown) <= 40 else shown[:39] + "…"
         self.status(f"line {row + 1} ({shown!r}): no VA on this line to go to")
 
-    # -- search --
-
-    def action_search(self) -> None:
-        open_modal(self.app, SearchScreen(self.search_last), self._search_text)
-
-    def _search_text(self, text: str | None) -> None:
-        if not text or not text.strip():
+    @on(RowList.Activated, "#overview-list")
+    def overview_activated(self, event: RowList.Activated) -> None:
+        target = self.query_one(OverviewView).target_at(event.row)
+        if target is None:
+            self.address_line(event.rowlist, event.row)
             return
-        self.search_last = text.strip()
-        try:
-            kind, pattern = parse_query(text)
-        except ValueError as exc:
-            self.status(f"search: {exc}")
-            return
-        self.status(f"searching for {kind} {pattern.hex(' ') if kind != 'string' else text!r}…")
-        self._run_search(pattern)
+        if target.context is not None:
+            self.browse_context(target.context.context)
+        elif target.finding is not None:
+            self.go_to_finding(target.finding)
+        elif target.place is not None:
+            self.go_to_place(target.place, context=self.levels.dumped_context)
 
-    @work(thread=True, exclusive=True, group="search")
-    def _run_search(self, pattern: bytes) -> None:
-        result = search(self.dump, pattern)
-        self.app.call_from_thread(self._search_done, pattern, result)
+    # -- contexts --
 
-    def _search_done(self, pattern: bytes, result: SearchResult) -> None:
-        self.search_result = result
-        self.search_len = len(pattern)
-        more = " (first hits only: limit reached)" if result.truncated else ""
-        summary = (
-            f"{len(result.hits):,} hit(s){more} in {result.pages_searched:,} dumped pages; "
-            f"{result.holes_skipped:,} pages without data skipped"
-        )
-        if not result.hits:
-            self.hit_index = None
-            self.status(f"search: no hits; {summary}")
-            return
-        self.hit_index = next_hit_index(result.hits, self.page_va or 0, forward=True)
-        self._show_hit(summary)
+    def context_infos(self) -> list[ContextInfo]:
+        """The dump's contexts (the triage report's once it is made, else counted now)."""
+        view = self.query_one(OverviewView)
+        if view.report is not None:
+            return list(view.report.contexts)
+        if self._contexts is None:
+            self._contexts = contexts(self.dump)
+        return self._contexts
 
-    def _show_hit(self, summary: str = "") -> None:
-        hit = self.search_result.hits[self.hit_index]
-        self.tables.highlight = (hit.va, self.search_len)
-        self.jump(hit.va, context=self.levels.dumped_context)
-        self.status(
-            f"hit {self.hit_index + 1}/{len(self.search_result.hits)} at VA {hit.va:#x} "
-            f"(PA {hit.pa:#x})" + (f"; {summary}" if summary else "")
-        )
+    def action_contexts(self) -> None:
+        current = self.table.context if self.table is not None else None
+        open_modal(self.app, ContextsScreen(self.context_infos(), current), self._context_chosen)
 
-    def _step_hit(self, forward: bool) -> None:
-        result = self.search_result
-        if result is None or not result.hits:
-            self.status("no search hits: press / to search")
-            return
-        n = len(result.hits)
-        step = self.hit_index + (1 if forward else -1)
-        self.hit_index = step % n
-        wrapped = ""
-        if step >= n:
-            wrapped = "wrapped past the last hit to the first"
-        elif step < 0:
-            wrapped = "wrapped past the first hit to the last"
-        self._show_hit(wrapped)
+    def _context_chosen(self, context: int | None) -> None:
+        if context is not None:
+            self.browse_context(context)
 
-    def action_next_hit(self) -> None:
-        self._step_hit(True)
-
-    def action_previous_hit(self) -> None:
-        self._step_hit(False)
-
-    # -- addresses under the cursor: copy, bookmark --
-
-    def selected_address(self) -> tuple[int, int | None, str] | None:
-        """(VA, PA or None, label) of what the cursor is on, in any tab."""
-        focused = self.focused.id if self.focused is not None else None
-        tab = self.tab
-        if tab == "tables":
-            return self.tables.selected_address(focused)
-        if tab == "ranges":
-            view = self.query_one(RangesView)
-            index = view.range_index(self.query_one("#ranges-list", RowList).cursor)
-            if index is None:
-                return None
-            r = view.table
-            return int(r.va_start[index]), int(r.pa_start[index]), f"range {index + 1}"
-        if tab == "anomalies":
-            view = self.query_one(AnomaliesView)
-            a = view.anomaly_at(self.query_one("#anomaly-list", RowList).cursor)
-            return None if a is None or a.va is None else (a.va, a.pa, a.kind)
-        selector = LISTS.get(tab)
-        if selector is None:
-            return None
-        rowlist = self.query_one(selector, RowList)
-        if not len(rowlist.source):
-            return None
-        text = "".join(piece for piece, _ in rowlist.source.row(rowlist.cursor))
-        match = ADDRESS_RE.search(text)
-        if match is None:
-            return None
-        value = int(match.group(1).replace("_", ""), 16)
-        return value, None, f"line {rowlist.cursor + 1}"
-
-    def _copy(self, physical: bool) -> None:
-        selected = self.selected_address()
-        name = "PA" if physical else "VA"
-        if selected is None or (physical and selected[1] is None):
-            self.status(f"copy: no {name} under the cursor")
-            return
-        va, pa, label = selected
-        value = pa if physical else va
-        self.app.copy_to_clipboard(f"{value:#x}")
-        self.status(f"copied {name} {value:#x} ({label}) to the clipboard")
-
-    def action_copy_va(self) -> None:
-        self._copy(False)
-
-    def action_copy_pa(self) -> None:
-        self._copy(True)
-
-    def action_bookmark(self) -> None:
-        selected = self.selected_address()
-        if selected is None:
-            self.status("bookmark: nothing with an address under the cursor")
-            return
-        va, _pa, label = selected
-        existing = self.bookmarks.get(va)
-        note = existing.note if existing is not None else ""
-
-        def noted(text: str | None) -> None:
-            if text is None:
-                self.status("bookmark: cancelled")
-                return
-            self.bookmarks.add(va, label, text.strip())
-            try:
-                self.bookmarks.save()
-            except OSError as exc:
-                self.status(f"bookmark kept for this session only: {os_error_text(exc)}")
-                return
-            self.status(f"bookmarked {va:#x}: {label}" + (f" — {text.strip()}" if text else ""))
-
-        open_modal(self.app, NoteScreen(va, label, note), noted)
-
-    def action_bookmarks(self) -> None:
-        open_modal(self.app, BookmarksScreen(self.bookmarks), self._bookmark_chosen)
-
-    def _bookmark_chosen(self, va: int | None) -> None:
-        if va is not None:
-            bookmark = self.bookmarks.get(va)
-            note = bookmark.note if bookmark is not None else ""
-            if self.jump(va) and note:
-                self.status(f"bookmark {va:#x}: {note}")
+    def browse_context(self, context: int) -> bool:
+        """Show ``context``'s top table on the Tables tab (a jump: back returns), the status
+        saying what the context is."""
+        root = next((r for r in self.levels.roots if r.context == context), None)
+        if root is None:
+            self.status(f"the dump has no context {context}")
+            return False
+        here = self.location()
+        self.show_tab("tables", focus=False)
+        self.tables.show_table(root)
+        self.tables.reveal(root)
+        self.query_one("#entries", RowList).focus()
+        self.history.record(here)
+        info = next((c for c in self.context_infos() if c.context == context), None)
+        if info is None:
+            self.status(f"context {context}")
+            return True
+        state = "dumped" if info.dumped else "tables only (its pages are not in the dump)"
+        self.status(f"context {context}: ASID {info.asid}, {ttb_words(info)}, {state}")
+        return True

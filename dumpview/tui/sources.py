@@ -158,7 +158,7 @@ def entry_row(
     if isinstance(entry, FoldRow):
         last = entry.first_index + entry.count - 1
         keys = {c.key for c in columns}
-        lead = f"{entry.first_index:04d}-{last:04d} " if "idx" in keys else ""
+        lead = f"{entry.first_index:04d}-{last:04d} " if "idx" in keys else " "
         text = (
             f"{lead}{entry.va:016x}  {human_size(entry.span_bytes):>5}  {entry.count} empty entries"
         )

@@ -40,6 +40,22 @@ NARROW_SCREEN = 140
 DETAILS_MIN = 40  # columns the entry bits keep beside the page
 
 
+def context_label(dump: Dump, context: int, dumped_context: int) -> str:
+    """A context's tree label, "ctx 1 tables ASID 1 owned": dumped or only its tables carried
+    (first: a narrow tree cuts the end), the ASID (the UAT's is the TTB slot), the TTB owned by
+    the driver or borrowed from the firmware when the dump says."""
+    extension = dump.extension
+    spaces = {s.context: s for s in extension.spaces} if extension is not None else {}
+    space = spaces.get(context)
+    owned = (
+        ""
+        if space is None or space.ttb_owned is None
+        else (" owned" if space.ttb_owned else " borrowed")
+    )
+    state = "dumped" if context == dumped_context else "tables"
+    return f"ctx {context} {state} ASID {context}{owned}"
+
+
 @dataclass(frozen=True)
 class Arrangement:
     """How the Tables tab lays out at some width."""
@@ -102,8 +118,7 @@ class TablesView(Horizontal):
     def on_mount(self) -> None:
         tree = self.query_one(LevelsTree)
         for root in self.levels.roots:
-            dumped = " (dumped)" if self.levels.is_dumped_context(root.context) else ""
-            label = f"ctx {root.context} L{root.level}{dumped}"
+            label = context_label(self.dump, root.context, self.levels.dumped_context)
             self._tree_nodes[root] = tree.root.add(label, data=root, allow_expand=root.carried)
         tree.on_expand = self.node_expanding
         tree.on_node = self.node_highlighted

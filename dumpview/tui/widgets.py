@@ -298,7 +298,10 @@ class RowList(ScrollView, can_focus=True):
                 self.on_cursor(new)  # same frame as the cursor itself
             self.post_message(self.Highlighted(self, new))
 
-    def scroll_to_cursor(self, center: bool = False) -> None:
+    def scroll_to_cursor(self, center: bool = False, again: bool = True) -> None:
+        if not self.size.height and again:  # not laid out yet (a tab shown the first time):
+            self.call_after_refresh(self.scroll_to_cursor, center, False)  # once it is
+            return
         region = Region(self.scroll_x, self.cursor + self.header_lines, 1, 1)
         self.scroll_to_region(
             region,
