@@ -9,22 +9,45 @@ not change.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Label, OptionList, Select, Static, Tree
+from textual.widgets import Input, Label, OptionList, Static
+from tui_pilot import (
+    DRIVER,
+    FAULTS,
+    HEX_ROW,
+    MINIMAL,
+    ROOT,
+    SAMPLES,
+    SNAP_SIZE,
+    USER_CONTEXTS,
+    all_rows,
+    copy_sample,
+    drive,
+    fill_in,
+    first_page,
+    go_to,
+    modal,
+    model,
+    page_rows,
+    row_text,
+    run_search,
+    sha256,
+    status,
+    text_of,
+    wait_error,
+    wait_main,
+    wait_until,
+)
 
-from dumpview.model import Dump, DumpError, open_dump
+from dumpview.model import DumpError, open_dump
 from dumpview.model.bookmarks import sidecar_path
 from dumpview.model.crash import crashlog_sections
 from dumpview.model.levels import EntryRow, LevelTree
@@ -32,180 +55,24 @@ from dumpview.model.ranges import ranges
 from dumpview.model.search import next_hit_index, search
 from dumpview.tui.app import (
     BookmarksScreen,
+    ConfirmScreen,
     DumpviewApp,
-    ErrorScreen,
     GotoScreen,
     HelpScreen,
     MainScreen,
-    SearchScreen,
+    NoteScreen,
 )
 from dumpview.tui.keys import KEYS
 from dumpview.tui.sources import HEX_ROW_BYTES, PageSource
+from dumpview.tui.tree import LevelsTree
 from dumpview.tui.widgets import RowList
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "samples"
-MINIMAL = SAMPLES / "minimal.dump"
-FAULTS = SAMPLES / "faults.dump"
-DRIVER = SAMPLES / "minimal-driver.dump"
-USER_CONTEXTS = SAMPLES / "user-contexts.dump"
-SIZE = (160, 48)
-SNAP_SIZE = (140, 40)
-WAIT_STEP = 0.05
-WAIT_STEPS = 200  # 10 s: far beyond the ~0.5 s a sample takes to open
-HEX_ROW = re.compile(r"^([0-9a-f]{16})  ([0-9a-f ]+?)  \|")
-
-
-# ---- helpers -----------------------------------------------------------------------------------
-
-
-def drive(path: str | Path, body: Callable[[Pilot], Awaitable[None]], size=SIZE) -> DumpviewApp:
-    """Run the app on ``path`` headless, ``body(pilot)`` inside; return the app when it is done."""
-
-    async def main() -> DumpviewApp:
-        app = DumpviewApp(path)
-        async with app.run_test(size=size) as pilot:
-            await body(pilot)
-        return app
-
-    return asyncio.run(main())
-
-
-async def wait_until(pilot: Pilot, ready: Callable[[], bool], what: str) -> None:
-    """Poll ``ready`` between short pauses, up to a bound (then fail naming ``what``)."""
-    for _ in range(WAIT_STEPS):
-        if ready():
-            await pilot.pause()
-            return
-        await pilot.pause(WAIT_STEP)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def wait_main(pilot: Pilot) -> MainScreen:
-    """The main screen, once it is mounted and has drawn its first table and status."""
-    app = pilot.app
-
-    def ready() -> bool:
-        screen = app.screen
-        return (
-            isinstance(screen, MainScreen)
-            and screen.is_mounted
-            and screen.table is not None
-            and bool(status(screen))
-        )
-
-    await wait_until(pilot, ready, "the main screen")
-    return app.screen
-
-
-async def wait_error(pilot: Pilot) -> ErrorScreen:
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ErrorScreen), "the error screen")
-    return pilot.app.screen
-
-
-def text_of(widget: Static) -> str:
-    """What a Static/Label shows (markup resolved), as plain text."""
-    return str(widget.visual)
-
-
-def status(screen: MainScreen) -> str:
-    return text_of(screen.query_one("#status", Static))
-
-
-def row_text(rowlist: RowList, index: int) -> str:
-    return "".join(piece for piece, _ in rowlist.source.row(index))
-
-
-def all_rows(rowlist: RowList) -> list[str]:
-    return [row_text(rowlist, i) for i in range(len(rowlist.source))]
-
-
-async def modal(pilot: Pilot, key: str, kind: type) -> None:
-    await pilot.press(key)
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, kind), kind.__name__)
-
-
-async def fill_in(pilot: Pilot, entry: Input, text: str, typed: bool) -> None:
-    """Put ``text`` in the focused ``entry`` (key by key when ``typed``: ~60 ms a key), Enter."""
-    assert pilot.app.focused is entry
-    if typed:
-        entry.value = ""
-        await pilot.press(*text)
-        assert entry.value == text
-    else:
-        entry.value = text
-    await pilot.press("enter")
-
-
-# Put in the status line before a prompt's Enter: whatever the app reports replaces it, so
-# waiting for it to go away waits for the prompt's callback (and the search worker) to have run.
-PENDING = "(test: waiting for the app to answer)"
-
-
-async def answered(pilot: Pilot, screen: MainScreen, what: str) -> None:
-    def done() -> bool:
-        text = status(screen)
-        return pilot.app.screen is screen and text != PENDING and not text.startswith("searching")
-
-    await wait_until(pilot, done, what)
-
-
-async def go_to(pilot: Pilot, text: str, typed: bool = False) -> None:
-    """g, ``text``, Enter: as a person does it; returns once the app has answered."""
-    screen = pilot.app.screen
-    assert isinstance(screen, MainScreen)
-    await modal(pilot, "g", GotoScreen)
-    screen.status(PENDING)
-    await fill_in(pilot, pilot.app.screen.query_one("#goto-input", Input), text, typed)
-    await answered(pilot, screen, f"go to {text!r}")
-
-
-async def run_search(
-    pilot: Pilot, screen: MainScreen, text: str, kind: str = "hex", typed: bool = False
-) -> None:
-    """/, pick ``kind``, ``text``, Enter; returns once the search worker has reported."""
-    await modal(pilot, "slash", SearchScreen)
-    prompt = pilot.app.screen
-    prompt.query_one("#search-kind", Select).value = kind
-    screen.status(PENDING)
-    await fill_in(pilot, prompt.query_one("#search-input", Input), text, typed)
-    await answered(pilot, screen, f"the search for {text!r}")
-
-
-def page_rows(screen: MainScreen) -> list[tuple[int, bytes]]:
-    """(VA, bytes) of every hex row of the page view (u8 units)."""
-    out = []
-    for line in all_rows(screen.query_one("#page", RowList)):
-        m = HEX_ROW.match(line)
-        assert m, f"not a hex row: {line!r}"
-        out.append((int(m.group(1), 16), bytes.fromhex(m.group(2))))
-    return out
-
-
-@contextmanager
-def model(path: Path) -> Iterator[Dump]:
-    with open_dump(path) as dump:
-        yield dump
-
-
-def first_page(dump: Dump, dumped: bool = True):
-    return next(p for p in dump.pages() if p.dumped == dumped)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def copy_sample(sample: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / sample.name
-    shutil.copyfile(sample, dest)
-    return dest
-
 
 # ---- navigation ----------------------------------------------------------------------------------
 
 
-def test_opens_on_the_ttb_of_context_0_and_enter_descends() -> None:
+def test_opens_on_the_overview_then_1_shows_the_ttb_of_context_0_and_enter_descends() -> None:
+    """minimal.dump has a crash log: the overview comes first; 1 shows the tables with the
+    keys on the entries of context 0's TTB."""
     with model(MINIMAL) as dump:
         tree = LevelTree(dump)
         ttb = tree.roots[0]
@@ -217,6 +84,9 @@ def test_opens_on_the_ttb_of_context_0_and_enter_descends() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
+        assert screen.tab == "overview"
+        assert pilot.app.focused is screen.query_one("#overview-list", RowList)
+        await pilot.press("1")
         assert screen.table == ttb and ttb.context == 0 and ttb.depth == 0
         title = text_of(screen.query_one("#entries-title", Static))
         assert title.startswith(f"ctx 0  L{ttb.level} table PA {ttb.pa:#x}")
@@ -232,7 +102,7 @@ def test_opens_on_the_ttb_of_context_0_and_enter_descends() -> None:
         assert title.startswith(f"ctx 0  L{child.level} table PA {child.pa:#x}")
         assert f"VA {child.va_start:#x}" in title
         # the tree followed: its cursor is on the child's node
-        assert screen.query_one("#levels", Tree).cursor_node.data == child
+        assert screen.query_one(LevelsTree).cursor_node.data == child
 
     drive(MINIMAL, body)
 
@@ -247,7 +117,7 @@ def test_tree_loads_children_lazily() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
-        levels = screen.query_one("#levels", Tree)
+        levels = screen.query_one(LevelsTree)
         (root_node,) = levels.root.children
         assert root_node.data == ttb and root_node.is_expanded
         node = next(n for n in root_node.children if n.data == l2)
@@ -282,14 +152,15 @@ def test_mouse_click_moves_the_cursor_double_click_opens_and_tab_keys() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
+        await pilot.press("1")
         entries = screen.query_one("#entries", RowList)
         assert entries.cursor == 0
-        assert await pilot.click("#entries", offset=(10, 2))
+        assert await pilot.click("#entries", offset=(10, 3))  # row 2, under the header
         await pilot.pause()
         assert entries.cursor == 2
         details = screen.query_one("#details", RowList)
         assert row_text(details, 0).startswith(f"L{screen.table.level}[{entry.index}] ")
-        assert await pilot.click("#entries", offset=(10, 2), times=2)
+        assert await pilot.click("#entries", offset=(10, 3), times=2)
         await pilot.pause()
         assert screen.table == child
         tabs = screen.query_one("#tabs")
@@ -323,7 +194,7 @@ def test_goto_a_dumped_va_selects_the_leaf_and_shows_the_page() -> None:
         assert screen.table == table
         assert screen.rows.is_leaf_level
         # the tree was expanded down to the leaf table (loaded just now) and its cursor is there
-        assert screen.query_one("#levels", Tree).cursor_node.data == table
+        assert screen.query_one(LevelsTree).cursor_node.data == table
         entries = screen.query_one("#entries", RowList)
         entry = screen.rows.row(entries.cursor)
         assert isinstance(entry, EntryRow)
@@ -535,6 +406,8 @@ def test_search_hex_counts_hits_and_holes_and_n_N_cycle() -> None:
         assert f"{len(hits):,} hit(s) in {result.pages_searched:,} dumped pages" in text
         assert f"{result.holes_skipped:,} pages without data skipped" in text
 
+        ascii_of = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in pattern)
+
         def check_highlight(hit_va: int) -> None:
             view = screen.query_one("#page", RowList)
             source = view.source
@@ -542,19 +415,24 @@ def test_search_hex_counts_hits_and_holes_and_n_N_cycle() -> None:
             assert source.highlight == (hit_va, len(pattern))
             row = source.row_of_va(hit_va)
             assert view.cursor == row
+            assert view.cursor_va == hit_va  # the byte cursor is on the hit's first byte
             marked = [text for text, style in source.row(row) if style == "rowlist--hit"]
-            assert marked == [pattern.hex(" ")]
+            assert marked == [pattern.hex(" "), ascii_of]  # in the hex and the ASCII column
 
         check_highlight(hit.va)
         index = start
         for key, step in (("n", 1), ("n", 1), ("N", -1), ("N", -1), ("N", -1)):
             await pilot.press(key)
+            wraps = not 0 <= index + step < len(hits)
             index = (index + step) % len(hits)
-            assert status(screen) == (
+            expected = (
                 f"hit {index + 1}/{len(hits)} at VA {hits[index].va:#x} (PA {hits[index].pa:#x})"
             )
+            if wraps:
+                expected += "; wrapped past the first hit to the last"
+            assert status(screen) == expected
             check_highlight(hits[index].va)
-        assert index == len(hits) - 1  # N wrapped around from the first hit
+        assert index == len(hits) - 1  # N wrapped around from the first hit, and said so
 
     drive(MINIMAL, body)
 
@@ -570,7 +448,7 @@ def test_search_string_and_no_hits_and_bad_hex() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
-        await run_search(pilot, screen, text, kind="string")
+        await run_search(pilot, screen, f'"{text}"')
         first = found.hits[next_hit_index(found.hits, 0)]
         assert status(screen).startswith(f"hit 1/{len(found.hits)} at VA {first.va:#x}")
         assert screen.page_va == first.va & ~0x3FFF
@@ -582,9 +460,13 @@ def test_search_string_and_no_hits_and_bad_hex() -> None:
         await pilot.press("n")
         assert status(screen) == "no search hits: press / to search"
         await run_search(pilot, screen, "zz 12")
-        assert status(screen) == "search: hex pattern: 'z' is not a hex digit"
+        assert status(screen) == (
+            "search: hex pattern: 'z' is not a hex digit (a string goes in quotes: \"zz 12\")"
+        )
         await run_search(pilot, screen, "abc")
-        assert status(screen) == "search: hex pattern: 3 digits, need an even number"
+        assert status(screen) == (
+            'search: hex pattern: 3 digits, need an even number (a string goes in quotes: "abc")'
+        )
 
     drive(MINIMAL, body)
 
@@ -592,7 +474,7 @@ def test_search_string_and_no_hits_and_bad_hex() -> None:
 # ---- bookmarks -----------------------------------------------------------------------------------
 
 
-def test_bookmarks_add_list_go_delete(tmp_path: Path) -> None:
+def test_bookmarks_exact_va_note_list_go_edit_and_delete_asks(tmp_path: Path) -> None:
     dump_path = copy_sample(MINIMAL, tmp_path)
     digest = sha256(dump_path)
     sidecar = sidecar_path(dump_path)
@@ -600,25 +482,39 @@ def test_bookmarks_add_list_go_delete(tmp_path: Path) -> None:
         pages = [p for p in dump.pages() if p.dumped]
         target, elsewhere = pages[3], pages[-1]
 
-    def saved() -> list[int]:
+    def saved() -> list[tuple[int, str]]:
         document = json.loads(sidecar.read_text())
         assert document["dump"] == dump_path.name
-        return [int(b["va"], 16) for b in document["bookmarks"]]
+        return [(int(b["va"], 16), b.get("note", "")) for b in document["bookmarks"]]
+
+    async def bookmark(pilot: Pilot, screen: MainScreen, note: str | None) -> None:
+        """b, then the note (None: Escape)."""
+        await modal(pilot, "b", NoteScreen)
+        prompt = pilot.app.screen
+        if note is None:
+            await pilot.press("escape")
+        else:
+            await fill_in(pilot, prompt.query_one("#note-input", Input), note, typed=False)
+        await wait_until(pilot, lambda: pilot.app.screen is screen, "the note prompt to close")
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
         await go_to(pilot, f"{target.va:#x}")
         assert not sidecar.exists()
-        await pilot.press("b")
+        await bookmark(pilot, screen, None)  # Escape: no bookmark
+        assert status(screen) == "bookmark: cancelled" and not sidecar.exists()
+        await bookmark(pilot, screen, "ring buffer head")
         assert status(screen).startswith(f"bookmarked {target.va:#x}: L3[")
-        assert sidecar.exists() and saved() == [target.va]
-        # a second one from the page view: Enter on the leaf focuses the page, then two rows down
+        assert status(screen).endswith(" — ring buffer head")
+        assert sidecar.exists() and saved() == [(target.va, "ring buffer head")]
+        # a second one from the page: Enter on the leaf focuses the page, then the exact byte
         await pilot.press("enter")
         assert pilot.app.focused is screen.query_one("#page", RowList)
-        await pilot.press("down", "down", "b")
-        in_page = target.va + 2 * HEX_ROW_BYTES
-        assert status(screen) == f"bookmarked {in_page:#x}: page {target.va:#x} + 0x20"
-        assert saved() == [target.va, in_page]
+        await pilot.press("down", "down", "right", "right", "right")
+        in_page = target.va + 2 * HEX_ROW_BYTES + 3
+        await bookmark(pilot, screen, "")
+        assert status(screen) == f"bookmarked {in_page:#x}: page {target.va:#x} + 0x23"
+        assert saved() == [(target.va, "ring buffer head"), (in_page, "")]
 
         await go_to(pilot, f"{elsewhere.va:#x}")
         assert screen.page_va == elsewhere.va
@@ -626,23 +522,50 @@ def test_bookmarks_add_list_go_delete(tmp_path: Path) -> None:
         options = pilot.app.screen.query_one("#bookmark-list", OptionList)
         shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert shown[0].startswith(f"{target.va:#018x}  L3[")
-        assert shown[1] == f"{in_page:#018x}  page {target.va:#x} + 0x20"
-        await pilot.press("enter")  # the first one
+        assert shown[0].endswith("  — ring buffer head")
+        assert shown[1] == f"{in_page:#018x}  page {target.va:#x} + 0x23"
+        await pilot.press("down", "enter")  # the second one: the exact byte
         await wait_until(pilot, lambda: pilot.app.screen is screen, "the list to close")
         assert screen.page_va == target.va
-        assert status(screen).startswith(f"VA {target.va:#x} -> PA {target.pa:#x}")
+        assert screen.query_one("#page", RowList).cursor_va == in_page
+        assert status(screen).startswith(f"VA {in_page:#x} -> PA {target.pa + 0x23:#x}")
 
-        await modal(pilot, "B", BookmarksScreen)
+        # e edits the note; d asks, n keeps, y deletes
+        lists = await open_list(pilot)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, NoteScreen), "the note")
+        note_input = pilot.app.screen.query_one("#note-input", Input)
+        assert note_input.value == "ring buffer head"
+        await fill_in(pilot, note_input, "ring head (tail at +0x40)", typed=False)
+        await wait_until(pilot, lambda: pilot.app.screen is lists, "the list again")
+        assert saved()[0] == (target.va, "ring head (tail at +0x40)")
         await pilot.press("d")
-        assert saved() == [in_page]
-        options = pilot.app.screen.query_one("#bookmark-list", OptionList)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), "the ask")
+        question = text_of(pilot.app.screen.query_one("#confirm-question", Label))
+        assert question == f"Delete the bookmark at {target.va:#x} (ring head (tail at +0x40))?"
+        await pilot.press("n")
+        await wait_until(pilot, lambda: pilot.app.screen is lists, "the list again")
+        assert len(saved()) == 2  # kept
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), "the ask")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: pilot.app.screen is lists, "the list again")
+        assert saved() == [(in_page, "")]
+        options = lists.query_one("#bookmark-list", OptionList)
         assert options.option_count == 1
         assert str(options.get_option_at_index(0).prompt).startswith(f"{in_page:#018x}")
         await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), "the ask")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: pilot.app.screen is lists, "the list again")
         assert saved() == []
-        assert options.get_option_at_index(0).disabled  # "no bookmarks yet"
+        assert lists.query_one("#bookmark-list", OptionList).get_option_at_index(0).disabled
         await pilot.press("escape")
         await wait_until(pilot, lambda: pilot.app.screen is screen, "the list to close")
+
+    async def open_list(pilot: Pilot) -> BookmarksScreen:
+        await modal(pilot, "B", BookmarksScreen)
+        return pilot.app.screen
 
     drive(dump_path, body)
     assert sha256(dump_path) == digest
@@ -768,13 +691,14 @@ def test_help_and_the_command_palette_cover_every_key() -> None:
         app = pilot.app
         await modal(pilot, "question_mark", HelpScreen)
         lines = all_rows(app.screen.query_one("#help-list", RowList))
+        text = "\n".join(lines).replace("\n" + " " * 33, " ")  # long descriptions continue
         for key in KEYS:
-            assert f"  {key.shown:<30} {key.help}" in lines, key
+            assert f"  {key.shown:<30} {key.help}\n" in text, key
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, "help to close")
         commands = {c.title: c for c in app.get_system_commands(screen)}
         for key in KEYS:
-            command = commands.get(f"{key.title} ({key.shown})")
+            command = commands.get(key.palette_title)
             assert command is not None, key
             assert command.help == key.help
         await commands["Ranges (3)"].callback()
@@ -812,7 +736,7 @@ def test_enter_on_a_range_jumps_to_its_va() -> None:
         title = text_of(screen.query_one("#ranges-title", Static))
         assert title.startswith(f"{len(table):,} ranges")
         assert row_text(listing, k).startswith(f" {target.va_start:016x}-{target.va_end:016x}")
-        assert await pilot.click("#ranges-list", offset=(5, k))
+        assert await pilot.click("#ranges-list", offset=(5, k + 1))  # under the header
         await pilot.pause()
         assert listing.cursor == k and pilot.app.focused is listing
         await pilot.press("enter")
@@ -853,12 +777,14 @@ def test_crash_log_tab_and_enter_on_the_far_line() -> None:
             f"VA {far:#x} is not mapped: the walk stopped at L{walk.stopped_level}: "
             f"{walk.stopped_reason}"
         )
-        # a line without an address says so
+        # a line without an address says which one, and the cursor stays on it
         await pilot.press("4")
         crash.focus()
         crash.cursor = 0
         await pilot.press("enter")
-        assert status(screen) == "no VA on this line to go to"
+        assert status(screen) == f"line 1 ({lines[0].strip()!r}): no VA on this line to go to"
+        assert screen.query_one("#tabs").active == "crashlog"
+        assert crash.cursor == 0 and pilot.app.focused is crash
 
     drive(FAULTS, body)
 
@@ -894,11 +820,16 @@ def test_user_contexts_three_roots_and_undumped_leaves() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
-        levels = screen.query_one("#levels", Tree)
+        await pilot.press("1")
+        levels = screen.query_one(LevelsTree)
         nodes = list(levels.root.children)
         assert [n.data for n in nodes] == list(roots)
         assert [r.context for r in roots] == [0, 1, 2]
-        assert [str(n.label) for n in nodes] == ["ctx 0 L1 (dumped)", "ctx 1 L1", "ctx 2 L1"]
+        assert [str(n.label) for n in nodes] == [
+            "ctx 0 dumped ASID 0 borrowed",
+            "ctx 1 tables ASID 1 owned",
+            "ctx 2 tables ASID 2 owned",
+        ]
         levels.move_cursor(nodes[1])
         await pilot.pause()
         assert screen.table == ctx1
@@ -974,8 +905,12 @@ def snapshot_steps(name: str) -> Callable[[Pilot], Awaitable[None]]:
     async def steps(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
         await wait_until(pilot, lambda: screen.range_table is not None, "the ranges")
+        await wait_until(pilot, lambda: screen.check_result is not None, "check")
         if name == "tables-leaf":
             await go_to(pilot, f"{leaf:#x}")
+        elif name == "page-inspector":
+            await go_to(pilot, f"{leaf + 0x13:#x}")
+            screen.query_one("#page", RowList).focus()
         elif name == "not-dumped":
             await go_to(pilot, f"{hole:#x}")
         elif name == "memmap":
@@ -988,8 +923,12 @@ def snapshot_steps(name: str) -> Callable[[Pilot], Awaitable[None]]:
             await pilot.press("4")
         elif name == "gpu":
             await pilot.press("5")
+        elif name == "anomalies":
+            await pilot.press("6")
         elif name == "help":
             await modal(pilot, "question_mark", HelpScreen)
+        elif name == "overview":
+            assert screen.tab == "overview" and screen.triage is not None  # the first screen
         await pilot.pause()
 
     return steps
@@ -1002,6 +941,19 @@ def test_snapshot_views(snap_compare, monkeypatch: pytest.MonkeyPatch, name: str
     monkeypatch.chdir(ROOT)  # the GPU info tab prints the path as given
     app = DumpviewApp("samples/faults.dump")
     assert snap_compare(app, terminal_size=SNAP_SIZE, run_before=snapshot_steps(name))
+
+
+@pytest.mark.parametrize("size", [(100, 30), (180, 50)], ids=["100x30", "180x50"])
+@pytest.mark.parametrize("name", ["overview", "anomalies", "page-inspector"])
+def test_snapshot_conclusions_and_the_page(
+    snap_compare, monkeypatch: pytest.MonkeyPatch, name: str, size: tuple[int, int]
+) -> None:
+    """The overview (the triage report, the first screen of a dump with a crash log), the
+    anomalies view, and the page pane with its byte cursor and data inspector, at the
+    smallest and a common terminal size."""
+    monkeypatch.chdir(ROOT)
+    app = DumpviewApp("samples/faults.dump")
+    assert snap_compare(app, terminal_size=size, run_before=snapshot_steps(name))
 
 
 def test_snapshot_error_screen(
@@ -1031,8 +983,9 @@ def test_lpae_block_row_shows_its_size_views_and_the_page_inside() -> None:
 
     async def body(pilot: Pilot) -> None:
         screen = await wait_main(pilot)
-        header = [text_of(w) for w in screen.query(".header").results(Static)]
-        assert any("priv unpriv nG AF" in h for h in header)
+        entries = screen.query_one("#entries", RowList)
+        header = "".join(text for text, _ in entries.header)
+        assert "priv unpriv nG AF" in header
         await go_to(pilot, f"{va:#x}", typed=False)
         assert screen.table.level == 2 and not screen.rows.is_leaf_level
         entries = screen.query_one("#entries", RowList)

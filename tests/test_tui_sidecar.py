@@ -1,7 +1,7 @@
 """The inspector and the bookmarks sidecar: read in the loader's thread worker (never on the UI
 thread), only when it is a small regular file; anything else (a FIFO that would block, a link
-to a device, a link to another file) is one line in the status bar, and ``b`` then keeps the
-bookmark for the session without writing anywhere.
+to a device, a link to another file) is one line in the status bar, and ``b`` (then Enter on
+its note prompt) keeps the bookmark for the session without writing anywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from textual.pilot import Pilot
 
 from dumpview.model import bookmarks as bookmarks_module
 from dumpview.model.bookmarks import sidecar_path
+from dumpview.tui.modals import NoteScreen
 from tests.test_tui import MINIMAL, drive, status, wait_main
+from tests.tui_pilot import modal, wait_until
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -69,7 +71,10 @@ def test_a_planted_sidecar_is_one_status_line_and_never_written(tmp_path: Path, 
         assert time.monotonic() - started < 10  # a FIFO did not hang the loader
         text = status(screen)
         assert "\n" not in text and "bookmarks file" in text and "kept for this session" in text
-        await pilot.press("b")
+        await pilot.press("1")  # an entry of the tables to bookmark
+        await modal(pilot, "b", NoteScreen)  # the note prompt; Enter keeps it without one
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pilot.app.screen is screen, "the note prompt closed")
         assert status(screen).startswith("bookmark kept for this session only: ")
         assert "refusing" in status(screen)
         assert len(screen.bookmarks.items) == 1

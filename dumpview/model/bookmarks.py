@@ -1,8 +1,9 @@
 """Bookmarks: labelled VAs kept in a sidecar file beside the dump, never in the dump itself.
 
 Owns the sidecar's name (``sidecar_path``: "<dump file name>.bookmarks.json" in the dump's
-directory), its JSON layout (schema "dumpview-bookmarks/1", VAs as "0x..." strings) and the
-in-memory set (``Bookmarks``: one label per VA, listed in VA order).
+directory), its JSON layout (schema "dumpview-bookmarks/1", VAs as "0x..." strings, an optional
+"note" per bookmark) and the in-memory set (``Bookmarks``: one label and note per exact VA,
+listed in VA order).
 
 The sidecar is read only when it is a small regular file: ``read_sidecar`` looks at it with
 ``lstat`` (a symbolic link is not followed), opens it ``O_NOFOLLOW|O_NONBLOCK`` (a FIFO planted
@@ -19,8 +20,8 @@ missing sidecar is simply empty, no warning). ``Bookmarks.save`` writes through
 ``dumpview.output.open_output`` (atomically: an exclusive temporary file in the same directory,
 fsynced, renamed over the sidecar; never through a link) and raises ``OSError`` only, naming
 the sidecar: when it is not a regular file, when it would be the dump file itself, or when the
-file system refuses. ``add`` raises ``ValueError`` for a VA outside 0..2**64-1 or a label that
-is not a string.
+file system refuses. ``add`` raises ``ValueError`` for a VA outside 0..2**64-1 or a label or
+note that is not a string.
 """
 
 from __future__ import annotations
@@ -118,18 +119,21 @@ def sidecar_path(dump_path: str | os.PathLike[str]) -> Path:
 @dataclass(frozen=True)
 class Bookmark:
     va: int
-    label: str
+    label: str  # what was there when it was made ("L3[5] page dumped", "page 0x… + 0x48")
+    note: str = ""  # what the person wrote
 
 
-def _check(va: int, label: str) -> None:
+def _check(va: int, label: str, note: str = "") -> None:
     if isinstance(va, bool) or not isinstance(va, int) or not 0 <= va <= U64_MAX:
         raise ValueError(f"bookmark VA {va!r} is not an address (0..{U64_MAX:#x})")
     if not isinstance(label, str):
         raise ValueError(f"bookmark label {label!r} is not text")
+    if not isinstance(note, str):
+        raise ValueError(f"bookmark note {note!r} is not text")
 
 
-def _parse(document: object) -> dict[int, str]:
-    """{va: label} from a parsed sidecar; ValueError naming the first problem."""
+def _parse(document: object) -> dict[int, tuple[str, str]]:
+    """{va: (label, note)} from a parsed sidecar; ValueError naming the first problem."""
     if not isinstance(document, dict):
         raise ValueError("the top level is not a JSON object")
     if document.get("schema") != SCHEMA:
@@ -137,7 +141,7 @@ def _parse(document: object) -> dict[int, str]:
     rows = document.get("bookmarks")
     if not isinstance(rows, list):
         raise ValueError('"bookmarks" is not a list')
-    out: dict[int, str] = {}
+    out: dict[int, tuple[str, str]] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("va"), str):
             raise ValueError(f'bookmark #{i} has no "va" string')
@@ -145,11 +149,12 @@ def _parse(document: object) -> dict[int, str]:
             va = int(row["va"], 16)
         except ValueError:
             raise ValueError(f"bookmark #{i}: VA {row['va']!r} is not hex") from None
+        note = row.get("note", "")
         try:
-            _check(va, row.get("label"))
+            _check(va, row.get("label"), note)
         except ValueError as exc:
             raise ValueError(f"bookmark #{i}: {exc}") from None
-        out[va] = row["label"]
+        out[va] = (row["label"], note)
     return out
 
 
@@ -161,7 +166,7 @@ class Bookmarks:
         self.path = sidecar_path(dump_path)
         self.warning = warning
         self.writable = True  # False: the sidecar path is not ours to write (see warning)
-        self._labels: dict[int, str] = {}
+        self._labels: dict[int, tuple[str, str]] = {}  # va: (label, note)
 
     @classmethod
     def load(cls, dump_path: str | os.PathLike[str]) -> Bookmarks:
@@ -189,10 +194,15 @@ class Bookmarks:
             bookmarks.warning = f"bookmarks file {bookmarks.path} is not usable: {exc}"
         return bookmarks
 
-    def add(self, va: int, label: str) -> None:
-        """Bookmark ``va``; a bookmark already at ``va`` gets the new label."""
-        _check(va, label)
-        self._labels[va] = label
+    def add(self, va: int, label: str, note: str = "") -> None:
+        """Bookmark ``va``; a bookmark already at ``va`` gets the new label and note."""
+        _check(va, label, note)
+        self._labels[va] = (label, note)
+
+    def get(self, va: int) -> Bookmark | None:
+        """The bookmark at exactly ``va``, or None."""
+        found = self._labels.get(va)
+        return None if found is None else Bookmark(va, *found)
 
     def remove(self, va: int) -> bool:
         """Drop the bookmark at ``va``; False when there was none."""
@@ -200,14 +210,17 @@ class Bookmarks:
 
     @property
     def items(self) -> list[Bookmark]:
-        return [Bookmark(va, self._labels[va]) for va in sorted(self._labels)]
+        return [Bookmark(va, *self._labels[va]) for va in sorted(self._labels)]
 
     def _document(self) -> dict:
         """The sidecar's JSON document."""
         return {
             "schema": SCHEMA,
             "dump": self.dump_path.name,
-            "bookmarks": [{"va": f"{b.va:#x}", "label": b.label} for b in self.items],
+            "bookmarks": [
+                {"va": f"{b.va:#x}", "label": b.label, **({"note": b.note} if b.note else {})}
+                for b in self.items
+            ],
         }
 
     def save(self) -> None:

@@ -396,7 +396,8 @@ def open_for_browsing(
     """Open ``path`` and compute everything the inspector's first screen reads, so that a
     broken file fails here (where the app shows its error screen) and not while drawing: the
     warnings (table walk, notes, AGX note, crash logs), the info document (the scenario record
-    included) and the level tree with the first root's rows.
+    included) and the level tree with the first root's rows; then it lets the program
+    headers' mapped pages go (``Dump.release_header_pages``).
 
     ``stage(step, text)`` is called before each of the three steps, and while a compressed or
     streamed input is read (step 0 to 1 as it goes; see ``dumpview.model.source``). Raises
@@ -418,6 +419,7 @@ def open_for_browsing(
         report(3, "indexing levels")
         tree = LevelTree(dump)
         tree.rows(tree.roots[0])
+        dump.release_header_pages()  # the columns are copied: the headers' pages can go
     except BaseException:
         dump.close()
         raise

@@ -7,6 +7,7 @@ Owns two views every front end shares:
   it and how many of those carry data. Reserved regions lie inside RAM banks; both rows are kept
   (the bank first at an equal base), so a page inside a reserved region counts in both.
   A driver-layout dump does not record the memory map: no rows, and a reason that says so.
+  ``first_mapping`` finds where a region is first mapped (its lowest mapped PA and a VA).
 - ``minimap``: a VA range cut into equal columns, each coded with the most notable kind of page
   touching it (``kinds.KIND_CODES``: empty < gpu < firmware < device < not-dumped), so one
   undumped page still shows in a column of a million dumped ones; ``render_bar`` draws it.
@@ -172,6 +173,25 @@ def memory_map(dump: Dump) -> tuple[list[MemoryRow], str | None]:
         )
         for r in regions
     ], None
+
+
+def first_mapping(dump: Dump, pa_start: int, pa_end: int) -> tuple[int, int] | None:
+    """``(pa, va)``: the lowest PA in ``[pa_start, pa_end)`` that a PT_LOAD maps, and the lowest
+    VA mapping it; None when no page of the dump maps a PA in the range. Numpy over the
+    PT_LOAD columns (no loop per segment)."""
+    if pa_end <= pa_start or dump.segment_count == 0:
+        return None
+    lo = np.uint64(min(max(pa_start, 0), ADDRESS_LIMIT - 1))
+    hi = np.uint64(min(pa_end, ADDRESS_LIMIT - 1))
+    pa = dump.seg_pa
+    # A segment meets the range when it starts below its end and ends above its start (its
+    # last byte: p_paddr + p_memsz may be 2**64 exactly).
+    meets = (pa < hi) & (pa + (dump.seg_memsz - np.uint64(1)) >= lo) & (dump.seg_memsz > 0)
+    if not meets.any():
+        return None
+    first_pa = int(np.maximum(pa[meets], lo).min())
+    vas = dump.vas_for_pa(first_pa)
+    return (first_pa, vas[0]) if vas else None
 
 
 # ---- the minimap -------------------------------------------------------------------------------

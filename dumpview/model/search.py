@@ -1,7 +1,8 @@
 """Byte search over the dumped pages of a dump.
 
-Owns turning what a person types into a byte pattern (``parse_pattern``), finding it in the
-dumped data (``search``) and stepping through the hits (``next_hit_index``).
+Owns turning what a person types into a byte pattern (``parse_pattern`` for a kind chosen
+apart, ``parse_query`` for one line that says its kind), finding it in the dumped data
+(``search``) and stepping through the hits (``next_hit_index``).
 
 Only bytes the dump carries are searched: a PT_LOAD's data is p_filesz bytes at p_offset; the
 rest of its p_memsz is not dumped and is never searched or treated as zeros. Data whose file
@@ -11,7 +12,8 @@ dropped. Where the VA continues but the file does not, a window of the last ``le
 before the joint and the first ``len - 1`` after it catches matches across the joint. A match
 never spans a hole or a VA gap.
 
-``parse_pattern`` raises ``ValueError`` with a one-line message naming the problem; ``search``
+``parse_pattern`` and ``parse_query`` raise ``ValueError`` with a one-line message naming the
+problem; ``search``
 raises ``ValueError`` for an empty pattern and nothing else for a dump that opened.
 """
 
@@ -86,6 +88,28 @@ def parse_pattern(text: str, kind: str) -> bytes:
     if not pattern:
         raise ValueError(f"{kind} pattern is empty")
     return pattern
+
+
+QUOTES = "\"'"
+
+
+def parse_query(text: str) -> tuple[str, bytes]:
+    """(kind, bytes) of one line as typed: ``"text"`` or ``'text'`` is a string (UTF-8; the
+    closing quote may be left off), ``u32:N`` and ``u64:N`` a number (decimal or 0x hex,
+    little-endian), anything else hex bytes ("de ad be ef", "deadbeef", "0xdeadbeef")."""
+    line = text.strip()
+    if line and line[0] in QUOTES:
+        quote = line[0]
+        body = line[1:-1] if len(line) > 1 and line.endswith(quote) else line[1:]
+        return "string", parse_pattern(body, "string")
+    prefix, sep, rest = line.partition(":")
+    if sep and prefix.lower() in INT_FORMATS:
+        kind = prefix.lower()
+        return kind, parse_pattern(rest, kind)
+    try:
+        return "hex", parse_pattern(line, "hex")
+    except ValueError as exc:
+        raise ValueError(f'{exc} (a string goes in quotes: "{line}")') from None
 
 
 def _page_count(start: np.ndarray, end: np.ndarray, page: int) -> int:

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dumpview.model.check import SEVERITY_RANK, Anomaly, check
+from dumpview.model.check import SEVERITY_RANK, Anomaly, CheckResult, check
 from dumpview.model.contexts import ContextInfo
 from dumpview.model.crash import CcdpCheck, Fault, FaultComparison, check_ccdp, compare_fault
 from dumpview.model.crash import fault as crash_fault
@@ -400,9 +400,11 @@ def signature_of(
     return ":".join((SIGNATURE_VERSION, *parts, panic_hash(panic)))
 
 
-def triage(dump: Dump) -> Triage:
-    """The triage report of ``dump`` (see the module docstring). ``DumpError`` only for a dump
-    whose notes, tables or crash log the model cannot read."""
+def triage(dump: Dump, checked: CheckResult | None = None) -> Triage:
+    """The triage report of ``dump`` (see the module docstring); ``checked`` is ``check``'s
+    result when the caller has it already (the inspector runs check once for its anomalies
+    and for this). ``DumpError`` only for a dump whose notes, tables or crash log the model
+    cannot read."""
     warnings = tuple(dump.all_warnings())
     logs = dump.crashlogs
     panic = next((m for m in map(clhe.panic_message, logs) if m is not None), None)
@@ -418,7 +420,7 @@ def triage(dump: Dump) -> Triage:
     pairs: list[CcdpCheck] = []
     for log in logs:
         pairs += check_ccdp(dump, log)
-    result = check(dump)
+    result = check(dump) if checked is None else checked
     by_kind: dict[str, list[Anomaly]] = {}
     for anomaly in result.anomalies:
         by_kind.setdefault(anomaly.kind, []).append(anomaly)

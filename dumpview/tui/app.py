@@ -1,23 +1,23 @@
-"""The dumpview Textual app: loading, the error screen, and the main inspector screen.
+"""The dumpview Textual app: opens the dump in a thread worker with progress, then shows the main
+screen (or the error screen, after which the app exits with code 2).
 
-Owns the interaction: opening a dump in a thread worker with progress, showing a corrupt dump's
-one-line reason on an error screen (the app then exits with code 2), and the main screen's
-views (level tree, entries, entry bits, page contents, memory map, ranges, crash log, GPU info)
-and keys (see ``dumpview.tui.keys``). Reads the model only; the one file it writes is the
-bookmarks sidecar, through ``dumpview.model.bookmarks`` (read by the loader's thread worker,
-never on the UI thread).
+The screens live in their own modules: ``loading`` (progress and errors), ``main`` (the
+inspector), ``modals`` (prompts). They are re-exported here for callers that know the app only.
+The bookmarks sidecar is read by the loader's thread worker, never on the UI thread.
 
 Whatever ends the app ends it through Textual's own exit, which restores the terminal: q, a
 SIGTERM, SIGHUP or SIGINT (``signal_exit`` says which; exit code 128 + signal), a model error
 anywhere (a dump that changed on disk: its one line on the error screen, exit code 2) and an
-unexpected exception in a worker (Textual's handling).
+unexpected exception in a worker (Textual's handling). The loader is cancellable: quitting
+while a stream is read or decompressed stops it within a poll slice (``_quitting``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
+import ctypes
+import ctypes.util
 import signal
 import threading
 import time
@@ -25,813 +25,62 @@ from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
-from rich.text import Text
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
-from textual.widgets import (
-    Footer,
-    Header,
-    Input,
-    Label,
-    OptionList,
-    ProgressBar,
-    Select,
-    Static,
-    TabbedContent,
-    TabPane,
-    Tree,
-)
-from textual.widgets.option_list import Option
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.worker import WorkerFailed
 
 from dumpview.model import Dump, DumpError
 from dumpview.model.bookmarks import Bookmarks
-from dumpview.model.contexts import context_numbers
-from dumpview.model.crash import crashlog_sections
-from dumpview.model.kinds import DESCRIPTIONS, KIND_CODES, kinds_of
-from dumpview.model.levels import FoldRow, LevelTree, TableRef, open_for_browsing
-from dumpview.model.location import parse_location
-from dumpview.model.memmap import memory_map, minimap, used_extent
-from dumpview.model.ranges import RangeTable, human_size, ranges
-from dumpview.model.search import SearchResult, next_hit_index, parse_pattern, search
+from dumpview.model.levels import LevelTree, open_for_browsing
 from dumpview.model.source import OpenCancelled
-from dumpview.model.text import HEX_UNITS, approx_size, info_dict, pa_text
-from dumpview.tui import sources
-from dumpview.tui.keys import KEYS, NAVIGATION
-from dumpview.tui.widgets import LinesSource, Row, RowList, plain_rows
+from dumpview.tui.keys import KEYS
+from dumpview.tui.loading import EXIT_BAD_INPUT, ErrorScreen, LoadingScreen
+from dumpview.tui.main import MainScreen
+from dumpview.tui.modals import (
+    BookmarksScreen,
+    ConfirmScreen,
+    GotoScreen,
+    HelpScreen,
+    NoteScreen,
+    SearchScreen,
+)
 
-EXIT_BAD_INPUT = 2
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "BookmarksScreen",
+    "ConfirmScreen",
+    "DumpviewApp",
+    "ErrorScreen",
+    "GotoScreen",
+    "HelpScreen",
+    "LoadingScreen",
+    "MainScreen",
+    "NoteScreen",
+    "SearchScreen",
+]
+
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-ADDRESS_RE = re.compile(r"0x([0-9a-fA-F_]{6,16})\b")
-MINIMAP_GLYPHS = {
-    "empty": "·",
-    "gpu": "█",
-    "unprivileged": "█",
-    "firmware": "▓",
-    "privileged": "▓",
-    "device": "▒",
-    "not-dumped": "░",
-}
-MINIMAP_STYLES = {
-    "empty": "grey37",
-    "gpu": "green",
-    "unprivileged": "green",
-    "firmware": "yellow",
-    "privileged": "yellow",
-    "device": "magenta",
-    "not-dumped": "red",
-}
-
-
-def os_error_text(exc: OSError) -> str:
-    """An OSError as one line: the file, then what is wrong (no "[Errno N]")."""
-    text = exc.strerror or str(exc)
-    return f"{exc.filename}: {text}" if exc.filename else text
-
-
-# ---- loading and errors ------------------------------------------------------------------------
-
-
-class LoadingScreen(Screen):
-    """Progress while the worker opens and indexes the dump (decompressing or reading a
-    stream first, which can wait for a FIFO's writer: q, Escape or Ctrl+C quit at once)."""
-
-    BINDINGS = [Binding("q,escape,ctrl+c", "app.quit", "Quit")]
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="loading"):
-            yield Label(f"opening {self.path}", id="loading-label", markup=False)
-            yield ProgressBar(total=4, show_eta=False, id="loading-bar")
-
-    def stage(self, step: float, text: str) -> None:
-        self.query_one("#loading-label", Label).update(text)
-        self.query_one("#loading-bar", ProgressBar).update(progress=step)
-
-
-class ErrorScreen(Screen):
-    """A dump that cannot be opened: the one-line reason; quitting exits with code 2."""
-
-    BINDINGS = [Binding("q,escape,enter", "quit_error", "Quit")]
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__()
-        self.path = path
-        self.message = message
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="error"):
-            yield Label(f"dumpview cannot open {self.path}", id="error-title", markup=False)
-            yield Static(self.message, id="error-message", markup=False)
-            yield Label("press q to quit", id="error-hint")
-        yield Footer()
-
-    def action_quit_error(self) -> None:
-        self.app.exit(return_code=EXIT_BAD_INPUT, message=f"dumpview: {self.path}: {self.message}")
-
-
-# ---- modal prompts ---------------------------------------------------------------------------
-
-
-GOTO_EXAMPLE = "0xffffffa000000000  or  p:0x10000000000"  # a dump with no PT_LOAD: UAT's
-
-
-class GotoScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
-
-    def __init__(self, example: str = GOTO_EXAMPLE) -> None:
-        super().__init__()
-        self.example = example  # addresses of the open dump, as a hint
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="prompt"):
-            yield Label("Go to VA (0x… or decimal), CTX:VA (a context's VA), or p:PA")
-            yield Input(placeholder=self.example, id="goto-input")
-
-    @on(Input.Submitted)
-    def submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
-
-
-class SearchScreen(ModalScreen[tuple[str, str] | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
-
-    def __init__(self, kind: str = "hex", text: str = "") -> None:
-        super().__init__()
-        self.kind = kind
-        self.text = text
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="prompt"):
-            yield Label("Search dumped pages (holes are skipped and counted)")
-            with Horizontal(id="search-row"):
-                yield Select(
-                    [(k, k) for k in ("hex", "string", "u32", "u64")],
-                    value=self.kind,
-                    allow_blank=False,
-                    id="search-kind",
-                )
-                yield Input(self.text, placeholder="de ad be ef", id="search-input")
-
-    def on_mount(self) -> None:
-        self.query_one("#search-input", Input).focus()
-
-    @on(Input.Submitted)
-    def submitted(self, event: Input.Submitted) -> None:
-        kind = str(self.query_one("#search-kind", Select).value)
-        self.dismiss((kind, event.value))
-
-
-class BookmarksScreen(ModalScreen[int | None]):
-    """The bookmark list: Enter goes to one, d deletes one."""
-
-    BINDINGS = [
-        Binding("escape", "dismiss(None)", "Close"),
-        Binding("d", "delete", "Delete"),
-    ]
-
-    def __init__(self, bookmarks: Bookmarks) -> None:
-        super().__init__()
-        self.bookmarks = bookmarks
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="prompt", id="bookmarks-box"):
-            yield Label("Bookmarks (Enter: go, d: delete, Esc: close)")
-            yield OptionList(id="bookmark-list")
-
-    def on_mount(self) -> None:
-        self._fill()
-
-    def _fill(self, highlight: int = 0) -> None:
-        options = self.query_one(OptionList)
-        options.clear_options()
-        items = self.bookmarks.items
-        if not items:
-            options.add_option(Option("no bookmarks yet: press b on an entry", disabled=True))
-        for bookmark in items:
-            options.add_option(
-                # Text: a label (hand-edited sidecar) is not markup; "[/b]" would crash the list
-                Option(Text(f"{bookmark.va:#018x}  {bookmark.label}"), id=str(bookmark.va))
-            )
-        if items:  # Enter and d act on the highlighted one: start on one
-            options.highlighted = min(highlight, len(items) - 1)
-        options.focus()
-
-    @on(OptionList.OptionSelected)
-    def selected(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id is not None:
-            self.dismiss(int(event.option.id))
-
-    def action_delete(self) -> None:
-        options = self.query_one(OptionList)
-        if options.highlighted is None:
-            return
-        option = options.get_option_at_index(options.highlighted)
-        if option.id is None:
-            return
-        self.bookmarks.remove(int(option.id))
-        try:
-            self.bookmarks.save()
-        except OSError as exc:
-            self.notify(f"bookmarks not saved: {os_error_text(exc)}", severity="error")
-        self._fill(options.highlighted)
-
-
-class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
-
-    def __init__(self, kinds: tuple[str, ...] = KIND_CODES) -> None:
-        super().__init__()
-        self.kinds = kinds  # the colours the open dump's entry format can show
-
-    def compose(self) -> ComposeResult:
-        lines = ["dumpview keys", ""]
-        lines += [f"  {key.shown:<30} {key.help}" for key in KEYS]
-        lines += [""] + [f"  {keys:<30} {what}" for keys, what in NAVIGATION]
-        lines += ["", "colours"]
-        lines += [f"  {name:<30} {DESCRIPTIONS[name]}" for name in ("table", *self.kinds)]
-        with Vertical(classes="prompt", id="help-box"):
-            yield RowList(plain_rows(lines), id="help-list")
-
-
-# ---- the main screen ---------------------------------------------------------------------------
-
-
-class MainScreen(Screen):
-    """Tabs over one open dump; the Tables tab is where a person spends their time."""
-
-    BINDINGS = [
-        Binding(key.binding, key.action, key.title, show=key.shown in "g/bBu?q") for key in KEYS
-    ]
-
-    def __init__(self, dump: Dump, tree: LevelTree, bookmarks: Bookmarks | None = None) -> None:
-        super().__init__()
-        self.dump = dump
-        self.levels = tree
-        self.table: TableRef | None = None
-        self.rows = None
-        self.unit = "u8"
-        self.page_va: int | None = None
-        self.highlight: tuple[int, int] | None = None
-        self.page_target: int | None = None  # a VA go-to asked for: the page cursor's row
-        self.search_result: SearchResult | None = None
-        self.search_len = 0
-        self.search_last: tuple[str, str] = ("hex", "")
-        self.hit_index: int | None = None
-        self.range_table: RangeTable | None = None
-        # Read by the loader's thread worker (never here, on the UI thread).
-        self.bookmarks = bookmarks if bookmarks is not None else Bookmarks(dump.path)
-        self._tree_nodes: dict[TableRef, object] = {}
-        self._loaded: set[TableRef] = set()
-
-    # -- layout --
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with TabbedContent(initial="tables", id="tabs"):
-            with TabPane("Tables", id="tables"), Horizontal():
-                yield Tree("address spaces", id="levels")
-                with Vertical(id="right"):
-                    yield Static(id="entries-title", classes="title")
-                    yield Static(
-                        sources.entry_header(self.dump.entry_format.view_short), classes="header"
-                    )
-                    yield RowList(id="entries")
-                    with Horizontal(id="lower"):
-                        with Vertical(id="details-box"):
-                            yield Static("entry", id="details-title", classes="title")
-                            yield RowList(id="details")
-                        with Vertical(id="page-box"):
-                            yield Static("page", id="page-title", classes="title")
-                            yield RowList(id="page")
-            with TabPane("Memory map", id="memmap"), Vertical():
-                yield Static(id="minimap")
-                yield RowList(id="memrows")
-            with TabPane("Ranges", id="ranges"), Vertical():
-                yield Static("coalescing…", id="ranges-title", classes="title")
-                yield Static(
-                    sources.range_header(self.dump.entry_format.view_short), classes="header"
-                )
-                yield RowList(id="ranges-list")
-            with TabPane("Crash log", id="crashlog"):
-                yield RowList(id="crash")
-            with TabPane("GPU info", id="gpu"):
-                yield RowList(id="gpuinfo")
-        yield Static(id="status")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        name = Path(self.dump.path).name
-        self.app.title = f"dumpview {name}"
-        self.app.sub_title = self.dump.layout + (" + extension" if self.dump.extension else "")
-        tree = self.query_one("#levels", Tree)
-        tree.show_root = False
-        tree.guide_depth = 2
-        for root in self.levels.roots:
-            dumped = " (dumped)" if self.levels.is_dumped_context(root.context) else ""
-            label = f"ctx {root.context} L{root.level}{dumped}"
-            node = tree.root.add(label, data=root, allow_expand=root.carried)
-            self._tree_nodes[root] = node
-        tree.root.expand()
-        self.query_one("#entries", RowList).on_cursor = self.show_entry
-        first = self.levels.roots[0]
-        self._load_children(first)
-        self._tree_nodes[first].expand()
-        self.show_table(first)
-        self.query_one("#entries", RowList).focus()
-        self._fill_static_tabs()
-        warnings = list(self.dump.warnings)
-        index = self.dump.tables_index
-        if index is not None:
-            warnings += index.warnings
-        if self.bookmarks.warning:
-            warnings.append(self.bookmarks.warning)
-        total, dumped = self.dump.page_totals
-        self.status(
-            f"{self.dump.segment_count:,} PT_LOAD, {total:,} pages ({total - dumped:,} not "
-            f"dumped)" + (f"; {len(warnings)} warning(s): {warnings[0]}" if warnings else "")
-        )
-        self.call_after_refresh(self.app.first_screen_drawn)
-        self._coalesce()
-
-    def status(self, text: str) -> None:
-        self.query_one("#status", Static).update(Text(text), layout=False)
-
-    # -- tree --
-
-    def _load_children(self, table: TableRef) -> None:
-        if table in self._loaded:
-            return
-        self._loaded.add(table)
-        node = self._tree_nodes[table]
-        for index, child in self.levels.children(table):
-            label = f"[{index}] {child.va_start:#x}" + ("" if child.carried else " missing")
-            has_kids = child.carried and child.depth + 1 < len(self.dump.geometry.levels)
-            self._tree_nodes[child] = node.add(label, data=child, allow_expand=has_kids)
-
-    @on(Tree.NodeExpanded)
-    def node_expanded(self, event: Tree.NodeExpanded) -> None:
-        if event.node.data is not None:
-            self._load_children(event.node.data)
-
-    @on(Tree.NodeHighlighted)
-    def node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        table = event.node.data
-        if table is not None and table != self.table:
-            self.show_table(table)
-
-    def _reveal(self, table: TableRef) -> None:
-        """Expand the tree down to ``table`` and put the tree cursor on it."""
-        path = []
-        for t, _ in self.levels.path_to(table.va_start, table.context):
-            path.append(t)
-            if t == table:
-                break
-        for t in path[:-1]:
-            self._load_children(t)
-            self._tree_nodes[t].expand()
-        node = self._tree_nodes.get(table)
-        if node is not None:
-            tree = self.query_one("#levels", Tree)
-            _ = tree.last_line  # nodes just added have no line yet: this numbers them
-            tree.move_cursor(node)
-            tree.scroll_to_node(node, animate=False)
-
-    # -- entries, details, page --
-
-    def show_table(self, table: TableRef, index: int | None = None) -> None:
-        self.table = table
-        self.rows = self.levels.rows(table)
-        span = human_size(table.va_size_bytes)
-        where = (
-            "rebuilt from the PT_LOADs (driver dump)" if table.pa is None else f"PA {table.pa:#x}"
-        )
-        if not table.carried:
-            where += ": not carried in the dump"
-        self.query_one("#entries-title", Static).update(
-            f"ctx {table.context}  L{table.level} table {where}  VA {table.va_start:#x} + {span}"
-            f"  ({len(self.rows)} rows)",
-            layout=False,
-        )
-        entries = self.query_one("#entries", RowList)
-        row = self.rows.row_of_index(index) if index is not None else self._first_entry_row()
-        entries.set_source(sources.entries_source(self.rows), row)
-        entries.scroll_to_cursor(center=True)
-
-    def _first_entry_row(self) -> int:
-        for i in range(len(self.rows)):
-            if not isinstance(self.rows.row(i), FoldRow):
-                return i
-        return 0
-
-    def show_entry(self, row: int) -> None:
-        wanted, self.page_target = self.page_target, None
-        if wanted is None and self.highlight is not None:
-            wanted = self.highlight[0]
-        rows = self.rows
-        entry = rows.row(row)
-        table = self.table
-        if isinstance(entry, FoldRow):
-            va = entry.va
-            decoded = None
-        else:
-            va = entry.va
-            decoded = rows.decoded(entry.index)
-        walk = self.dump.translate(va, table.context)
-        self.query_one("#details", RowList).set_source(
-            sources.details_source(table, entry, decoded, walk)
-        )
-        page = self.query_one("#page", RowList)
-        title = self.query_one("#page-title", Static)
-        is_page = (
-            not isinstance(entry, FoldRow) and rows.is_leaf_level and entry.type_name == "page"
-        )
-        is_block = not isinstance(entry, FoldRow) and entry.type_name == "block"
-        if not (is_page or is_block) or entry.pa is None:
-            self.page_va = None
-            title.update("page", layout=False)
-            page.set_source(
-                plain_rows(["select a leaf (page) entry to see its contents"], "rowlist--dim")
-            )
-            return
-        pa = entry.pa
-        pa_raw = entry.pa_raw
-        where = ""
-        if is_block:
-            # One page of the block: the one holding the VA asked for, else the first.
-            size = self.dump.page_size_bytes
-            inside = wanted is not None and va <= wanted < entry.va_end
-            offset = (wanted - va) & ~(size - 1) if inside else 0
-            va, pa = va + offset, pa + offset
-            pa_raw = None if pa_raw is None else pa_raw + offset
-            where = f"  (L{table.level} block of {human_size(entry.span_bytes)})"
-        self.page_va = va
-        note = None
-        if not self.levels.is_dumped_context(table.context):
-            note = (
-                f"context {table.context} is not dumped: the walker dumps context "
-                f"{self.levels.dumped_context}"
-            )
-        shown = pa_text(pa, pa_raw, self.dump.geometry.oas)
-        title.update(Text(f"page {va:#x} -> {shown}  [{self.unit}]{where}"), layout=False)
-        source = sources.PageSource(self.dump, va, pa, self.unit, self.highlight, note)
-        target = 0
-        if wanted is not None and va <= wanted < va + self.dump.page_size_bytes:
-            target = source.row_of_va(wanted)
-        page.set_source(source, target)
-        page.scroll_to_cursor(center=True)
-
-    @on(RowList.Activated, "#entries")
-    def entry_activated(self, event: RowList.Activated) -> None:
-        entry = self.rows.row(event.row)
-        if isinstance(entry, FoldRow):
-            return
-        child = self.rows.child(entry.index)
-        if child is not None and child.carried:
-            self.show_table(child)
-            self._reveal(child)
-        elif self.page_va is not None:
-            self.query_one("#page", RowList).focus()
-
-    # -- go to --
-
-    def action_goto(self) -> None:
-        example = GOTO_EXAMPLE
-        if self.dump.segment_count:  # the first mapped page of this dump
-            va, pa = int(self.dump.seg_va[0]), int(self.dump.seg_pa[0])
-            example = f"{va:#x}  or  p:{pa:#x}"
-        self.app.push_screen(GotoScreen(example), self._goto_text)
-
-    def _goto_text(self, text: str | None) -> None:
-        if not text:
-            return
-        try:
-            where = parse_location(text)
-            if where.physical:
-                pa = where.address
-                vas = self.dump.vas_for_pa(pa)
-                if not vas:
-                    self.status(f"PA {pa:#x} is not mapped by any PT_LOAD of the dump")
-                    return
-                aliases = f" ({len(vas)} aliases: {', '.join(f'{v:#x}' for v in vas[:4])})"
-                self.goto(
-                    vas[0], note=f"PA {pa:#x} at VA {vas[0]:#x}" + (aliases if len(vas) > 1 else "")
-                )
-                return
-            if where.context is not None and where.context not in context_numbers(self.dump):
-                self.status(f"go to: the dump has no context {where.context}")
-                return
-            self.goto(where.address, context=where.context)
-        except ValueError as exc:
-            self.status(f"go to: {exc}")
-
-    def goto(self, va: int, note: str | None = None, context: int | None = None) -> None:
-        """Select the deepest table covering ``va``, its entry, walk and page."""
-        if context is None:
-            context = self.table.context if self.table is not None else None
-        self.query_one("#tabs", TabbedContent).active = "tables"
-        path = self.levels.path_to(va, context)
-        walk = self.dump.translate(va, context)
-        if not path:
-            self.status(f"VA {va:#x}: {walk.stopped_reason}")
-            return
-        table, index = path[-1]
-        # show_table moves the entries cursor; its Highlighted message then rebuilds the page
-        # view, which puts its cursor on this VA's row
-        self.page_target = va if walk.mapped else None
-        self.show_table(table, index)
-        self._reveal(table)
-        self.query_one("#entries", RowList).focus()
-        if walk.mapped:
-            state = ""
-            if walk.page is not None:
-                state = "dumped" if walk.page.dumped else f"not dumped ({walk.page.reason})"
-            elif not walk.context_dumped:
-                state = f"(context {context} not dumped: its tables only)"
-            shown = pa_text(walk.pa, walk.pa_raw, self.dump.geometry.oas)
-            self.status(note or f"VA {va:#x} -> {shown} {state}")
-        else:
-            self.status(
-                f"VA {va:#x} is not mapped: the walk stopped at L{walk.stopped_level}: "
-                f"{walk.stopped_reason}"
-            )
-
-    # -- search --
-
-    def action_search(self) -> None:
-        kind, text = self.search_last
-        self.app.push_screen(SearchScreen(kind, text), self._search_text)
-
-    def _search_text(self, answer: tuple[str, str] | None) -> None:
-        if not answer:
-            return
-        kind, text = answer
-        self.search_last = (kind, text)
-        try:
-            pattern = parse_pattern(text, kind)
-        except ValueError as exc:
-            self.status(f"search: {exc}")
-            return
-        self.status(f"searching for {kind} {text!r}…")
-        self._run_search(pattern)
-
-    @work(thread=True, exclusive=True, group="search")
-    def _run_search(self, pattern: bytes) -> None:
-        result = search(self.dump, pattern)
-        self.app.call_from_thread(self._search_done, pattern, result)
-
-    def _search_done(self, pattern: bytes, result: SearchResult) -> None:
-        self.search_result = result
-        self.search_len = len(pattern)
-        more = " (first hits only: limit reached)" if result.truncated else ""
-        summary = (
-            f"{len(result.hits):,} hit(s){more} in {result.pages_searched:,} dumped pages; "
-            f"{result.holes_skipped:,} pages without data skipped"
-        )
-        if not result.hits:
-            self.hit_index = None
-            self.status(f"search: no hits; {summary}")
-            return
-        start = self.page_va or 0
-        self.hit_index = next_hit_index(result.hits, start, forward=True)
-        self._show_hit(summary)
-
-    def _show_hit(self, summary: str = "") -> None:
-        hit = self.search_result.hits[self.hit_index]
-        self.highlight = (hit.va, self.search_len)
-        self.goto(hit.va, note=None, context=self.levels.dumped_context)
-        self.status(
-            f"hit {self.hit_index + 1}/{len(self.search_result.hits)} at VA {hit.va:#x} "
-            f"(PA {hit.pa:#x})" + (f"; {summary}" if summary else "")
-        )
-
-    def _step_hit(self, forward: bool) -> None:
-        result = self.search_result
-        if result is None or not result.hits:
-            self.status("no search hits: press / to search")
-            return
-        n = len(result.hits)
-        self.hit_index = (self.hit_index + (1 if forward else -1)) % n
-        self._show_hit()
-
-    def action_next_hit(self) -> None:
-        self._step_hit(True)
-
-    def action_previous_hit(self) -> None:
-        self._step_hit(False)
-
-    # -- bookmarks --
-
-    def _selected_va(self) -> tuple[int, str] | None:
-        if self.query_one("#page", RowList).has_focus and self.page_va is not None:
-            page = self.query_one("#page", RowList)
-            va = self.page_va + page.cursor * sources.HEX_ROW_BYTES
-            return va, f"page {self.page_va:#x} + {va - self.page_va:#x}"
-        if self.rows is None:
-            return None
-        entry = self.rows.row(self.query_one("#entries", RowList).cursor)
-        if isinstance(entry, FoldRow):
-            return entry.va, f"L{self.table.level} empty run"
-        return entry.va, f"L{self.table.level}[{entry.index}] {entry.kind} {entry.state}"
-
-    def action_bookmark(self) -> None:
-        selected = self._selected_va()
-        if selected is None:
-            return
-        va, label = selected
-        self.bookmarks.add(va, label)
-        try:
-            self.bookmarks.save()
-        except OSError as exc:
-            self.status(f"bookmark kept for this session only: {os_error_text(exc)}")
-            return
-        self.status(f"bookmarked {va:#x}: {label}")
-
-    def action_bookmarks(self) -> None:
-        self.app.push_screen(BookmarksScreen(self.bookmarks), self._bookmark_chosen)
-
-    def _bookmark_chosen(self, va: int | None) -> None:
-        if va is not None:
-            self.goto(va)
-
-    # -- views --
-
-    def action_cycle_unit(self) -> None:
-        units = list(HEX_UNITS)
-        self.unit = units[(units.index(self.unit) + 1) % len(units)]
-        if self.rows is not None:
-            page = self.query_one("#page", RowList)
-            cursor = page.cursor
-            self.show_entry(self.query_one("#entries", RowList).cursor)
-            page.cursor = cursor
-        self.status(f"page contents as {self.unit}")
-
-    def action_tab(self, tab: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = tab
-
-    def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(kinds_of(self.dump.entry_format)))
-
-    def action_quit(self) -> None:
-        self.app.exit()
-
-    # -- other tabs --
-
-    def _fill_static_tabs(self) -> None:
-        dump = self.dump
-        self.query_one("#crash", RowList).set_source(_sections_source(crashlog_sections(dump)))
-        info = info_dict(dump)
-        lines = _info_lines(info, dump)
-        self.query_one("#gpuinfo", RowList).set_source(plain_rows(lines))
-        rows, message = memory_map(dump)
-        mem_lines: list[Row] = []
-        if message:
-            mem_lines.append([(message, "rowlist--warn")])
-        mem_lines.append([("  base            end             size    region", "rowlist--dim")])
-        for row in rows:
-            mem_lines.append(
-                [
-                    (
-                        f"  {row.base:#014x}  {row.base + row.size_bytes:#014x}  "
-                        f"{human_size(row.size_bytes):>6}  {row.label:<20} {row.name:<24} "
-                        f"{row.mapped_pages:,} mapped pages, {row.dumped_pages:,} dumped",
-                        _region_class(row),
-                    )
-                ]
-            )
-        self.query_one("#memrows", RowList).set_source(LinesSource(mem_lines, 120))
-        self.call_after_refresh(self._draw_minimap)
-
-    def _draw_minimap(self) -> None:
-        widget = self.query_one("#minimap", Static)
-        columns = max(20, (widget.size.width or 100) - 2)
-        text = Text()
-        whole = minimap(self.dump, columns)
-        text.append(
-            f"address space {whole.va_start:#x}..{whole.va_end:#x} "
-            f"({approx_size(whole.va_end - whole.va_start)}, one column = "
-            f"{approx_size((whole.va_end - whole.va_start) // columns)})\n"
-        )
-        _append_bar(text, whole)
-        lo, hi = used_extent(self.dump)
-        if hi > lo:
-            used = minimap(self.dump, columns, lo, hi)
-            text.append(
-                f"\nused extent {lo:#x}..{hi:#x} ({approx_size(hi - lo)}, one column = "
-                f"{approx_size((hi - lo) // columns)})\n"
-            )
-            _append_bar(text, used)
-        text.append("\n")
-        for name in kinds_of(self.dump.entry_format):
-            text.append(f" {MINIMAP_GLYPHS[name]} ", style=MINIMAP_STYLES[name])
-            text.append(f"{name} ({whole.counts.get(name, 0):,} pages)  ")
-        widget.update(text)
-
-    @work(thread=True, exclusive=True, group="ranges")
-    def _coalesce(self) -> None:
-        table = ranges(self.dump)
-        self.app.call_from_thread(self._ranges_ready, table)
-
-    def _ranges_ready(self, table: RangeTable) -> None:
-        self.range_table = table
-        self.query_one("#ranges-title", Static).update(
-            f"{len(table):,} ranges (merged where VA, PA, attributes and dumped state all "
-            "continue); Enter jumps to one"
-        )
-        self.query_one("#ranges-list", RowList).set_source(sources.ranges_source(table))
-
-    @on(RowList.Activated, "#ranges-list")
-    def range_activated(self, event: RowList.Activated) -> None:
-        if self.range_table is not None:
-            self.goto(int(self.range_table.va_start[event.row]), context=self.levels.dumped_context)
-
-    @on(RowList.Activated, "#crash, #gpuinfo, #memrows")
-    def address_line_activated(self, event: RowList.Activated) -> None:
-        text = "".join(piece for piece, _ in event.rowlist.source.row(event.row))
-        for match in ADDRESS_RE.finditer(text):
-            va = int(match.group(1).replace("_", ""), 16)
-            if self.dump.geometry.in_space(va) or self.dump.segment_at(va) is not None:
-                self.goto(va, context=self.levels.dumped_context)
-                return
-        self.status("no VA on this line to go to")
-
-
-def _append_bar(text: Text, mm) -> None:
-    for code in mm.codes.tolist():
-        name = KIND_CODES[code]
-        text.append(MINIMAP_GLYPHS[name], style=MINIMAP_STYLES[name])
-
-
-def _region_class(row) -> str:
-    if row.kind == "mmio":
-        return "kind--device"
-    if row.no_map:
-        return "kind--not-dumped"
-    if row.kind == "reserved":
-        return "kind--firmware"
-    return "kind--gpu"
-
-
-def _sections_source(sections) -> LinesSource:
-    rows: list[Row] = []
-    for section in sections:
-        rows.append([(section.title, "rowlist--title")])
-        for line in section.lines:
-            style = "kind--invalid" if "DISAGREE" in line else None
-            rows.append([(f"  {line}", style)])
-        rows.append([("", None)])
-    return LinesSource(rows, max((len(p) for r in rows for p, _ in r), default=80) + 2)
-
-
-def _info_lines(info: dict, dump: Dump) -> list[str]:
-    lines = ["GPU (AGX note)"]
-    gpu = info.get("gpu")
-    if gpu is None:
-        lines.append("  the dump has no AGX note")
-    else:
-        lines += [f"  {key:<18} {value}" for key, value in gpu.items()]
-        raw = dump.agx_info
-        for key, value in raw.items():
-            if key.startswith("_") or key in gpu:
-                continue
-            lines.append(f"  {key:<18} {value if not isinstance(value, int) else f'{value:#x}'}")
-    pages = info["pages"]
-    geometry = info["geometry"]
-    lines += [
-        "",
-        "dump",
-        f"  file               {dump.path}",
-        *([f"  source             {dump.source.describe()}"] if dump.source.spooled else []),
-        f"  size               {info['size_bytes']:,} bytes",
-        f"  layout             {info['layout']}"
-        + (" + dumpview extension" if info["extension"] else ""),
-        f"  entry format       {info['entry_format']}",
-        f"  geometry           {geometry['page_size'] // 1024} KiB pages, "
-        f"{'/'.join(geometry['levels'])}, IAS {geometry['ias']}, OAS {geometry['oas']}, "
-        f"from {geometry['va_base']}",
-        f"  segments           {info['segments']:,} PT_LOAD",
-        f"  tables             {info['tables']:,} carried",
-        f"  pages              {pages['total']:,} mapped, {pages['dumped']:,} dumped, "
-        f"{pages['not_dumped']:,} not dumped",
-    ]
-    if "scenario" in info:
-        s = info["scenario"]
-        knobs = ", ".join(f"{k}={v}" for k, v in s["knobs"].items())
-        lines.append(
-            f"  generated          scenario {s['name']}, seed {s['seed']}"
-            + (f" ({knobs})" if knobs else "")
-        )
-    for warning in info["warnings"]:
-        lines.append(f"  warning            {warning}")
-    return lines
-
-
-# ---- the app -----------------------------------------------------------------------------------
+MMAP_THRESHOLD_BYTES = 256 << 10
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def return_big_frees_to_the_os() -> bool:
+    """Keep allocations above ``MMAP_THRESHOLD_BYTES`` in their own mappings (glibc only).
+
+    The inspector's background work (check, ranges) makes numpy temporaries of megabytes on a
+    million-segment dump. glibc raises its mmap threshold each time such a block is freed, so
+    the next ones come from the heap and stay in the process after they are freed: the RSS of
+    a session kept check's peak (~80 MB more) for good. A fixed threshold returns them to the
+    system when freed. False (nothing changed) on another C library."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
 
 
 class DumpviewApp(App[None]):
@@ -843,6 +92,7 @@ class DumpviewApp(App[None]):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.animation_level = "none"  # a key press redraws once: no tab-underline animation
+        return_big_frees_to_the_os()
         self.path = str(path)
         self.dump: Dump | None = None
         self.error: str | None = None
@@ -854,6 +104,18 @@ class DumpviewApp(App[None]):
         # Set when the app ends: the loader stops reading a stream within a poll slice, so
         # quitting never waits on a FIFO without a writer (the loader's thread is joined).
         self._quitting = threading.Event()
+
+    _kept_theme: tuple[str, Theme] | None = None
+
+    @property
+    def current_theme(self) -> Theme:
+        """Textual's, kept per theme name: Textual asks for it on every pseudo-class check
+        (``:dark``), and each answer copied its dict of themes (~30 ms of a tab switch)."""
+        name = self.theme
+        kept = self._kept_theme
+        if kept is None or kept[0] != name:
+            kept = self._kept_theme = (name, super().current_theme)
+        return kept[1]
 
     def on_mount(self) -> None:
         self._catch_stop_signals()
@@ -879,7 +141,10 @@ class DumpviewApp(App[None]):
 
     def _handle_exception(self, error: Exception) -> None:
         """A model error anywhere (the UI thread or a worker), such as the dump changing on
-        disk: its one line on the error screen, never a traceback; exit code 2 on quit."""
+        disk: its one line on the error screen, never a traceback; exit code 2 on quit. A
+        worker's error comes wrapped in ``WorkerFailed`` (the background check, a search)."""
+        if isinstance(error, WorkerFailed) and isinstance(error.error, DumpError):
+            error = error.error
         if isinstance(error, DumpError):
             message = str(error)
             if self.dump is not None and message.startswith(f"{self.dump.path}: "):
@@ -940,7 +205,7 @@ class DumpviewApp(App[None]):
         if isinstance(screen, MainScreen):
             for key in KEYS:
                 yield SystemCommand(
-                    f"{key.title} ({key.shown})", key.help, partial(screen.run_action, key.action)
+                    key.palette_title, key.help, partial(screen.run_action, key.action)
                 )
 
     def on_unmount(self) -> None:

@@ -4,6 +4,12 @@ Owns how rows reach the screen. ``RowList`` is a ``ScrollView`` that renders onl
 rows (``render_line``), asking its ``RowSource`` for each one, so a table of 2048 entries, a
 16 KiB page or a million ranges cost the same per frame. Rows are lists of (text, style name)
 pieces; style names are the widget's component classes, so colours come from the stylesheet.
+A row list may have a header row that stays on top and scrolls sideways with its columns.
+
+A row cut at the right edge ends in an ellipsis.
+
+The cursor row is unmistakable where the keys go (Textual's block cursor: solid, bold) and
+dimmer in a list without focus, like every other list of the app (tree, option lists).
 
 Nothing here reads files or the dump directly: sources wrap the model's objects.
 """
@@ -17,7 +23,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Region, Size
+from textual.geometry import Region, Size, Spacing
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -93,6 +99,9 @@ class RowList(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {
         "rowlist--cursor",
+        "rowlist--header",
+        "rowlist--mark",
+        "rowlist--byte",
         "rowlist--dim",
         "rowlist--title",
         "rowlist--hit",
@@ -100,9 +109,28 @@ class RowList(ScrollView, can_focus=True):
         *KIND_CLASSES,
     }
     DEFAULT_CSS = """
-    RowList { background: $surface; }
-    RowList > .rowlist--cursor { background: $accent 30%; }
-    RowList:focus > .rowlist--cursor { background: $accent 60%; text-style: bold; }
+    RowList {
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        scrollbar-size-horizontal: 1;
+    }
+    RowList > .rowlist--cursor {
+        background: $block-cursor-blurred-background;
+        text-style: $block-cursor-blurred-text-style;
+    }
+    RowList:focus > .rowlist--cursor {
+        color: $block-cursor-foreground;
+        background: $block-cursor-background;
+        text-style: $block-cursor-text-style;
+    }
+    RowList > .rowlist--header { color: $text-muted; background: $surface-lighten-1; }
+    RowList > .rowlist--mark { color: $error; text-style: bold; }
+    RowList > .rowlist--byte { background: $block-cursor-blurred-background; }
+    RowList:focus > .rowlist--byte {
+        color: $block-cursor-foreground;
+        background: $block-cursor-background;
+        text-style: $block-cursor-text-style;
+    }
     RowList > .rowlist--dim { color: $text-muted; }
     RowList > .rowlist--title { text-style: bold; color: $primary; }
     RowList > .rowlist--hit { background: $warning 70%; color: $background; }
@@ -138,16 +166,39 @@ class RowList(ScrollView, can_focus=True):
     def __init__(self, source: RowSource | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.source: RowSource = source or RowSource()
+        self.header: Row | None = None  # a row kept on top (column names)
         self._styles: dict[str | None, Style] = {}
         # Called synchronously when the cursor moves, for panes that must follow it in the
         # same frame (a Highlighted message is also posted, for everyone else).
         self.on_cursor: Callable[[int], None] | None = None
 
-    def set_source(self, source: RowSource, cursor: int = 0) -> None:
-        """Show ``source``, cursor on row ``cursor`` (clamped)."""
+    @property
+    def header_lines(self) -> int:
+        return 0 if self.header is None else 1
+
+    def set_header(self, header: Row | None) -> None:
+        """Keep ``header`` on top of the rows (None: no header)."""
+        if header != self.header:
+            self.header = header
+            self._set_virtual_size(self._content_size())
+            self.refresh()
+
+    def _content_size(self) -> Size:
+        return Size(self.source.width(), len(self.source) + self.header_lines)
+
+    def set_source(
+        self, source: RowSource, cursor: int = 0, keep_x: bool = False, quiet: bool = False
+    ) -> None:
+        """Show ``source``, cursor on row ``cursor`` (clamped); ``keep_x`` keeps the sideways
+        scroll (the same columns, other rows); ``quiet`` keeps the scroll and moves the
+        cursor without telling anyone (the same rows, rearranged)."""
         self.source = source
-        self._set_virtual_size(Size(source.width(), len(source)))
-        self.scroll_to(0, 0, animate=False, immediate=True)
+        self._set_virtual_size(self._content_size())
+        if quiet:
+            self.set_reactive(RowList.cursor, self._clamp(cursor))
+            self.refresh()
+            return
+        self.scroll_to(self.scroll_x if keep_x else 0, 0, animate=False, immediate=True)
         self.cursor = self._clamp(cursor)
         self.refresh()
 
@@ -162,11 +213,19 @@ class RowList(ScrollView, can_focus=True):
         return max(0, min(row, len(self.source) - 1))
 
     def on_resize(self) -> None:
-        self._set_virtual_size(Size(self.source.width(), len(self.source)))
+        self._set_virtual_size(self._content_size())
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
+
+    def on_focus(self) -> None:
+        self._styles.clear()  # the cursor's style depends on focus
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._styles.clear()
+        self.refresh()
 
     def _style(self, name: str | None) -> Style:
         style = self._styles.get(name)
@@ -184,26 +243,54 @@ class RowList(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        index = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # not under the vertical scrollbar
         base = self._base_style
+        if self.header is not None:
+            if y == 0:
+                style = base + self._style("rowlist--header")
+                strip = Strip([Segment(text, style) for text, _ in self.header])
+                return strip.crop_extend(scroll_x, scroll_x + width, style)
+            y -= 1
+        index = scroll_y + y
         if index >= len(self.source):
             return Strip.blank(width, base)
-        segments = [
-            Segment(text, base + self._style(name)) for text, name in self.source.row(index)
-        ]
-        strip = Strip(segments)
-        if index == self.cursor:
-            cursor = self._style("rowlist--cursor")
-            strip = strip.extend_cell_length(scroll_x + width, base).apply_style(cursor)
+        if index == self.cursor and self.row_cursor:
+            # The cursor's colours over each piece's (a post style: its background wins).
+            base = base + self._style("rowlist--cursor")
+            strip = Strip(
+                [
+                    Segment(text, base + self._style(name) + base)
+                    for text, name in self.row_pieces(index)
+                ]
+            ).extend_cell_length(scroll_x + width, base)
+        else:
+            strip = Strip(
+                [Segment(text, base + self._style(name)) for text, name in self.row_pieces(index)]
+            )
+        if strip.cell_length > scroll_x + width > scroll_x + 1:
+            # Cut at the right edge: say so with an ellipsis in the last cell, in its style.
+            body = strip.crop(scroll_x, scroll_x + width - 1)
+            segments = list(body)
+            style = segments[-1].style if segments else base
+            return Strip([*segments, Segment("…", style)], width)
         return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    row_cursor = True  # whether the cursor row is drawn as a whole (the page pane draws a byte)
+
+    def row_pieces(self, index: int) -> Row:
+        """The pieces of row ``index`` as drawn (subclasses add their own marks)."""
+        return self.source.row(index)
+
+    def refresh_row(self, index: int) -> None:
+        """Redraw row ``index`` (a row of the source, below the header)."""
+        self.refresh_line(index + self.header_lines)
 
     def watch_cursor(self, old: int, new: int) -> None:
         before = self.scroll_offset.y
         self.scroll_to_cursor()
         if self.scroll_offset.y == before:
-            self.refresh_line(old)  # only the two rows that changed look
-            self.refresh_line(new)
+            self.refresh_row(old)  # only the two rows that changed look
+            self.refresh_row(new)
         else:
             self.refresh()
         if len(self.source):
@@ -211,9 +298,20 @@ class RowList(ScrollView, can_focus=True):
                 self.on_cursor(new)  # same frame as the cursor itself
             self.post_message(self.Highlighted(self, new))
 
-    def scroll_to_cursor(self, center: bool = False) -> None:
-        region = Region(0, self.cursor, 1, 1)
-        self.scroll_to_region(region, animate=False, center=center, immediate=True, force=True)
+    def scroll_to_cursor(self, center: bool = False, again: bool = True) -> None:
+        if not self.size.height and again:  # not laid out yet (a tab shown the first time):
+            self.call_after_refresh(self.scroll_to_cursor, center, False)  # once it is
+            return
+        region = Region(self.scroll_x, self.cursor + self.header_lines, 1, 1)
+        self.scroll_to_region(
+            region,
+            spacing=Spacing(self.header_lines, 0, 0, 0),
+            animate=False,
+            center=center,
+            immediate=True,
+            force=True,
+            x_axis=False,
+        )
 
     def validate_cursor(self, value: int) -> int:
         return self._clamp(value)
@@ -222,7 +320,7 @@ class RowList(ScrollView, can_focus=True):
         self.cursor += delta
 
     def action_page(self, direction: int) -> None:
-        self.cursor += direction * max(1, self.size.height - 1)
+        self.cursor += direction * max(1, self.size.height - 1 - self.header_lines)
 
     def action_jump(self, row: int) -> None:
         self.cursor = row if row >= 0 else len(self.source) - 1
@@ -232,7 +330,9 @@ class RowList(ScrollView, can_focus=True):
             self.post_message(self.Activated(self, self.cursor))
 
     def on_click(self, event: events.Click) -> None:
-        row = int(self.scroll_offset.y) + event.y
+        if event.y < self.header_lines:
+            return
+        row = int(self.scroll_offset.y) + event.y - self.header_lines
         if 0 <= row < len(self.source):
             self.cursor = row
             if event.chain >= 2:
