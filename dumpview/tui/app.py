@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from dumpview.model import Dump, DumpError
 from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.levels import LevelTree, open_for_browsing
 from dumpview.model.source import OpenCancelled
+from dumpview.output import STOP_SIGNALS
 from dumpview.tui.keys import KEYS
 from dumpview.tui.loading import EXIT_BAD_INPUT, ErrorScreen, LoadingScreen
 from dumpview.tui.main import MainScreen
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 MMAP_THRESHOLD_BYTES = 256 << 10
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
