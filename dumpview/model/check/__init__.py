@@ -6,18 +6,20 @@ VA/PA fields for export and for jumping to the place). No presentation beyond th
 
 The package, by seam: ``findings`` (the kinds, their severity and descriptions, the skip
 reasons, ``Anomaly`` and ``CheckResult``), ``facts`` (the leaf columns and what every check
-shares), ``leaves`` (the checks over leaves, and the runs they report in), ``tables`` (the
-checks over carried tables), ``crashlog`` (the checks against the crash log) and
-``permissions`` (the views write-exec looks at). Everything public is imported here.
+shares), ``leaves`` (the checks over leaves, and the runs they report in), ``alias``
+(memattr-alias, over PA intervals), ``tables`` (the checks over carried tables), ``crashlog``
+(the checks against the crash log) and ``permissions`` (the views write-exec looks at).
+Everything public is imported here.
 
 What is looked at:
 
 - Leaves. The pages of the dumped address space are those of ``pagearrays`` (one per page of
   every PT_LOAD; the entry is exact where the dump carries the leaf tables, else rebuilt from
-  ``p_paddr``/``p_flags``). Where the dump carries tables of other address spaces (user VMs),
-  their type-3 last-level entries are leaves too, for the kinds that need no page data:
-  memattr-alias, normal-on-non-ram, device-on-ram, outside-managed-range, oa-beyond-oas,
-  write-exec.
+  ``p_paddr``/``p_flags``), read as runs of alike pages (``pageruns``: a PT_LOAD without
+  tables is one or two runs however many pages it claims). Where the dump carries tables of
+  other address spaces (user VMs), their type-3 last-level entries are leaves too, for the
+  kinds that need no page data: memattr-alias, normal-on-non-ram, device-on-ram,
+  outside-managed-range, oa-beyond-oas, write-exec.
 - Tables (dumps with dumpview's extension): every walked table of every context, entries
   ``0 .. entries`` of its level (the TTB uses 8 of its 2048 slots).
 
@@ -99,8 +101,12 @@ dumps) and the context number for other carried spaces. Anomalies are sorted by 
 
 Failure modes: ``ValueError`` (one line naming the unknown kind and the known ones) for an
 unknown kind. A kind the dump cannot answer is not an error: it is listed in
-``CheckResult.skipped`` with the reason. Everything runs in numpy over the page columns (no
-Python loop per page; one per run, per table and per Ccdp pair). The file is only read.
+``CheckResult.skipped`` with the reason. Everything runs in numpy over the leaf rows
+(``facts.Leaves``: runs of pages, cut where a memory region, a hole record or a managed range
+begins or ends, so each row is decided by its first page), in narrow columns built a chunk of
+PT_LOADs at a time: time and memory follow the PT_LOADs and table entries the file holds and
+the findings, never the pages it claims (no Python loop per page; one per finding, per table
+and per Ccdp pair). Results are what a page-by-page reading gives. The file is only read.
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from dumpview.model.check.alias import check_memattr_alias
 from dumpview.model.check.crashlog import check_crashlog_mismatch, check_fault_mismatch
 from dumpview.model.check.facts import Facts
 from dumpview.model.check.findings import (
@@ -139,7 +146,6 @@ from dumpview.model.check.findings import (
 )
 from dumpview.model.check.leaves import (
     check_device_on_ram,
-    check_memattr_alias,
     check_normal_on_non_ram,
     check_oa_beyond_oas,
     check_outside_managed_range,
