@@ -1936,15 +1936,28 @@ def load_claims_pages(pages: int = CLAIMED_PAGES) -> bytes:
 
 
 EXT_CLAIMED_VA = BASE_VA + 0x1000_0000  # above the extension base's pages
+MANY_REGIONS = 20_000
 
 
-def ext_load_claims_pages(pages: int = CLAIMED_PAGES) -> bytes:
+def ext_load_claims_pages(pages: int = CLAIMED_PAGES, extra_regions: int = 0) -> bytes:
     """The extension base (tables, memory map, hole records) plus one PT_LOAD claiming
     ``pages`` pages without data and without entries in the tables, whose PAs run from RAM
     through the no-map carveout and past the end of RAM (regions begin and end inside it),
     alias the base's pages with another memattr and half of whose first 2,048 pages a hole
-    record covers (it begins and ends inside it too)."""
+    record covers (it begins and ends inside it too). ``extra_regions`` one-page MMIO windows
+    (and reserved regions, every other one) follow RAM, a page apart, over its PAs."""
     rows, contents, infos, space = ext_parts()
+    past_ram = EXT_REGIONS[0].base + EXT_REGIONS[0].size_bytes
+    extra = [
+        RegionInfo(
+            ext.REGION_MMIO if i % 2 else ext.REGION_RESERVED,
+            f"w{i}",
+            past_ram + 2 * i * PAGE,
+            PAGE,
+            0 if i % 2 else ext.REGION_NO_MAP,
+        )
+        for i in range(extra_regions)
+    ]
     huge = factory.segment(EXT_CLAIMED_VA, 0x8_0000_8000, pages, "FW_PRIV_RW", data=False)
     hole = HoleInfo(
         EXT_CLAIMED_VA + 1024 * PAGE, 1024 * PAGE, ext.REASON_BORROW_REFUSED, ext.DETAIL_NO_MAP, 1
@@ -1956,7 +1969,7 @@ def ext_load_claims_pages(pages: int = CLAIMED_PAGES) -> bytes:
         geometry=uat.uat_geometry(),
         spaces=[space],
         tables=infos,
-        regions=EXT_REGIONS,
+        regions=[*EXT_REGIONS, *extra],
         holes=[*EXT_HOLES, hole],
         scenario_name="hostile",
         seed=7,
@@ -1985,6 +1998,7 @@ AMPLIFICATION_BOUNDS: dict[str, list[tuple[tuple[str, ...], float, int]]] = {
         (("export", "DUMP", "--include", "info,ranges,anomalies", "-o", "OUT"), 10.0, 300),
         (("ranges", "DUMP"), 10.0, 300),
     ],
+    "ext-load-claims-many-regions": [(("check", "DUMP"), 10.0, 300)],
     "ext-load-claims-20m-pages": [
         (("check", "DUMP"), 10.0, 300),
         (("diff", "DUMP", "OTHER"), 10.0, 300),
@@ -2046,6 +2060,14 @@ def amplification_cases() -> list[Case]:
             "the extension base plus a PT_LOAD claiming 20.9M pages without data across "
             "regions, aliases and a hole record",
             ext_load_claims_pages,
+            ANY_CLEAN,
+            entries=NOT_EXPORT,
+        ),
+        Case(
+            "ext-load-claims-many-regions",
+            "the same with 20,000 one-page regions over the PT_LOAD's PAs, 0.7 MB (was: check "
+            "over 5 min, a pass over every row per region)",
+            lambda: ext_load_claims_pages(extra_regions=MANY_REGIONS),
             ANY_CLEAN,
             entries=NOT_EXPORT,
         ),

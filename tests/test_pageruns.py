@@ -11,6 +11,8 @@
   PT_LOADs, PAs across the OAS, exact entries that differ from p_flags).
 - The hostile PT_LOAD claiming 20.9M pages over the extension base: check's findings, cut
   where regions and hole records begin and end, as the scalar model states them.
+- Where a PA falls in the memory map: the sweep used for many regions answers as one pass per
+  region does.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dumpview.model import open_dump
+from dumpview.model.check.facts import memory_class_by_region, memory_class_by_sweep
 from dumpview.model.diff import diff
 from dumpview.model.errors import DumpError
+from dumpview.model.extension import Region
 from dumpview.model.pagearrays import all_pages
 from dumpview.model.pageruns import all_runs, expand
 from dumpview.sim.scenarios import generate_file
@@ -276,3 +280,33 @@ def test_check_cuts_a_claimed_pt_load_where_regions_and_holes_begin_and_end(tmp_
     assert [pa_ for pa_, _vas in aliases] == [0x8_0010_0000, 0x8_1000_0000]
     for alias_pa, vas in aliases:
         assert vas[-1] == start + (alias_pa - pa) // PAGE * PAGE
+
+
+# ---- where a PA falls in the memory map: one sweep for many regions -----------------------------
+
+KINDS = ("ram", "reserved", "mmio")
+U64_MAX = (1 << 64) - 1
+
+
+@st.composite
+def memory_maps(draw: st.DrawFn) -> tuple[tuple[Region, ...], np.ndarray]:
+    """Overlapping regions (some reaching the top of the address space, some empty) and PAs
+    on, around and between their bounds."""
+    regions = []
+    for i in range(draw(st.integers(0, 40))):
+        base = draw(st.integers(0, 64)) * PAGE
+        # Up to the last byte, and past 2**64 (a record's base + size may wrap).
+        size = draw(st.sampled_from([0, PAGE, 3 * PAGE, 17 * PAGE, (1 << 64) - 1 - base, U64_MAX]))
+        regions.append(Region(draw(st.sampled_from(KINDS)), f"r{i}", base, size, False, False))
+    pas = draw(st.lists(st.integers(0, 70 * PAGE), max_size=64))
+    pas += [e for r in regions if r.size_bytes for e in (r.base, min(r.end - 1, U64_MAX))]
+    return tuple(regions), np.array([*pas, (1 << 64) - 1], dtype=np.uint64)
+
+
+@given(memory_maps())
+def test_the_memory_map_sweep_agrees_with_a_pass_per_region(drawn) -> None:
+    regions, pas = drawn
+    by_region = memory_class_by_region(regions, pas)
+    by_sweep = memory_class_by_sweep(regions, pas)
+    for got, expected in zip(by_sweep, by_region, strict=True):
+        assert got.tolist() == expected.tolist()

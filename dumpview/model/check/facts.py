@@ -5,6 +5,7 @@ findings of one pass over the carried tables."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from dataclasses import dataclass
 from functools import cached_property
@@ -277,20 +278,9 @@ class Facts:
         whether the PA is known to be no memory: in an MMIO window or in no region)."""
         regions = self.regions
         assert not isinstance(regions, str)
-        pa = self.pa
-        mmio = np.full(len(pa), -1, dtype=np.int32)
-        memory = np.full(len(pa), -1, dtype=np.int32)
-        anywhere = np.zeros(len(pa), dtype=bool)
-        order = sorted(range(len(regions)), key=lambda i: regions[i].kind != "ram")
-        for i in order:
-            region = regions[i]
-            inside = (pa >= _U64(region.base)) & (pa - _U64(region.base) < _U64(region.size_bytes))
-            anywhere |= inside
-            if region.kind == "mmio":
-                mmio[inside] = i
-            elif region.kind in ("ram", "reserved"):
-                memory[inside] = i
-        return mmio, memory, (mmio >= 0) | ~anywhere
+        if len(regions) <= _FEW_REGIONS:
+            return memory_class_by_region(regions, self.pa)
+        return memory_class_by_sweep(regions, self.pa)
 
     @cached_property
     def table_findings(self) -> tuple[list[Anomaly], list[Anomaly], list[Anomaly]]:
@@ -300,6 +290,77 @@ class Facts:
 
 
 _DTYPES = (np.int32, np.uint64, np.uint32, np.uint64, bool, np.uint8, np.uint8, bool, np.uint32)
+_FEW_REGIONS = 32  # up to this many regions, one numpy pass each; beyond, one sweep
+
+
+def memory_class_by_region(
+    regions: tuple[Region, ...], pa: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Facts.memory_class`` with one pass over ``pa`` per region: the last region holding a
+    PA wins (RAM banks first, then the others in record order), so a reserved region beats
+    its bank and the later of two overlapping windows wins."""
+    mmio = np.full(len(pa), -1, dtype=np.int32)
+    memory = np.full(len(pa), -1, dtype=np.int32)
+    anywhere = np.zeros(len(pa), dtype=bool)
+    order = sorted(range(len(regions)), key=lambda i: regions[i].kind != "ram")
+    for i in order:
+        region = regions[i]
+        inside = (pa >= _U64(region.base)) & (pa - _U64(region.base) < _U64(region.size_bytes))
+        anywhere |= inside
+        if region.kind == "mmio":
+            mmio[inside] = i
+        elif region.kind in ("ram", "reserved"):
+            memory[inside] = i
+    return mmio, memory, (mmio >= 0) | ~anywhere
+
+
+def memory_class_by_sweep(
+    regions: tuple[Region, ...], pa: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``memory_class_by_region``'s answer from one sweep over the regions' bounds (a heap of
+    the regions open at each bound, per kind) and one binary search per PA: time follows the
+    regions plus the PAs, not their product (a hostile memory map may hold a million)."""
+    starts: dict[int, list[int]] = {}
+    ends: dict[int, list[int]] = {}
+    for i, region in enumerate(regions):
+        if not region.size_bytes:
+            continue
+        starts.setdefault(region.base, []).append(i)
+        end = region.base + region.size_bytes
+        if end < 1 << 64:  # ending at the top needs no bound
+            ends.setdefault(end, []).append(i)
+    bounds = sorted(starts.keys() | ends.keys())
+    open_regions: dict[str, list[int]] = {"mmio": [], "reserved": [], "ram": []}
+    closed: set[int] = set()
+    count = 0
+    tops = {kind: np.full(len(bounds), -1, dtype=np.int32) for kind in open_regions}
+    covered = np.zeros(len(bounds), dtype=bool)
+    for j, bound in enumerate(bounds):  # the elementary range [bound, next bound)
+        for i in ends.get(bound, ()):
+            closed.add(i)
+            count -= 1
+        for i in starts.get(bound, ()):
+            closed.discard(i)
+            count += 1
+            if regions[i].kind in open_regions:
+                heapq.heappush(open_regions[regions[i].kind], -i)
+        for kind, heap in open_regions.items():
+            while heap and -heap[0] in closed:
+                heapq.heappop(heap)
+            if heap:
+                tops[kind][j] = -heap[0]
+        covered[j] = count > 0
+    at = np.searchsorted(np.array(bounds, dtype=np.uint64), pa, side="right") - 1
+    inside = at >= 0
+    at = np.maximum(at, 0)
+
+    def pick(values: np.ndarray, fill) -> np.ndarray:
+        return np.where(inside, values[at], fill) if len(bounds) else np.full(len(pa), fill)
+
+    mmio = pick(tops["mmio"], -1).astype(np.int32)
+    reserved, ram = pick(tops["reserved"], -1), pick(tops["ram"], -1)
+    memory = np.where(reserved >= 0, reserved, ram).astype(np.int32)
+    return mmio, memory, (mmio >= 0) | ~pick(covered, False)
 
 
 def _bounds(values: np.ndarray | list[int]) -> np.ndarray:
