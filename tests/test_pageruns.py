@@ -99,10 +99,10 @@ def test_runs_join_page_entries_and_follow_the_file(generated: list[Path]) -> No
 def test_runs_of_every_hostile_case_that_opens(tmp_path: Path) -> None:
     opened = 0
     for case in hostile.corpus(include_slow=False):
-        if case.name in hostile.AMPLIFICATION_OTHER:
-            continue  # the 20.9M-page cases: the next test
         path = tmp_path / f"{case.name}.dump"
         path.write_bytes(case.build())
+        if hostile.claimed_pages(path) > 1 << 20:
+            continue  # expanding 20.9M claimed pages is what runs avoid: the next test
         try:
             assert_runs_are_the_pages(path, 2)
         except DumpError:
