@@ -943,10 +943,15 @@ class Case:
     timeouts: dict[str, float] = field(default_factory=dict)
     known_bug: dict[str, str] = field(default_factory=dict)
     slow: bool = False
+    # The entry points the case runs through (default: all). A case whose pages are its point
+    # leaves out ``export``: its answer is a record per claimed page (millions), what the
+    # amplification tests bound instead (``test_export_pages_memory_is_flat``).
+    entries: tuple[str, ...] = ENTRY_POINTS
 
 
 EITHER = frozenset({ERROR, WARNING})
 ANY_CLEAN = frozenset({OK, ERROR, WARNING})
+NOT_EXPORT = tuple(entry for entry in ENTRY_POINTS if entry != "export")
 
 
 def put(raw: bytearray, offset: int, fmt: str, value: int) -> bytearray:
@@ -1916,9 +1921,66 @@ def lpae_l1_blocks() -> bytes:
     return bytes(raw)
 
 
+# Under the model's MAX_PAGES (2**25, a whole 39-bit address space), so the dump opens and every
+# command has to answer: the pages are claimed by one PT_LOAD, not held by the file.
+CLAIMED_PAGES = 20_900_000
+CLAIMED_VA = uat.UAT_VA_BASE_UPPER  # 0xffffff80_00000000: 20.9M pages end before the top
+
+
+def load_claims_pages(pages: int = CLAIMED_PAGES) -> bytes:
+    """The driver's layout with one PT_LOAD claiming ``pages`` pages without data (p_filesz 0;
+    16 KB): when every claimed page was a row, check took 12 s and 2.7 GB, diff 6.4 s and
+    3.5 GB, export 71 s and 2.8 GB (for 8 GB of output)."""
+    rows = [factory.segment(CLAIMED_VA, 0x8_0000_0000, pages, "FW_PRIV_RW", data=False)]
+    return _write(rows, default_notes())
+
+
+EXT_CLAIMED_VA = BASE_VA + 0x1000_0000  # above the extension base's pages
+MANY_REGIONS = 20_000
+
+
+def ext_load_claims_pages(pages: int = CLAIMED_PAGES, extra_regions: int = 0) -> bytes:
+    """The extension base (tables, memory map, hole records) plus one PT_LOAD claiming
+    ``pages`` pages without data and without entries in the tables, whose PAs run from RAM
+    through the no-map carveout and past the end of RAM (regions begin and end inside it),
+    alias the base's pages with another memattr and half of whose first 2,048 pages a hole
+    record covers (it begins and ends inside it too). ``extra_regions`` one-page MMIO windows
+    (and reserved regions, every other one) follow RAM, a page apart, over its PAs."""
+    rows, contents, infos, space = ext_parts()
+    past_ram = EXT_REGIONS[0].base + EXT_REGIONS[0].size_bytes
+    extra = [
+        RegionInfo(
+            ext.REGION_MMIO if i % 2 else ext.REGION_RESERVED,
+            f"w{i}",
+            past_ram + 2 * i * PAGE,
+            PAGE,
+            0 if i % 2 else ext.REGION_NO_MAP,
+        )
+        for i in range(extra_regions)
+    ]
+    huge = factory.segment(EXT_CLAIMED_VA, 0x8_0000_8000, pages, "FW_PRIV_RW", data=False)
+    hole = HoleInfo(
+        EXT_CLAIMED_VA + 1024 * PAGE, 1024 * PAGE, ext.REASON_BORROW_REFUSED, ext.DETAIL_NO_MAP, 1
+    )
+    from dumpview.sim.writer import Extension
+
+    extension = Extension(
+        entry_format=ext.ENTRY_FORMAT_UAT,
+        geometry=uat.uat_geometry(),
+        spaces=[space],
+        tables=infos,
+        regions=[*EXT_REGIONS, *extra],
+        holes=[*EXT_HOLES, hole],
+        scenario_name="hostile",
+        seed=7,
+        knobs={"pages": len(EXT_PAGES) + pages},
+    )
+    return _write([*rows, huge], default_notes(), extension, contents.__getitem__)
+
+
 # The commands each amplification case made expensive, and what one run may cost at most (wall
 # seconds, peak RSS in MiB), measured in a subprocess by ``tests/test_hostile.py`` (the case's
-# description says what it cost before).
+# description says what it cost before). ``OTHER`` is a second dump, ``AMPLIFICATION_OTHER``'s.
 AMPLIFICATION_BOUNDS: dict[str, list[tuple[tuple[str, ...], float, int]]] = {
     "ccdp-million-pairs": [
         (("check", "DUMP"), 10.0, 300),
@@ -1928,6 +1990,24 @@ AMPLIFICATION_BOUNDS: dict[str, list[tuple[tuple[str, ...], float, int]]] = {
     "crtk-huge-ptr-count": [(("check", "DUMP"), 10.0, 300)],
     "notes-million-empty": [(("info", "DUMP"), 10.0, 300)],
     "lpae-l1-blocks-512": [(("vtop", "DUMP", "0x40001000"), 10.0, 300)],
+    "load-claims-20m-pages": [
+        (("check", "DUMP"), 10.0, 300),
+        (("diff", "DUMP", "DUMP"), 10.0, 300),
+        (("diff", "DUMP", "OTHER"), 10.0, 300),
+        (("diff", "OTHER", "DUMP"), 10.0, 300),
+        (("export", "DUMP", "--include", "info,ranges,anomalies", "-o", "OUT"), 10.0, 300),
+        (("ranges", "DUMP"), 10.0, 300),
+    ],
+    "ext-load-claims-many-regions": [(("check", "DUMP"), 10.0, 300)],
+    "ext-load-claims-20m-pages": [
+        (("check", "DUMP"), 10.0, 300),
+        (("diff", "DUMP", "OTHER"), 10.0, 300),
+        (("export", "DUMP", "--include", "info,ranges,anomalies", "-o", "OUT"), 10.0, 300),
+    ],
+}
+AMPLIFICATION_OTHER: dict[str, Callable[[], bytes]] = {
+    "load-claims-20m-pages": driver_base,
+    "ext-load-claims-20m-pages": ext_base,
 }
 
 
@@ -1966,6 +2046,30 @@ def amplification_cases() -> list[Case]:
             "512 LPAE L1 entries mapping 1 GiB blocks, 2.3 MB (was: vtop of one VA 2 GB)",
             lpae_l1_blocks,
             ANY_CLEAN,
+        ),
+        Case(
+            "load-claims-20m-pages",
+            "one PT_LOAD claiming 20.9M pages without data, 16 KB (was: check 12 s, 2.7 GB; "
+            "diff 6.4 s, 3.5 GB)",
+            load_claims_pages,
+            ANY_CLEAN,
+            entries=NOT_EXPORT,
+        ),
+        Case(
+            "ext-load-claims-20m-pages",
+            "the extension base plus a PT_LOAD claiming 20.9M pages without data across "
+            "regions, aliases and a hole record",
+            ext_load_claims_pages,
+            ANY_CLEAN,
+            entries=NOT_EXPORT,
+        ),
+        Case(
+            "ext-load-claims-many-regions",
+            "the same with 20,000 one-page regions over the PT_LOAD's PAs, 0.7 MB (was: check "
+            "over 5 min, a pass over every row per region)",
+            lambda: ext_load_claims_pages(extra_regions=MANY_REGIONS),
+            ANY_CLEAN,
+            entries=NOT_EXPORT,
         ),
     ]
 
@@ -2062,7 +2166,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     failed = 0
     for case, path in zip(corpus(), paths, strict=True):
-        outcome = exercise(path, timeouts=case.timeouts)
+        outcome = exercise(path, timeouts=case.timeouts, entries=case.entries)
         problems = judge(case, outcome)
         failed += bool(problems or outcome.bad)
         print(outcome.describe() if (problems or outcome.bad) else f"{path}: {outcome.counts()}")

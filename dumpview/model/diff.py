@@ -1,7 +1,9 @@
 """What changed between two dumps, by VA: mappings, page contents and tables.
 
-Owns ``diff(a, b)``. Pages of the dumped address space (``pagearrays.all_pages`` of each dump)
-are matched by VA with numpy (no Python loop per page) and sorted into:
+Owns ``diff(a, b)`` and its records. Pages of the dumped address space are matched by VA as
+runs of alike pages (``pageruns``; the matching and the data comparison are ``diffpages``), so
+the work follows the runs the files hold and the answer, never the pages a PT_LOAD claims
+(20.9M claimed pages without data are one run), and sorted into:
 
 - added: a VA only B maps; removed: a VA only A maps;
 - changed: a VA both map with a different PA ("pa": the walker's PA, or the entry's own output
@@ -11,8 +13,8 @@ are matched by VA with numpy (no Python loop per page) and sorted into:
   ("dumped"), in that order in ``MappingRun.changes``;
 - contents: pages dumped in both (whatever their PA) whose bytes differ, with how many bytes
   differ. Data is compared straight off the two read-only maps in chunks of at most
-  ``CONTENT_CHUNK_BYTES`` (file-contiguous pages compared as one block), so memory stays flat;
-  differing bytes are counted only for pages that are not equal.
+  ``diffpages.CONTENT_CHUNK_BYTES`` (file-contiguous pages compared as one block), so memory
+  stays flat; differing bytes are counted only for pages that are not equal.
 
 Pages coalesce into runs (``MappingRun``, ``ContentRun``) when their VAs continue (VA + page),
 they fall in the same category with the same change set, and, for mapping runs, the PA
@@ -43,7 +45,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dumpview.model.pagearrays import PageArrays, all_pages
+from dumpview.model.diffpages import (
+    Pieces,
+    SideRows,
+    differing_pages,
+    match,
+    run_starts,
+    table_starts,
+)
 from dumpview.model.text import hex_or_none, human_size
 from formats import entryformat
 from formats.entryformat import EntryFormat
@@ -53,8 +62,6 @@ if TYPE_CHECKING:
 
 U64 = np.uint64
 U64_MAX = (1 << 64) - 1
-CONTENT_CHUNK_BYTES = 1 << 20  # data compared per step (numpy equality on u64 views)
-SMALL_COMPARE_BYTES = 1 << 16  # below this, bytes equality (memcmp) beats numpy's call cost
 
 
 CHANGE_PA = 1
@@ -282,95 +289,46 @@ def check_comparable(a: Dump, b: Dump) -> None:
 # ---- mappings --------------------------------------------------------------------------------
 
 
-def _match(va_a: np.ndarray, va_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (in A, in B) of the VAs both sorted, duplicate-free arrays hold."""
-    if len(va_a) == len(va_b) and np.array_equal(va_a, va_b):
-        both = np.arange(len(va_a), dtype=np.int64)
-        return both, both
-    if not len(va_a) or not len(va_b):
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    j = np.searchsorted(va_b, va_a)
-    hit = j < len(va_b)
-    hit[hit] = va_b[j[hit]] == va_a[hit]
-    return np.flatnonzero(hit), j[hit].astype(np.int64)
-
-
-def _run_starts(
-    va: np.ndarray, page: int, continuing: list[np.ndarray], equal: list[np.ndarray]
-) -> np.ndarray:
-    """Where runs start: a row starts one unless its VA and every ``continuing`` column go on
-    by one page from the row before and every ``equal`` column stays the same."""
-    n = len(va)
-    if not n:
-        return np.zeros(0, dtype=np.int64)
-    step = U64(page)
-    breaks = va[1:] != va[:-1] + step
-    for column in continuing:
-        breaks |= column[1:] != column[:-1] + step
-    for column in equal:
-        breaks |= column[1:] != column[:-1]
-    return np.flatnonzero(np.concatenate(([True], breaks)))
-
-
-@dataclass
-class _Side:
-    """The columns of one dump's pages that a mapping run needs."""
-
-    pa: np.ndarray
-    flags: np.ndarray
-    dumped: np.ndarray
-    attr: np.ndarray  # entry bits outside OA (exact where carried, else rebuilt from p_flags)
-    pa_raw: np.ndarray
-
-    @classmethod
-    def of(cls, pages: PageArrays, rows: np.ndarray) -> _Side:
-        return cls(
-            pages.pa[rows],
-            pages.flags[rows],
-            pages.dumped[rows],
-            pages.pte[rows] & U64(pages.attribute_mask),
-            pages.pa_raw[rows],
-        )
-
-    def take(self, rows: np.ndarray) -> _Side:
-        return _Side(
-            self.pa[rows], self.flags[rows], self.dumped[rows], self.attr[rows], self.pa_raw[rows]
-        )
-
-
 def _mapping_runs(
-    va: np.ndarray,
+    pieces_a: Pieces | None,
+    pieces_b: Pieces | None,
+    rows_a: SideRows,
+    rows_b: SideRows,
     page: int,
-    side_a: _Side | None,
-    side_b: _Side | None,
     changes: np.ndarray | None,
 ) -> list[MappingRun]:
-    """Coalesce pages (rows of the columns given) into MappingRuns."""
-    sides = [s for s in (side_a, side_b) if s is not None]
-    equal = [c for s in sides for c in (s.flags, s.attr, s.dumped)]
+    """Coalesce pieces (of A, of B or matched: both given) into MappingRuns."""
+    pieces = pieces_a if pieces_a is not None else pieces_b
+    assert pieces is not None
+    if not len(pieces):
+        return []
+    sides = [
+        None if p is None else p.values(rows, page)
+        for p, rows in ((pieces_a, rows_a), (pieces_b, rows_b))
+    ]
+    present = [v for v in sides if v is not None]
+    equal = [v[name] for v in present for name in ("flags", "attr", "dumped")]
     if changes is not None:
         equal.append(changes)
-    starts = _run_starts(va, page, [c for s in sides for c in (s.pa, s.pa_raw)], equal)
-    if not len(starts):
-        return []
-    counts = np.diff(np.append(starts, len(va)))
-    va_start = va[starts]
+    continuing = [v[name] for v in present for name in ("pa", "pa_raw")]
+    starts = run_starts(pieces.va, pieces.pages, page, continuing, equal)
+    counts = np.add.reduceat(pieces.pages, starts)
+    va_start = pieces.va[starts]
     va_end = va_start + counts.astype(np.uint64) * U64(page)
     none = [None] * len(starts)
 
-    def columns(side: _Side | None) -> tuple[list, list, list, list]:
-        if side is None:
+    def columns(values: dict[str, np.ndarray] | None) -> tuple[list, list, list, list]:
+        if values is None:
             return none, none, none, none
         return (
-            side.pa[starts].tolist(),
-            side.flags[starts].tolist(),
-            side.dumped[starts].tolist(),
-            side.pa_raw[starts].tolist(),
+            values["pa"][starts].tolist(),
+            values["flags"][starts].tolist(),
+            values["dumped"][starts].tolist(),
+            values["pa_raw"][starts].tolist(),
         )
 
-    pa_a, flags_a, dumped_a, raw_a = columns(side_a)
-    pa_b, flags_b, dumped_b, raw_b = columns(side_b)
+    pa_a, flags_a, dumped_a, raw_a = columns(sides[0])
+    pa_b, flags_b, dumped_b, raw_b = columns(sides[1])
     if changes is not None:
         codes = changes[starts]
         names = {
@@ -403,55 +361,8 @@ def _mapping_runs(
 # ---- contents --------------------------------------------------------------------------------
 
 
-def _extents(
-    off_a: np.ndarray, off_b: np.ndarray, page: int, chunk_pages: int
-) -> Iterator[tuple[int, int]]:
-    """(first row, rows) of blocks whose data is contiguous in both files, at most
-    ``chunk_pages`` rows each."""
-    step = U64(page)
-    breaks = (off_a[1:] != off_a[:-1] + step) | (off_b[1:] != off_b[:-1] + step)
-    starts = np.flatnonzero(np.concatenate(([True], breaks))).tolist()
-    for start, end in zip(starts, [*starts[1:], len(off_a)], strict=True):
-        for first in range(start, end, chunk_pages):
-            yield first, min(chunk_pages, end - first)
-
-
-def _differing_pages(
-    a: Dump, b: Dump, off_a: np.ndarray, off_b: np.ndarray, page: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, differing bytes) of the pages at ``off_a``/``off_b`` whose bytes differ."""
-    rows: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
-    buf_a, buf_b = a.buffer, b.buffer
-    chunk_pages = max(1, CONTENT_CHUNK_BYTES // page)
-    word = page % 8 == 0
-    for first, n in _extents(off_a, off_b, page, chunk_pages):
-        at_a, at_b, size = int(off_a[first]), int(off_b[first]), n * page
-        a.guard.check(at_a)
-        b.guard.check(at_b)
-        if size <= SMALL_COMPARE_BYTES or not word:
-            equal = buf_a[at_a : at_a + size].tobytes() == buf_b[at_b : at_b + size].tobytes()
-        else:
-            equal = np.array_equal(
-                np.frombuffer(buf_a, U64, size // 8, at_a),
-                np.frombuffer(buf_b, U64, size // 8, at_b),
-            )
-        if equal:
-            continue
-        x = np.frombuffer(buf_a, np.uint8, size, at_a).reshape(n, page)
-        y = np.frombuffer(buf_b, np.uint8, size, at_b).reshape(n, page)
-        per_page = np.count_nonzero(x != y, axis=1)
-        hit = np.flatnonzero(per_page)
-        rows.append(hit + first)
-        counts.append(per_page[hit])
-        del x, y
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(rows).astype(np.int64), np.concatenate(counts).astype(np.int64)
-
-
 def _content_runs(va: np.ndarray, byte_counts: np.ndarray, page: int) -> list[ContentRun]:
-    starts = _run_starts(va, page, [], [])
+    starts = run_starts(va, np.ones(len(va), np.int64), page, [], [])
     if not len(starts):
         return []
     pages = np.diff(np.append(starts, len(va))).tolist()
@@ -483,16 +394,13 @@ def _carried_tables(dump: Dump) -> dict[tuple[int, int, int], TableChange]:
     }
 
 
-def _rebuilt_tables(dump: Dump, va: np.ndarray) -> dict[tuple[int, int, int], TableChange]:
-    """Tables below the top level where any page (``va``, sorted) lies in their span."""
+def _rebuilt_tables(dump: Dump, rows: SideRows) -> dict[tuple[int, int, int], TableChange]:
+    """Tables below the top level where any page of the runs ``rows`` lies in their span."""
     context = _dumped_context(dump)
     out: dict[tuple[int, int, int], TableChange] = {}
     for lg in dump.geometry.levels[1:]:
         span_bytes = lg.entry_span_bytes << lg.index_bits
-        starts = va & U64(U64_MAX & ~(span_bytes - 1))
-        if len(starts):
-            starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]
-        for start in starts.tolist():
+        for start in table_starts(rows.va, rows.pages, dump.page_size_bytes, span_bytes).tolist():
             # Keyed without the context: both sides are the dumped address space.
             out[(0, lg.level, start)] = TableChange(
                 context, lg.level, start, start + span_bytes, None, True
@@ -501,12 +409,12 @@ def _rebuilt_tables(dump: Dump, va: np.ndarray) -> dict[tuple[int, int, int], Ta
 
 
 def _table_changes(
-    a: Dump, b: Dump, va_a: np.ndarray, va_b: np.ndarray
+    a: Dump, b: Dump, rows_a: SideRows, rows_b: SideRows
 ) -> tuple[list[TableChange], list[TableChange], bool]:
     """(added, removed, compared as rebuilt)."""
     rebuilt = a.tables_index is None or b.tables_index is None
     if rebuilt:
-        tables_a, tables_b = _rebuilt_tables(a, va_a), _rebuilt_tables(b, va_b)
+        tables_a, tables_b = _rebuilt_tables(a, rows_a), _rebuilt_tables(b, rows_b)
     else:
         tables_a, tables_b = _carried_tables(a), _carried_tables(b)
 
@@ -535,45 +443,42 @@ def diff(a: Dump, b: Dump, compare_contents: bool = True) -> DiffResult:
 def _diff(a: Dump, b: Dump, compare_contents: bool) -> DiffResult:
     check_comparable(a, b)
     page = a.page_size_bytes
-    pages_a, pages_b = all_pages(a), all_pages(b)
-    ia, ib = _match(pages_a.va, pages_b.va)
-    only_a = np.ones(len(pages_a), dtype=bool)
-    only_a[ia] = False
-    only_b = np.ones(len(pages_b), dtype=bool)
-    only_b[ib] = False
-    rows_a, rows_b = np.flatnonzero(only_a), np.flatnonzero(only_b)
-    added = _mapping_runs(pages_b.va[rows_b], page, None, _Side.of(pages_b, rows_b), None)
-    removed = _mapping_runs(pages_a.va[rows_a], page, _Side.of(pages_a, rows_a), None, None)
+    rows_a, rows_b = SideRows.of(a), SideRows.of(b)
+    both_a, both_b, only_a, only_b = match(rows_a, rows_b, page)
+    added = _mapping_runs(None, only_b, rows_a, rows_b, page, None)
+    removed = _mapping_runs(only_a, None, rows_a, rows_b, page, None)
 
-    side_a, side_b = _Side.of(pages_a, ia), _Side.of(pages_b, ib)
-    exact = pages_a.pte_exact[ia] & pages_b.pte_exact[ib]
-    attributes = (side_a.flags != side_b.flags) | (exact & (side_a.attr != side_b.attr))
+    side_a, side_b = both_a.values(rows_a, page), both_b.values(rows_b, page)
+    exact = side_a["exact"] & side_b["exact"]
+    attributes = (side_a["flags"] != side_b["flags"]) | (exact & (side_a["attr"] != side_b["attr"]))
     changes = (
-        ((side_a.pa != side_b.pa) | (side_a.pa_raw != side_b.pa_raw)).astype(np.uint8) * CHANGE_PA
+        ((side_a["pa"] != side_b["pa"]) | (side_a["pa_raw"] != side_b["pa_raw"])).astype(np.uint8)
+        * CHANGE_PA
         | attributes.astype(np.uint8) * CHANGE_ATTRIBUTES
-        | (side_a.dumped != side_b.dumped).astype(np.uint8) * CHANGE_DUMPED
+        | (side_a["dumped"] != side_b["dumped"]).astype(np.uint8) * CHANGE_DUMPED
     )
     hit = np.flatnonzero(changes)
-    changed = _mapping_runs(
-        pages_a.va[ia[hit]],
-        page,
-        side_a.take(hit),
-        side_b.take(hit),
-        changes[hit],
-    )
+    changed = _mapping_runs(both_a.take(hit), both_b.take(hit), rows_a, rows_b, page, changes[hit])
 
     contents: list[ContentRun] = []
     pages_compared = 0
     if compare_contents:
-        both = np.flatnonzero(side_a.dumped & side_b.dumped)
-        pages_compared = len(both)
+        both = np.flatnonzero(side_a["dumped"] & side_b["dumped"])
+        pages_compared = int(both_a.pages[both].sum())
         if pages_compared:
-            off_a = pages_a.file_offset[ia[both]]
-            off_b = pages_b.file_offset[ib[both]]
-            rows, byte_counts = _differing_pages(a, b, off_a, off_b, page)
-            contents = _content_runs(pages_a.va[ia[both[rows]]], byte_counts, page)
+            vas, byte_counts = differing_pages(
+                a,
+                b,
+                side_a["file_offset"][both],
+                side_b["file_offset"][both],
+                both_a.pages[both],
+                both_a.va[both],
+                page,
+            )
+            contents = _content_runs(vas, byte_counts, page)
+    del side_a, side_b, both_a, both_b, only_a, only_b
 
-    tables_added, tables_removed, rebuilt = _table_changes(a, b, pages_a.va, pages_b.va)
+    tables_added, tables_removed, rebuilt = _table_changes(a, b, rows_a, rows_b)
     return DiffResult(
         added=added,
         removed=removed,

@@ -7,7 +7,9 @@ entry (exact from the carried leaf tables when the dump has them, else rebuilt f
 ``p_paddr``/``p_flags``), why a
 page has no data (``hole_reasons``: the extension's hole records, else memattr; one scalar
 ``Dump.hole_reason`` call per distinct answer, so both paths say the same thing), and which leaf
-table holds each page (``LeafTables``). Export, check and diff read pages through here.
+table holds each page (``LeafTables``). Export reads pages through here (its answer is a record
+per page); check and diff read them as runs of alike pages (``pageruns``), whose work does not
+grow with the pages a PT_LOAD claims.
 
 Pages are exactly ``Dump.pages``' pages: a PT_LOAD of ``p_memsz`` bytes holds
 ``ceil(p_memsz / page)`` pages at ``p_vaddr + k * page``, dumped when the whole page lies inside

@@ -23,7 +23,9 @@ MB); opening the 1 GiB-of-data dump compressed with zstd: time to the first ``in
 ``zstd -d -c`` into a null device of our own (<= 1.5 x), its peak RSS, its export vs the plain
 export plus the decompression (<= 1.2 x); ``triage`` of 1,000 generated dumps with ``--jobs 2``
 vs a shell loop of ``info`` over them (<= 0.2 x) and its peak RSS at 1,000 vs 100 dumps (flat;
-``bench_triage.py``); plus search, check, ranges and diff for reference.
+``bench_triage.py``); plus search, check, ranges and diff for reference (``--only checks``:
+check and diff on both 1M-segment dumps and on a PT_LOAD claiming 20.9M pages, time and peak
+RSS).
 """
 
 from __future__ import annotations
@@ -413,13 +415,44 @@ def bench_queries(one_m: Path, one_g: Path, runs: int, readelf: float) -> None:
         Row("search 1 GiB of dumped data", searched / ours, "GiB/s", "grep -c -F -a",
             one_g.stat().st_size / 2**30 / grep, ">= 0.5 GiB/s", searched / ours >= 0.5)
     )  # fmt: skip
+    record(Row("ranges, 1M segs (1M lines)", median_time([*DUMPVIEW, "ranges", str(one_m)], runs),
+               "s", "readelf -lW", readelf))  # fmt: skip
+
+
+def claimed_pages_dump() -> Path:
+    """The hostile corpus's PT_LOAD claiming 20.9M pages without data (16 KB), and the
+    driver base to diff it against, written under OUT."""
+    from tests import hostile
+
+    path, base = OUT / "claims-20m-pages.dump", OUT / "driver-base.dump"
+    path.write_bytes(hostile.load_claims_pages())
+    base.write_bytes(hostile.driver_base())
+    return path
+
+
+def bench_checks(one_m: Path, tables: Path, runs: int, readelf: float) -> None:
+    """check and diff on the 1M-segment dumps (time against readelf -lW of the driver dump,
+    peak RSS), and on a PT_LOAD claiming 20.9M pages (work must follow the file)."""
+    claims = claimed_pages_dump()
+    base = OUT / "driver-base.dump"
     for name, argv, ok in (
         ("check, 1M segs", ["check", str(one_m)], (0, 1)),
-        ("ranges, 1M segs (1M lines)", ["ranges", str(one_m)], (0,)),
+        ("check, 1M segs with tables", ["check", str(tables)], (0, 1)),
         ("diff against itself, 1M segs", ["diff", str(one_m), str(one_m)], (0,)),
+        ("diff with tables against driver, 1M segs", ["diff", str(tables), str(one_m)], (0,)),
+        ("check, one PT_LOAD claiming 20.9M pages", ["check", str(claims)], (0, 1)),
+        ("diff, 20.9M claimed pages against 4 PT_LOADs", ["diff", str(claims), str(base)], (1,)),
     ):
         record(Row(name, median_time([*DUMPVIEW, *argv], runs, ok=ok), "s", "readelf -lW",
                    readelf))  # fmt: skip
+    for label, argv, ok in (
+        ("check, 1M segs with tables", ["check", str(tables)], (0, 1)),
+        ("diff with tables against driver, 1M segs", ["diff", str(tables), str(one_m)], (0,)),
+        ("check, 20.9M claimed pages", ["check", str(claims)], (0, 1)),
+        ("diff, 20.9M claimed pages", ["diff", str(claims), str(base)], (1,)),
+    ):
+        rss = peak_rss_mb([*DUMPVIEW, *argv], ok=ok)
+        record(Row(f"peak RSS: {label}", rss, "MB", "", None, "<= 250 MB", rss <= 250))
 
 
 MIXED = r"""
@@ -581,7 +614,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--write-results", action="store_true", help="update RESULTS.md")
     parser.add_argument("--skip-generate", action="store_true", help="skip generate vs head")
-    parser.add_argument("--only", choices=["compressed"], help="run one group of metrics")
+    parser.add_argument("--only", choices=["compressed", "checks"], help="run one group of metrics")
     args = parser.parse_args()
     runs = max(1, args.runs)
     OUT.mkdir(exist_ok=True)
@@ -590,6 +623,13 @@ def main() -> None:
         one_g = build("1g-data.dump")
         subprocess.run(["cat", str(one_g)], stdout=subprocess.DEVNULL, check=True)
         bench_compressed(one_g, runs)
+        return
+    if args.only == "checks":
+        one_m, tables = build("1m-driver.dump"), build("1m-tables.dump")
+        for path in (one_m, tables):
+            subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
+        readelf = median_time(["readelf", "-lW", str(one_m)], runs)
+        bench_checks(one_m, tables, runs, readelf)
         return
     one_m, tables, one_g = (build(name) for name in DUMPS)
     for path in (one_m, tables, one_g):  # warm the page cache for everyone alike
@@ -604,6 +644,7 @@ def main() -> None:
     bench_tui(runs)
     bench_rss(one_m)
     bench_queries(one_m, one_g, runs, readelf)
+    bench_checks(one_m, tables, runs, readelf)
     bench_compressed(one_g, runs)
     bench_triage(runs)
     if not args.skip_generate:
