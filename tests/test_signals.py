@@ -362,4 +362,6 @@ def test_the_inspector_restores_the_terminal_after_an_error_in_a_worker(tmp_path
     assert term.finish() == 2
     after = term.output[drawn:]
     assert ALT_SCREEN_OFF in after and all(sequence in after for sequence in MOUSE_OFF)
-    assert b"shrank" in after
+    # The guard's line: "shrank" when a size check saw it first, "truncated it" when the lease
+    # broke first (which one depends on how the two processes were scheduled).
+    assert b"shrank" in after or b"truncated it" in after, after[-300:]

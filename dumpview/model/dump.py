@@ -1,9 +1,12 @@
 """The dump as users think of it: segments, pages, notes, the extension, translation, reads.
 
-Owns opening a dump (read-only mmap; the ELF header through construct; the program headers as a
-zero-copy numpy view whose dtype comes from ``formats.elf.Elf64_Phdr``), validating what the
-index depends on, and answering questions lazily: nothing beyond the headers is read until
-asked. Page contents come back as ``memoryview`` slices of the map.
+Owns opening a dump (read-only mmap of the file, or of the anonymous spool a compressed or
+streamed input was copied into: ``dumpview.model.source``), indexing it (the ELF container's
+header, section headers, PT_LOADs and notes are read and validated by
+``dumpview.model.elfcore``; the extension by ``dumpview.model.extension``) and answering
+questions lazily: nothing beyond the headers is read until asked. Page contents come back as
+``memoryview`` slices of the map (``dumpview.model.spans``); the queries (ranges, search,
+check, triage, ...) are typed functions in their own modules that the methods here forward to.
 
 Failure modes: ``open_dump`` raises ``DumpFormatError`` (offset + expectation) for a file that
 is not a readable dump; ``read_va``/``read_pa`` raise ``NotDumpedError`` naming the first VA
@@ -23,20 +26,28 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 import construct
 import numpy as np
 
-from dumpview.model.errors import AddressError, DumpFormatError, NotDumpedError
+from dumpview.model import spans
+from dumpview.model.elfcore import (  # noqa: F401 (Note, MAX_PAGES: re-exported)
+    MAX_PAGES,
+    PHDR_DTYPE,
+    LoadIndex,
+    Note,
+    parse_header,
+    program_header_count,
+    read_notes,
+    read_sections,
+)
+from dumpview.model.errors import DumpFormatError
 from dumpview.model.extension import Extension
-from dumpview.model.guard import DumpChangedError, FileGuard
+from dumpview.model.guard import FileGuard
 from dumpview.model.source import INPUT_FILE, KIND_FILE, Source
-from dumpview.npstruct import dtype_from_struct
 from formats import agx, elf, entryformat, ext, uat
 from formats.entryformat import EntryFormat
 from formats.geometry import Geometry
@@ -60,24 +71,11 @@ if TYPE_CHECKING:
     from dumpview.model.vtop import BulkTranslation, Translator
     from formats import clhe
 
-PHDR_DTYPE = dtype_from_struct(elf.Elf64_Phdr)
-CHECK_CHUNK = 1 << 15  # PT_LOADs validated per step (fits in cache)
-# The most pages a dump may claim: a whole 39-bit UAT address space of 16 KiB pages (512 GiB;
-# the driver's kernel context maps at most 192 GiB of it), or 128 GiB of 4 KiB LPAE pages.
-# Pages without data cost nothing in the file, so without a bound a 56-byte program header
-# could claim 2**50 pages.
-MAX_PAGES = 1 << (uat.UAT_IAS - uat.PAGE_SHIFT)
-SHDR_DTYPE = dtype_from_struct(elf.Elf64_Shdr)
 LAYOUT_AGX = "agx-devcoredump"
 # An LPAE (SMMU) dump: the same ELF core layout, its pages the granule's, no AGX note.
 LAYOUT_DEVCOREDUMP = "devcoredump"
 WARNINGS_SHOWN = 20  # all_warnings lists this many, then counts the rest
 PAGES_BATCH = 1 << 12  # pages() looks exact entries up this many pages at a time
-MAX_NOTES = 4096  # notes read, whatever the PT_NOTEs hold (a devcoredump has two)
-# Elf64_Nhdr (n_namesz, n_descsz, n_type) for struct: a note header per ~10 ns, not construct's
-# ~20 µs (a 12 MB PT_NOTE holds a million empty notes); checked against the declaration.
-_NHDR = struct.Struct("<III")
-assert _NHDR.size == elf.Elf64_Nhdr.sizeof()
 
 REASON_DEVICE = "device-memory"
 REASON_BORROW = "borrow-refused"
@@ -99,14 +97,6 @@ class PageRecord(NamedTuple):
     reason: str | None  # None when dumped, else "device-memory" / "borrow-refused"
     reason_detail: str | None
     leaf_level: int | None = None  # the level of the entry mapping it (None: rebuilt)
-
-
-@dataclass(frozen=True)
-class Note:
-    name: str
-    note_type: int
-    offset: int  # of the descriptor in the file
-    desc: memoryview
 
 
 class Dump:
@@ -176,72 +166,23 @@ class Dump:
 
     def _index(self) -> None:
         mv = self.buffer
-        ident = mv[:16]
-        if bytes(ident[:4]) != elf.ELF_MAGIC:
-            raise DumpFormatError(
-                0, f"not an ELF file: magic is {bytes(ident[:4]).hex(' ')}, expected 7f 45 4c 46"
-            )
-        if ident[4] != elf.ELFCLASS64:
-            raise DumpFormatError(4, f"ELF class {ident[4]}, expected 2 (ELFCLASS64)")
-        if ident[5] != elf.ELFDATA2LSB:
-            raise DumpFormatError(5, f"ELF data encoding {ident[5]}, expected 1 (little-endian)")
-        self.header = elf.Elf64_Ehdr.parse(mv[: elf.EHDR_SIZE])
+        self.header = parse_header(mv, self.warnings)
+        self._sections = read_sections(mv, self.header, self.size_bytes)
+        self.phnum = program_header_count(self.header, self._sections, self.warnings)
         h = self.header
-        if h.e_machine != elf.EM_AARCH64:
-            raise DumpFormatError(
-                18, f"e_machine {h.e_machine}, expected {elf.EM_AARCH64} (AArch64)"
-            )
-        if h.e_type != elf.ET_CORE:
-            self.warnings.append(f"e_type is {h.e_type}, not ET_CORE (4)")
-        if h.e_phentsize != elf.PHDR_SIZE:
-            raise DumpFormatError(54, f"e_phentsize {h.e_phentsize}, expected {elf.PHDR_SIZE}")
-        self._sections = self._read_sections()
-        phnum = h.e_phnum
-        if phnum == elf.PN_XNUM:
-            if not len(self._sections):
-                raise DumpFormatError(
-                    56,
-                    "e_phnum is PN_XNUM (0xffff) but there is no section header 0 to "
-                    "carry the count",
-                )
-            phnum = int(self._sections[0]["sh_info"])
-            if phnum < elf.PN_XNUM:
-                self.warnings.append(
-                    f"e_phnum is PN_XNUM (0xffff) but section header 0 (at {h.e_shoff:#x}) "
-                    f"gives {phnum} program headers: PN_XNUM is for 65,535 or more"
-                )
-        self.phnum = phnum
-        end = h.e_phoff + phnum * elf.PHDR_SIZE
+        end = h.e_phoff + self.phnum * elf.PHDR_SIZE
         if end > self.size_bytes:
             raise DumpFormatError(
                 h.e_phoff,
-                f"{phnum} program headers of {elf.PHDR_SIZE} bytes end at {end:#x}, "
+                f"{self.phnum} program headers of {elf.PHDR_SIZE} bytes end at {end:#x}, "
                 f"past the end of the file ({self.size_bytes:#x})",
             )
-        self.phdrs = np.frombuffer(mv, dtype=PHDR_DTYPE, count=phnum, offset=h.e_phoff)
-        types = self.phdrs["p_type"]
-        is_load = types == elf.PT_LOAD
-        n_load = int(np.count_nonzero(is_load))
-        self._note_idx = np.flatnonzero(types == elf.PT_NOTE)
-        first = int(is_load.argmax()) if n_load else 0
-        load_idx: np.ndarray | None
-        if is_load[first : first + n_load].all():
-            # The usual case (PT_NOTE, then every PT_LOAD): a zero-copy view of the rows.
-            loads = self.phdrs[first : first + n_load]
-            load_idx = None
-        else:
-            load_idx = np.flatnonzero(is_load)
-            loads = self.phdrs[load_idx]
-        del is_load, types
-        va = loads["p_vaddr"]
-        if n_load > 1 and not np.all(va[1:] >= va[:-1]):
-            order = np.argsort(va, kind="stable")
-            loads = loads[order]
-            load_idx = (np.arange(first, first + n_load) if load_idx is None else load_idx)[order]
-        self._load_first = first
-        self._load_phdr_index = load_idx
-        self._loads = loads
-        self._check_segments()
+        self.phdrs = np.frombuffer(mv, dtype=PHDR_DTYPE, count=self.phnum, offset=h.e_phoff)
+        self._load_index = LoadIndex(self.phdrs, h.e_phoff)
+        self._loads = self._load_index.loads
+        self._page_totals = self._load_index.validate(
+            self.page_size_bytes, self.size_bytes, self.warnings
+        )
         # Decide on the extension now (its header only), so ``warnings`` is complete after open:
         # an unsupported version must warn even when the caller never asks for the extension.
         _ = self.extension
@@ -251,7 +192,7 @@ class Dump:
         """A PT_LOAD column copied out of the map (inside a guarded read)."""
         with self.guard.reading(int(self.header.e_phoff)):
             column = self._loads[name]
-            if self._load_phdr_index is None:  # a view of the map: copy it out
+            if self._load_index.phdr_index is None:  # a view of the map: copy it out
                 return np.array(column, copy=True, order="C")
             return np.ascontiguousarray(column)  # already a copy (sorted or gathered)
 
@@ -309,140 +250,6 @@ class Dump:
         if end - start >= 1 << 20 and hasattr(self._mmap, "madvise"):  # worth a system call
             with contextlib.suppress(OSError, ValueError):
                 self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
-
-    def _phdr_offset(self, seg: int) -> int:
-        """File offset of the program header of PT_LOAD ``seg`` (VA order)."""
-        index = (
-            self._load_first + seg
-            if self._load_phdr_index is None
-            else int(self._load_phdr_index[seg])
-        )
-        return int(self.header.e_phoff + index * elf.PHDR_SIZE)
-
-    def _check_segments(self) -> None:
-        """Validate every PT_LOAD (wrap, overlap, data past EOF, filesz > memsz, at most
-        ``MAX_PAGES`` pages in all; warnings for misalignment and p_memsz 0) and count pages,
-        in cache-sized chunks straight off the mapped program headers."""
-        loads = self._loads
-        n = len(loads)
-        page = np.uint64(self.page_size_bytes)
-        mask = np.uint64(self.page_size_bytes - 1)
-        size = np.uint64(self.size_bytes)
-        total = dumped = unaligned = empty = 0
-        first_unaligned: int | None = None
-        first_empty: int | None = None
-        prev_end: int | None = None
-        for start in range(0, n, CHECK_CHUNK):
-            block = loads[start : start + CHECK_CHUNK]
-            va, memsz = block["p_vaddr"], block["p_memsz"]
-            filesz, offset = block["p_filesz"], block["p_offset"]
-            end = va + memsz  # 0 for a PT_LOAD ending exactly at 2**64 (allowed)
-            at_top = (end == 0) & (memsz != 0)
-            file_end = offset + filesz
-            for hit, problem in (
-                ((end < va) & ~at_top, "wraps past the top of the address space"),
-                (
-                    (filesz > 0) & ((file_end > size) | (file_end < offset)),
-                    "data at {off:#x}+{filesz:#x} runs past the end of the file ({eof:#x})",
-                ),
-                (filesz > memsz, "p_filesz is larger than p_memsz"),
-            ):
-                if hit.any():
-                    self._raise_bad_segment(start + int(hit.argmax()), problem)
-            if prev_end is not None and prev_end > int(va[0]):
-                self._raise_overlap(start - 1)
-            hit = (end[:-1] > va[1:]) | at_top[:-1]  # nothing can follow a PT_LOAD at the top
-            if hit.any():
-                self._raise_overlap(start + int(hit.argmax()))
-            prev_end = 1 << 64 if at_top[-1] else int(end[-1])
-            hit = ((va | memsz) & mask) != 0
-            count = int(np.count_nonzero(hit))
-            if count and first_unaligned is None:
-                first_unaligned = start + int(hit.argmax())
-            unaligned += count
-            hit = memsz == 0
-            count = int(np.count_nonzero(hit))
-            if count and first_empty is None:
-                first_empty = start + int(hit.argmax())
-            empty += count
-            # ceil(p_memsz / page), as Dump.pages and pagearrays count (no overflow near 2**64;
-            # segments neither wrap nor overlap here, so a chunk's sum fits in 64 bits)
-            pages = memsz // page + ((memsz & mask) != 0)
-            chunk_total = int(pages.sum())
-            if total + chunk_total > MAX_PAGES:
-                crossing = int(np.argmax(np.cumsum(pages) > np.uint64(MAX_PAGES - total)))
-                self._raise_too_many_pages(
-                    start + crossing, total + int(pages[: crossing + 1].sum())
-                )
-            total += chunk_total
-            dumped += int((filesz // page).sum())
-        self._page_totals = (total, dumped)
-        if first_unaligned is not None:
-            i = first_unaligned
-            self.warnings.append(
-                f"PT_LOAD VA {self._va(i):#x} size {int(loads[i]['p_memsz']):#x} is not 16 KiB "
-                f"page aligned ({unaligned} such segments)"
-            )
-        if first_empty is not None:
-            self.warnings.append(
-                f"PT_LOAD VA {self._va(first_empty):#x} (program header at "
-                f"{self._phdr_offset(first_empty):#x}) has p_memsz 0 and maps nothing "
-                f"({empty:,} such segments)"
-            )
-
-    def _va(self, seg: int) -> int:
-        return int(self._loads[seg]["p_vaddr"])
-
-    def _raise_bad_segment(self, i: int, problem: str) -> None:
-        """DumpFormatError at PT_LOAD ``i``'s program header; ``problem`` may name its fields."""
-        row = self._loads[i]
-        detail = problem.format(
-            off=int(row["p_offset"]), filesz=int(row["p_filesz"]), eof=self.size_bytes
-        )
-        raise DumpFormatError(self._phdr_offset(i), f"PT_LOAD VA {self._va(i):#x}: {detail}")
-
-    def _raise_too_many_pages(self, i: int, pages: int) -> None:
-        """PT_LOAD ``i`` brings the page count to ``pages``, past ``MAX_PAGES``."""
-        raise DumpFormatError(
-            self._phdr_offset(i),
-            f"PT_LOAD VA {self._va(i):#x} (p_memsz {int(self._loads[i]['p_memsz']):#x}) brings "
-            f"the dump to {pages:,} pages, more than the {MAX_PAGES:,} dumpview reads "
-            f"(a whole {uat.UAT_IAS}-bit UAT address space)",
-        )
-
-    def _raise_overlap(self, i: int) -> None:
-        """PT_LOAD ``i + 1`` starts before PT_LOAD ``i`` ends."""
-        row = self._loads[i]
-        end = int(row["p_vaddr"]) + int(row["p_memsz"])
-        raise DumpFormatError(
-            self._phdr_offset(i + 1),
-            f"PT_LOAD VA {self._va(i + 1):#x} overlaps the PT_LOAD at "
-            f"{int(row['p_vaddr']):#x}..{end:#x}",
-        )
-
-    def _read_sections(self) -> np.ndarray:
-        h = self.header
-        if h.e_shoff == 0:
-            return np.zeros(0, dtype=SHDR_DTYPE)
-        if h.e_shentsize != elf.SHDR_SIZE:
-            raise DumpFormatError(58, f"e_shentsize {h.e_shentsize}, expected {elf.SHDR_SIZE}")
-        count = h.e_shnum or 1  # e_shnum 0 with e_shoff: the real count is in sh_size of 0
-        end = h.e_shoff + count * elf.SHDR_SIZE
-        if end > self.size_bytes:
-            raise DumpFormatError(
-                h.e_shoff,
-                f"section headers end at {end:#x}, past the end of the file ({self.size_bytes:#x})",
-            )
-        sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count, offset=h.e_shoff)
-        if h.e_shnum == 0 and int(sections[0]["sh_size"]) > 1:
-            count = int(sections[0]["sh_size"])
-            end = h.e_shoff + count * elf.SHDR_SIZE
-            if end > self.size_bytes:
-                raise DumpFormatError(
-                    h.e_shoff, f"{count} section headers run past the end of the file"
-                )
-            sections = np.frombuffer(self.buffer, dtype=SHDR_DTYPE, count=count, offset=h.e_shoff)
-        return sections.copy()  # out of the map: read again after open (the extension's)
 
     # ---- geometry and extension ----------------------------------------------------------------
 
@@ -551,57 +358,9 @@ class Dump:
         """Every note of every PT_NOTE segment, bounds checked. ``desc`` is a view of the map:
         read it inside ``guard.reading()`` (or copy it)."""
         with self.guard.reading():
-            return self._read_notes()
-
-    def _read_notes(self) -> tuple[Note, ...]:
-        out: list[Note] = []
-        sizes = self.phdrs["p_filesz"][self._note_idx] if len(self._note_idx) else []
-        # PT_NOTEs without data hold no note: skipped in bulk (a file can have a million).
-        for i in self._note_idx[np.asarray(sizes) > 0] if len(self._note_idx) else ():
-            ph = self.phdrs[int(i)]
-            start, size = int(ph["p_offset"]), int(ph["p_filesz"])
-            where = int(self.header.e_phoff) + int(i) * elf.PHDR_SIZE
-            if start + size > self.size_bytes:
-                raise DumpFormatError(
-                    where,
-                    f"PT_NOTE data {start:#x}+{size:#x} runs past the "
-                    f"end of the file ({self.size_bytes:#x})",
-                )
-            pos, end = start, start + size
-            while pos < end:
-                if len(out) >= MAX_NOTES:
-                    self.warnings.append(
-                        f"more than {MAX_NOTES:,} notes: the rest, from offset {pos:#x}, are not "
-                        "read (a devcoredump has two)"
-                    )
-                    return tuple(out)
-                if end - pos < elf.NHDR_SIZE:
-                    raise DumpFormatError(
-                        pos,
-                        f"note header needs {elf.NHDR_SIZE} bytes, only "
-                        f"{end - pos} left in the PT_NOTE segment",
-                    )
-                namesz, descsz, note_type = _NHDR.unpack_from(self.buffer, pos)
-                name_off = pos + elf.NHDR_SIZE
-                desc_off = name_off + elf.align_up(namesz, 4)
-                next_pos = desc_off + elf.align_up(descsz, 4)
-                if next_pos > end:
-                    raise DumpFormatError(
-                        pos,
-                        f"note (namesz {namesz}, descsz {descsz}) overruns its "
-                        f"PT_NOTE segment, which ends at {end:#x}",
-                    )
-                name = bytes(self.buffer[name_off : name_off + namesz]).rstrip(b"\0")
-                out.append(
-                    Note(
-                        name.decode("latin-1"),
-                        note_type,
-                        desc_off,
-                        self.buffer[desc_off : desc_off + descsz],
-                    )
-                )
-                pos = next_pos
-        return tuple(out)
+            return read_notes(
+                self.buffer, self.phdrs, self.header.e_phoff, self.size_bytes, self.warnings
+            )
 
     @cached_property
     def agx_info(self) -> construct.Container | None:
@@ -781,124 +540,49 @@ class Dump:
             return record
         return None
 
-    # ---- reads ---------------------------------------------------------------------------------
+    # ---- reads (``dumpview.model.spans``) --------------------------------------------------------
 
     def read_va(self, va: int, size_bytes: int) -> memoryview | bytes:
         """``size_bytes`` at ``va``: a memoryview of the map inside one segment, bytes across
         segments. NotDumpedError names the first VA without data; AddressError when unmapped;
         DumpChangedError when the file shrank. The view is valid while the file keeps its
         size: copy it (``bytes(view)``) to keep it past a change of the file."""
-        spans = self._spans(va, size_bytes)
-        with self.guard.reading(spans[0][0] if spans else None):
-            pieces = [self.buffer[start : start + take] for start, take in spans]
-            if len(pieces) == 1:
-                return pieces[0]
-            return b"".join(pieces)
+        return spans.read_va(self, va, size_bytes)
 
     def read_va_into(self, va: int, out: bytearray | memoryview) -> int:
         """Copy ``len(out)`` bytes at ``va`` into ``out`` with ``preadv`` (as read(2) does: for
         scripts that stream every dumped byte, about twice as fast as touching the map). Fails
         as ``read_va`` does, before copying anything; returns the bytes copied."""
-        target = memoryview(out).cast("B")
-        spans = self._spans(va, len(target))
-        done = 0
-        fd = self._file.fileno()
-        for start, take in spans:
-            self.guard.check(start)
-            while take:
-                got = os.preadv(fd, [target[done : done + take]], start)
-                if got <= 0:
-                    self.guard.check(start)
-                    raise DumpChangedError(
-                        self.path, start, "the file ended while reading it (it shrank)"
-                    )
-                done, start, take = done + got, start + got, take - got
-        return done
-
-    def _spans(self, va: int, size_bytes: int) -> list[tuple[int, int]]:
-        """(file offset, length) pieces holding [va, va + size_bytes), or the error read_va
-        raises: NotDumpedError at the first VA without data, AddressError where unmapped."""
-        if size_bytes < 0:
-            raise ValueError("size must not be negative")
-        spans = []
-        cur, end = va, va + size_bytes
-        while cur < end:
-            seg = self.segment_at(cur)
-            if seg is None:
-                raise AddressError(cur, f"VA {cur:#x} is not mapped by any PT_LOAD of the dump")
-            off = cur - int(self.seg_va[seg])
-            filesz = int(self.seg_filesz[seg])
-            if off >= filesz:
-                reason, detail = self.hole_reason(cur, int(self.seg_flags[seg]))
-                raise NotDumpedError(cur, reason, detail)
-            take = min(end - cur, filesz - off)
-            spans.append((int(self.seg_offset[seg]) + off, take))
-            cur += take
-        return spans
+        return spans.read_va_into(self, va, out)
 
     @cached_property
     def _pa_order(self) -> np.ndarray:
         return np.argsort(self.seg_pa, kind="stable")
 
     @cached_property
-    def _max_memsz(self) -> int:
-        return int(self.seg_memsz.max()) if len(self.seg_memsz) else 0
-
-    @cached_property
     def _pa_sorted(self) -> np.ndarray:
         return self.seg_pa[self._pa_order]
 
+    @cached_property
+    def max_memsz(self) -> int:
+        """The largest PT_LOAD's size (how far below a PA a segment holding it can start)."""
+        return int(self.seg_memsz.max()) if len(self.seg_memsz) else 0
+
+    def segments_by_pa(self) -> tuple[np.ndarray, np.ndarray]:
+        """(PT_LOAD indices sorted by their first PA, those PAs): for PA lookups."""
+        return self._pa_order, self._pa_sorted
+
     def vas_for_pa(self, pa: int) -> list[int]:
         """Every VA whose PT_LOAD maps ``pa`` (aliases), in VA order. ``pa`` is the address
-        the walker uses (``seg_pa``): an entry with bits above the OAS maps its cut address.
-        Only segments starting within the largest segment's size below ``pa`` are looked at,
-        in bulk."""
-        if not 0 <= pa < 1 << 64 or not len(self.seg_pa):
-            return []
-        order, pas = self._pa_order, self._pa_sorted
-        hi = int(np.searchsorted(pas, np.uint64(pa), side="right"))
-        lo = int(np.searchsorted(pas, np.uint64(max(0, pa - self._max_memsz)), side="left"))
-        segs = order[lo:hi]
-        offsets = np.uint64(pa) - pas[lo:hi]
-        inside = offsets < self.seg_memsz[segs]
-        return sorted((self.seg_va[segs[inside]] + offsets[inside]).tolist())
+        the walker uses (``seg_pa``): an entry with bits above the OAS maps its cut address."""
+        return spans.vas_for_pa(self, pa)
 
     def read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
         """``size_bytes`` at physical address ``pa``, each piece through a VA that maps it
         (dumped aliases first). A read never runs on into a VA-adjacent segment whose PAs
         differ. NotDumpedError names the first VA without data; AddressError names the first
         PA no PT_LOAD maps."""
-        if size_bytes < 0:
-            raise ValueError("size must not be negative")
-        with self.guard.reading():
-            return self._read_pa(pa, size_bytes)
-
-    def _read_pa(self, pa: int, size_bytes: int) -> memoryview | bytes:
-        pieces: list[memoryview | bytes] = []
-        cur, end = pa, pa + size_bytes
-        while cur < end or not pieces:
-            vas = self.vas_for_pa(cur)
-            if not vas:
-                raise AddressError(cur, f"PA {cur:#x} is not mapped by any PT_LOAD of the dump")
-            error: NotDumpedError | None = None
-            for va in vas:
-                seg = self.segment_at(va)
-                seg_end = int(self.seg_va[seg]) + int(self.seg_memsz[seg])
-                take = min(end - cur, seg_end - va)
-                try:
-                    piece = self.read_va(va, take)
-                except NotDumpedError as exc:
-                    error = error or exc
-                    continue
-                break
-            else:
-                assert error is not None  # vas is not empty
-                raise error
-            pieces.append(piece)
-            cur += take
-        if len(pieces) == 1:
-            return pieces[0]
-        return b"".join(pieces)
+        return spans.read_pa(self, pa, size_bytes)
 
     # ---- tables ------------------------------------------------------------------------------
 
