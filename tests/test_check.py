@@ -25,17 +25,14 @@ from dumpview.model.check import (
     grants_write_and_execute,
     write_exec_views,
 )
-from dumpview.sim.errors import EINVAL, ENOENT
-from dumpview.sim.firmware import FW_VA_START
-from dumpview.sim.scenarios import (
+from dumpview.sim.asahi import (
     FAULT_DEVICE_ON_RAM_VA,
     FAULT_OA_BEYOND_OAS_VA,
     FAULT_OUTSIDE_RANGE_VA,
-    KERNEL_VA_END,
-    RANGES,
-    Builder,
-    generate_file,
 )
+from dumpview.sim.errors import EINVAL, ENOENT
+from dumpview.sim.firmware import FW_VA_START
+from dumpview.sim.scenarios import KERNEL_VA_END, RANGES, Builder, generate_file
 from dumpview.sim.writer import SpaceInfo, TableInfo
 from formats import clhe, entryformat, uat
 

@@ -25,14 +25,9 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import dumpview
+from dumpview.sim.asahi import RAM_BASE
 from dumpview.sim.firmware import FW_CODE_RX
-from dumpview.sim.scenarios import (
-    KERNEL_WALK_END,
-    RAM_BASE,
-    SCENARIOS,
-    Builder,
-    generate_file,
-)
+from dumpview.sim.scenarios import KERNEL_WALK_END, SCENARIOS, Builder, generate_file
 from dumpview.sim.writer import write_core
 from formats import agx, clhe, elf, uat
 

@@ -20,7 +20,8 @@ import dumpview
 from dumpview.model.crash import compare_fault, crashlog_sections, decode_esr
 from dumpview.model.entries import decode_entry, source_notes
 from dumpview.model.export import schema
-from dumpview.sim.scenarios import FAULT_OA_BEYOND_OAS_VA, RANGES
+from dumpview.sim.asahi import FAULT_OA_BEYOND_OAS_VA
+from dumpview.sim.scenarios import RANGES
 from formats import clhe, entryformat, lpae, uat
 
 ROOT = Path(__file__).resolve().parent.parent

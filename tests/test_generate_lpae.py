@@ -16,6 +16,11 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from dumpview.sim.scenarios import (
+    Builder,
+    ScenarioError,
+    generate_file,
+)
+from dumpview.sim.smmu import (
     FAULT_LPAE_ALIAS_CACHED_VA,
     FAULT_LPAE_ALIAS_NC_VA,
     FAULT_LPAE_DEVICE_ON_RAM_VA,
@@ -32,9 +37,6 @@ from dumpview.sim.scenarios import (
     SMMU_IOVA_START,
     SMMU_MSI_IOVA,
     SMMU_SPLIT_IOVA,
-    Builder,
-    ScenarioError,
-    generate_file,
 )
 from formats import elf, entryformat, ext, lpae
 from formats.geometry import GeometryRecord

@@ -26,7 +26,7 @@ from dumpview.model.dump import open_dump
 from dumpview.model.export import export, schema
 from dumpview.model.levels import LevelTree, open_for_browsing
 from dumpview.model.ranges import ranges
-from dumpview.sim import scenarios
+from dumpview.sim import smmu as smmu_soc
 from dumpview.sim.scenarios import Builder, generate_file
 from formats import entryformat, lpae
 from formats.entryformat import LPAE_4K, LPAE_16K, LPAE_64K
@@ -216,7 +216,7 @@ def test_translation_through_blocks_stops_at_the_block_level(smmu, name: str) ->
                 ]
         expected = {1 << dump.geometry.level(level).va_shift for level in fmt.block_levels}
         if name != "huge":  # without the knob, blocks above 512 MiB are not mapped
-            expected = {size for size in expected if size <= scenarios.SMMU_HUGE_BLOCK}
+            expected = {size for size in expected if size <= smmu_soc.SMMU_HUGE_BLOCK}
         assert sizes == expected
 
 
@@ -263,7 +263,7 @@ def test_write_exec_is_flagged_on_the_faults_dump(smmu) -> None:
     with open_dump(smmu["faults"]) as dump:
         result = check_module.check(dump)
         found = [a for a in result.anomalies if a.kind == "write-exec"]
-        assert [a.va for a in found] == [scenarios.FAULT_LPAE_RWX_VA]
+        assert [a.va for a in found] == [smmu_soc.FAULT_LPAE_RWX_VA]
         assert "unprivileged RWX" in found[0].message
         counts = result.counts()
         for kind in (
@@ -277,7 +277,7 @@ def test_write_exec_is_flagged_on_the_faults_dump(smmu) -> None:
         ):
             assert counts[kind] >= 1, kind
         unexpected = [a for a in result.anomalies if a.kind == "unexpected-table-entry"]
-        assert any(a.va == scenarios.FAULT_LPAE_UNEXPECTED_VA for a in unexpected)
+        assert any(a.va == smmu_soc.FAULT_LPAE_UNEXPECTED_VA for a in unexpected)
     with open_dump(smmu["lpae-4k"]) as dump:
         clean = check_module.check(dump).counts()
         assert clean["write-exec"] == 0 and clean["unexpected-table-entry"] == 0

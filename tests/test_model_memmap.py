@@ -28,12 +28,8 @@ from dumpview.model.memmap import (
     walked_space,
 )
 from dumpview.model.pagearrays import unpack_p_flags_bulk
-from dumpview.sim.scenarios import (
-    FW_CARVEOUT_VA,
-    FW_MMIO_VA,
-    RANGES,
-    generate_file,
-)
+from dumpview.sim.asahi import FW_CARVEOUT_VA, FW_MMIO_VA
+from dumpview.sim.scenarios import RANGES, generate_file
 from dumpview.sim.writer import RegionInfo
 from formats import entryformat, ext, uat
 from tests import factory

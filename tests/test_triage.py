@@ -17,7 +17,7 @@ from dumpview.model.check import KINDS, SEVERE_KINDS, SEVERITY, SEVERITY_RANK
 from dumpview.model.location import parse_location
 from dumpview.model.place import nearest_mappings, region_of
 from dumpview.model.triage import mask_numbers, panic_hash, triage
-from dumpview.sim import scenarios
+from dumpview.sim import asahi, crashlog, scenarios
 from dumpview.sim.scenarios import RANGES, USER_VA_START, generate_file
 from formats import uat
 
@@ -330,12 +330,12 @@ def test_severity_order_is_a_permutation_of_the_kinds() -> None:
 def test_far_on_a_leaf_beyond_the_oas_shows_both_pas(tmp_path: Path, monkeypatch) -> None:
     """The faults scenario with its FAR moved onto the leaf whose output address has a bit at
     the OAS: the walk line gives pa and what the entry says (pa_raw)."""
-    far = scenarios.FAULT_OA_BEYOND_OAS_VA + 0x18
+    far = asahi.FAULT_OA_BEYOND_OAS_VA + 0x18
     build = scenarios.Builder._build_faults
 
     def moved(self) -> None:
         build(self)
-        self.m.far, self.m.fsc = far, scenarios.ESR_FSC_PERMISSION | 3
+        self.m.far, self.m.fsc = far, crashlog.ESR_FSC_PERMISSION | 3
 
     monkeypatch.setattr(scenarios.Builder, "_build_faults", moved)
     path = tmp_path / "beyond.dump"

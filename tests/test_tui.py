@@ -330,7 +330,7 @@ def test_goto_a_page_that_is_not_dumped_says_why() -> None:
 def test_an_entry_beyond_the_oas_shows_one_pa_and_flags_the_other() -> None:
     """The PA column, the entry-bit pane, the page header and the status line all show the
     walker's PA and say what the entry itself holds."""
-    from dumpview.sim.scenarios import FAULT_OA_BEYOND_OAS_VA as va
+    from dumpview.sim.asahi import FAULT_OA_BEYOND_OAS_VA as va
 
     with open_dump(FAULTS) as dump:
         page = dump.page(va)

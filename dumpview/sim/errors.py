@@ -67,3 +67,7 @@ class SimBug(SimError):
 
 
 __all__ = ["EBUSY", "EEXIST", "EINVAL", "EIO", "ENOENT", "ENOMEM", "SimBug", "SimError"]
+
+
+class ScenarioError(ValueError):
+    """A scenario name or knob that cannot be used (one line, names the knob)."""

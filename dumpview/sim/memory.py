@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import random
 import struct
 from dataclasses import dataclass
 
@@ -368,3 +369,11 @@ __all__ = [
     "Region",
     "ReservedRegion",
 ]
+
+
+def stamp(kind: str, va: int, rng: random.Random, size: int = PAGE_SIZE) -> bytes:
+    """Recognisable page content: a header naming the object, then structured filler."""
+    header = f"{kind} @ {va:#x}\n".encode()
+    words = np.random.default_rng(rng.getrandbits(32)).integers(0, 1 << 32, 64, dtype=np.uint32)
+    body = (header + words.tobytes()).ljust(512, b"\0")
+    return (body * (size // 512 + 1))[:size]

@@ -171,6 +171,9 @@ class RowList(ScrollView, can_focus=True):
         # Called synchronously when the cursor moves, for panes that must follow it in the
         # same frame (a Highlighted message is also posted, for everyone else).
         self.on_cursor: Callable[[int], None] | None = None
+        # A scroll to the cursor asked for before the list had a size (a tab shown for the
+        # first time): done on the first resize that gives it one (None: nothing waits).
+        self._scroll_when_sized: bool | None = None
 
     @property
     def header_lines(self) -> int:
@@ -214,6 +217,9 @@ class RowList(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._set_virtual_size(self._content_size())
+        if self._scroll_when_sized is not None and self.size.height:
+            center, self._scroll_when_sized = self._scroll_when_sized, None
+            self.scroll_to_cursor(center)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -298,10 +304,13 @@ class RowList(ScrollView, can_focus=True):
                 self.on_cursor(new)  # same frame as the cursor itself
             self.post_message(self.Highlighted(self, new))
 
-    def scroll_to_cursor(self, center: bool = False, again: bool = True) -> None:
-        if not self.size.height and again:  # not laid out yet (a tab shown the first time):
-            self.call_after_refresh(self.scroll_to_cursor, center, False)  # once it is
+    def scroll_to_cursor(self, center: bool = False) -> None:
+        """Scroll so the cursor's row shows (in the middle with ``center``); before the list is
+        laid out (no height yet), on the resize that lays it out (``on_resize``)."""
+        if not self.size.height:
+            self._scroll_when_sized = center
             return
+        self._scroll_when_sized = None
         region = Region(self.scroll_x, self.cursor + self.header_lines, 1, 1)
         self.scroll_to_region(
             region,
