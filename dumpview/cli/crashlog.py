@@ -35,7 +35,7 @@ def crashlog(dump_path: str, as_json: bool) -> None:
     against the tables. Exit 1 when the dump has none."""
     from dumpview.model import DumpError
     from dumpview.model.crash import crashlog_sections
-    from dumpview.model.export import crashlog_records
+    from dumpview.model.records import crashlog_records
 
     with open_for_command(dump_path) as dump:
         try:

@@ -35,7 +35,7 @@ def ranges_(dump_path: str, va_range: str | None, context: int | None, as_json: 
     """
     from dumpview.cli.style import palette
     from dumpview.model.contexts import CONTEXT_NOT_DUMPED
-    from dumpview.model.export import range_chunks, range_records
+    from dumpview.model.records import range_chunks, range_records
 
     range_context, start, end = parse_context_range_option("ranges", va_range)
     with open_for_command(dump_path) as dump:

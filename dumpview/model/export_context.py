@@ -32,7 +32,7 @@ def context_page_lines(
     dump: Dump, context: int, with_data: bool, chunk_pages: int = DEFAULT_CHUNK_PAGES
 ) -> Iterator[list[str]]:
     """The page records of ``context`` as JSON texts, ``chunk_pages`` at a time."""
-    from dumpview.model.export import _groups, _members, _path_prefix, _raw_texts, attributes
+    from dumpview.model.records import _groups, _members, _path_prefix, _raw_texts, attributes
 
     fmt = dump.entry_format
     va_all, pte_all, level_all = context_leaves(dump, context)
