@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from procs import children_of
 
 from dumpview import cli
 from dumpview.model import Dump, open_dump
@@ -344,22 +345,6 @@ def test_a_shrink_in_the_inspector_shows_the_one_line_error(tmp_path: Path) -> N
         assert app.return_code == 2
 
     asyncio.run(run())
-
-
-def children_of(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid`` (from /proc)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fp:
-                fields = fp.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return out
 
 
 def test_a_truncation_while_workers_format_pages(

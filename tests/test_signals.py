@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from procs import children_of, in_group
 
 from dumpview.sim.scenarios import generate_file
 
@@ -37,37 +38,6 @@ MESSAGES = {
     signal.SIGTERM: "dumpview: terminated by SIGTERM",
     signal.SIGHUP: "dumpview: terminated by SIGHUP",
 }
-
-
-def children_of(pid: int) -> list[int]:
-    """Live (not zombie) processes whose parent is ``pid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fp:
-                    fields = fp.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
-
-
-def in_group(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``: a worker orphaned by its parent
-    is reparented, but stays in the group."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fp:
-                    fields = fp.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
 
 
 def alive(pid: int) -> bool:
