@@ -294,22 +294,10 @@ class _Reader:
 
     def read(self, size: int) -> bytes:
         """At least one byte, at most ``size`` (b"" at the end of the input)."""
-        while True:
-            self._check_cancel()
-            if self.positioned:
-                data = os.pread(self.fd, size, self.read_bytes)
-            else:
-                if self.poller is not None and not self.poller.poll(POLL_SLICE_MS):
-                    self.waiting = True
-                    self.on_wait()
-                    continue
-                try:
-                    data = os.read(self.fd, size)
-                except BlockingIOError:
-                    continue
-            self.waiting = False
-            self.read_bytes += len(data)
-            return data
+        buffer = bytearray(size)
+        got = self.readinto(memoryview(buffer))
+        del buffer[got:]
+        return bytes(buffer)
 
 
 class _Spool:
