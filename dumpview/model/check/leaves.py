@@ -122,6 +122,17 @@ def _region_text(region: Region) -> str:
     return f"RAM {region.name!r} ({span})"
 
 
+def _subject(
+    facts: Facts, row: int, pages: int, contiguous: bool, in_context: bool = True, what: str = ""
+) -> str:
+    """The start of a run's message: ``VA(s) … map(s) [what at] PA(s) …`` (the context named
+    when ``in_context`` and the run is not in the dumped space)."""
+    ctx = facts.context_of_row(row) if in_context else None
+    where = _where(int(facts.leaves.va[row]), pages, facts.page, ctx)
+    pa = _pa_text(int(facts.pa[row]), pages, facts.page, contiguous)
+    return f"{where} {_maps(pages)} {what + ' at ' if what else ''}{pa}"
+
+
 def _run_anomaly(facts: Facts, kind: str, row: int, pages: int, message: str) -> Anomaly:
     va = int(facts.leaves.va[row])
     return Anomaly(
@@ -149,17 +160,14 @@ def check_normal_on_non_ram(facts: Facts) -> list[Anomaly] | str:
     key = (mmio + 1) * 8 + leaves.memattr.astype(np.int64)
     out = []
     for row, pages, contiguous in _runs(facts, mask, key):
-        ctx = facts.context_of_row(row)
         window = int(mmio[row])
         place = (
             f"in {_region_text(regions[window])}"
             if window >= 0
             else "outside every region of the memory map"
         )
-        pa = _pa_text(int(facts.pa[row]), pages, facts.page, contiguous)
-        where = _where(int(leaves.va[row]), pages, facts.page, ctx)
         message = (
-            f"{where} {_maps(pages)} {pa} as normal memory "
+            f"{_subject(facts, row, pages, contiguous)} as normal memory "
             f"({_memattr_text(int(leaves.memattr[row]), facts.fmt)}), but that PA is {place}"
         )
         out.append(_run_anomaly(facts, NORMAL_ON_NON_RAM, row, pages, message))
@@ -176,11 +184,8 @@ def check_device_on_ram(facts: Facts) -> list[Anomaly] | str:
     key = memory * 8 + leaves.memattr.astype(np.int64)
     out = []
     for row, pages, contiguous in _runs(facts, mask, key):
-        ctx = facts.context_of_row(row)
-        pa = _pa_text(int(facts.pa[row]), pages, facts.page, contiguous)
-        where = _where(int(leaves.va[row]), pages, facts.page, ctx)
         message = (
-            f"{where} {_maps(pages)} {pa} as device memory "
+            f"{_subject(facts, row, pages, contiguous)} as device memory "
             f"({_memattr_text(int(leaves.memattr[row]), facts.fmt)}), but that PA is memory: "
             f"{_region_text(regions[int(memory[row])])}"
         )
@@ -217,9 +222,9 @@ def check_ram_not_dumped(facts: Facts) -> list[Anomaly]:
     for row, pages, contiguous in _runs(facts, mask, key):
         reason, detail = texts[int(text_of_row[row])]
         why = reason if detail is None else f"{reason} ({detail})"
-        pa = _pa_text(int(facts.pa[row]), pages, facts.page, contiguous)
+        subject = _subject(facts, row, pages, contiguous, in_context=False, what=what)
         message = (
-            f"{_where(int(leaves.va[row]), pages, facts.page, None)} {_maps(pages)} {what} at {pa} "
+            f"{subject} "
             f"({_memattr_text(int(leaves.memattr[row]), facts.fmt)}) but the dump has no data: "
             f"{why}"
         )
@@ -245,10 +250,7 @@ def check_outside_managed_range(facts: Facts) -> list[Anomaly] | str:
     out = []
     for row, pages, contiguous in _runs(facts, mask, leaves.context):
         start, end, what = ranges[facts.context_keys[int(leaves.context[row])]]
-        ctx = facts.context_of_row(row)
-        pa = _pa_text(int(facts.pa[row]), pages, facts.page, contiguous)
-        where = _where(int(leaves.va[row]), pages, facts.page, ctx)
-        message = f"{where} {_maps(pages)} {pa} outside {what} ({start:#x}..{end:#x})"
+        message = f"{_subject(facts, row, pages, contiguous)} outside {what} ({start:#x}..{end:#x})"
         out.append(_run_anomaly(facts, OUTSIDE_MANAGED_RANGE, row, pages, message))
     return out
 
@@ -260,18 +262,14 @@ def check_oa_beyond_oas(facts: Facts) -> list[Anomaly]:
     mask = stray != 0
     out = []
     for row, pages, contiguous in _runs(facts, mask, stray):
-        ctx = facts.context_of_row(row)
-        pa = _pa_text(int(facts.pa[row]), pages, facts.page, contiguous)
+        subject = _subject(facts, row, pages, contiguous)
         raw = int(leaves.pa_raw[row])
-        where = _where(int(leaves.va[row]), pages, facts.page, ctx)
         beyond = f"bits at or above the {oas}-bit output address size, {int(stray[row]):#x}"
         if facts.fmt.oas_truncates:  # the walker went to the cut address
             says = f"{raw:#x}" if pages == 1 else f"{raw:#x}.. (first page)"
-            message = f"{where} {_maps(pages)} {pa} (entry says {says}: {beyond})"
+            message = f"{subject} (entry says {says}: {beyond})"
         else:
-            message = (
-                f"{where} {_maps(pages)} {pa} ({beyond}: an SMMU raises an address size fault)"
-            )
+            message = f"{subject} ({beyond}: an SMMU raises an address size fault)"
         out.append(_run_anomaly(facts, OA_BEYOND_OAS, row, pages, message))
     if facts.index is not None:
         out.extend(facts.table_findings[2])
@@ -295,10 +293,7 @@ def check_write_exec(facts: Facts) -> list[Anomaly]:
     mask = np.isin(leaves.perm, bad)
     out = []
     for row, pages, contiguous in _runs(facts, mask, leaves.perm):
-        ctx = facts.context_of_row(row)
-        pa = _pa_text(int(facts.pa[row]), pages, facts.page, contiguous)
         views = ", ".join(lut[int(leaves.perm[row])])
-        where = _where(int(leaves.va[row]), pages, facts.page, ctx)
-        message = f"{where} {_maps(pages)} {pa} writable and executable: {views}"
+        message = f"{_subject(facts, row, pages, contiguous)} writable and executable: {views}"
         out.append(_run_anomaly(facts, WRITE_EXEC, row, pages, message))
     return out
