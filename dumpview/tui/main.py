@@ -42,7 +42,13 @@ from dumpview.tui.modals import (
 from dumpview.tui.navigation import Tabs
 from dumpview.tui.overview import OverviewView
 from dumpview.tui.tables import TablesView
-from dumpview.tui.tabs import AnomaliesView, MemoryMapView, RangesView
+from dumpview.tui.tabs import (
+    MINIMAP_PADDING,
+    AnomaliesView,
+    MemoryMapView,
+    RangesView,
+    minimap_text,
+)
 from dumpview.tui.views import info_lines, sections_source
 from dumpview.tui.widgets import RowList, plain_rows
 
@@ -146,6 +152,10 @@ class MainScreen(AddressScreen):
             self.app.call_from_thread(self._triage_ready, report)
         table = ranges(self.dump)
         self.app.call_from_thread(self._ranges_ready, table)
+        columns = self.app.size.width - MINIMAP_PADDING  # the memory map tab's, when shown
+        if columns >= 20:
+            text = minimap_text(self.dump, columns)
+            self.app.call_from_thread(self.query_one(MemoryMapView).set_minimap, columns, text)
 
     @staticmethod
     def _settled() -> None:
