@@ -37,8 +37,9 @@ named it (``<stdout>`` for standard output), never the temporary file. Write err
 the stream (a full disk, a closed pipe) are ``OSError`` naming the target as well; errors the
 ``with`` body raises for other reasons propagate unchanged after the temporary file is removed.
 
-``temporary_file`` makes the files with no name anyone could guess or redirect that all of
-the above start from (``scratch_file``'s, the atomic writer's, the input spool's).
+``dumpview.tempfiles.temporary_file`` makes the files with no name anyone could guess or
+redirect that all of the above start from (``scratch_file``'s, the atomic writer's, the input
+spool's).
 
 Standard library only: the simulator (which may not import the model) writes through it too.
 """
@@ -49,7 +50,6 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 import signal
 import socket
 import stat
@@ -58,6 +58,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
+
+from dumpview.tempfiles import (
+    fsync_directory,
+    give_a_name,
+    link_into,
+    open_directory,
+    temporary_file,
+)
 
 STDOUT = "-"
 # The signals that stop dumpview the conventional way (exit 128 + signal, one line, nothing
@@ -402,69 +410,16 @@ def _output_named(exc: OSError, display: str) -> OSError:
     return exc
 
 
-def temporary_file(
-    directory: str, prefix: str, *, linkable: bool = True, readable: bool = False
-) -> tuple[int, str | None]:
-    """A descriptor on a new file (mode 0600) in ``directory`` that no one can open or redirect
-    by its name: anonymous (``O_TMPFILE``: no name, so nothing is left behind even by SIGKILL)
-    where the file system has them, else created by ``mkstemp`` (exclusive, never through a
-    link, an unpredictable name starting with ``prefix``, ending ".tmp"). ``linkable``: an
-    anonymous file may be given a name later (``linkat`` through /proc/self/fd, as the atomic
-    writer does; else ``O_EXCL`` says it never can);
-    ``readable``: opened for reading too. Returns (fd, None) for an anonymous file, (fd, its
-    name) otherwise: the caller unlinks that name. Raises ``OSError`` from the file system."""
-    flag = getattr(os, "O_TMPFILE", 0)
-    if flag and (not linkable or os.path.isdir("/proc/self/fd")):
-        access = os.O_RDWR if readable else os.O_WRONLY
-        try:
-            return os.open(
-                directory, flag | access | os.O_CLOEXEC | (0 if linkable else os.O_EXCL), 0o600
-            ), None
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                raise
-    return tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
-
-
-def _link_into(fd: int, tmp: str | None, dir_fd: int, name: str) -> None:
-    """Link the file (anonymous ``fd``, or named ``tmp``) as ``name`` in ``dir_fd``:
-    ``linkat`` never follows or replaces what is there (``FileExistsError`` when taken)."""
-    # linkat(AT_FDCWD, SOURCE, dir_fd, name, AT_SYMLINK_FOLLOW): a directory descriptor makes
-    # Python call linkat, which follows /proc/self/fd/N, the magic link to the open file.
-    os.link(tmp or f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
-
-
-def _open_directory(directory: str) -> int:
-    return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-
-def _give_a_name(fd: int, directory: str, name: str) -> str:
-    """Link the anonymous file ``fd`` into ``directory`` under a new unpredictable name (a name
-    taken is tried again)."""
-    dir_fd = _open_directory(directory)
-    try:
-        for _ in range(100):
-            tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-            try:
-                _link_into(fd, None, dir_fd, tmp)
-            except FileExistsError:
-                continue
-            return os.path.join(directory, tmp)
-    finally:
-        os.close(dir_fd)
-    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
-
-
 def _link_free(fd: int, tmp: str | None, directory: str, plan: OutputPlan) -> str:
     """Link the finished file under the target's name or the first free numbered one; the
     path it got (spelt as the target was)."""
     name = os.path.basename(plan.path)
-    dir_fd = _open_directory(directory)
+    dir_fd = open_directory(directory)
     try:
         for number in range(1, NO_CLOBBER_NAMES + 1):
             candidate = name if number == 1 else numbered_name(name, number, plan.suffix)
             try:
-                _link_into(fd, tmp, dir_fd, candidate)
+                link_into(fd, tmp, dir_fd, candidate)
             except FileExistsError:
                 continue
             return os.path.join(os.path.dirname(plan.display), candidate)
@@ -473,19 +428,6 @@ def _link_free(fd: int, tmp: str | None, directory: str, plan: OutputPlan) -> st
     raise OutputError(
         errno.EEXIST, f"it and {NO_CLOBBER_NAMES - 1} numbered names are taken", plan.display
     )
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make a new name in ``directory`` durable (a file system that cannot fsync a directory,
-    EINVAL, has nothing more to do)."""
-    dir_fd = _open_directory(directory)
-    try:
-        os.fsync(dir_fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-    finally:
-        os.close(dir_fd)
 
 
 @contextlib.contextmanager
@@ -524,14 +466,14 @@ def _atomic(plan: OutputPlan, binary: bool, encoding: str, durable: bool) -> Ite
                     os.unlink(tmp)
             else:
                 if tmp is None:
-                    tmp = _give_a_name(stream.fileno(), directory, name)
+                    tmp = give_a_name(stream.fileno(), directory, name)
                 stream.close()
                 os.replace(tmp, plan.path)
                 final = plan.display
             tmp = None
             getattr(stream, "buffer", stream).raw.name = final  # where the content is
             if durable:
-                _fsync_directory(directory)
+                fsync_directory(directory)
         except OSError as exc:
             raise _as_output_error(exc, plan.display) from None
     except BaseException:

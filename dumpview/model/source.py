@@ -56,7 +56,7 @@ from dumpview.model.decompress import (
 )
 from dumpview.model.errors import DumpError, DumpFormatError
 from dumpview.model.text import approx_size
-from dumpview.output import temporary_file
+from dumpview.tempfiles import temporary_file
 from formats import elf
 
 STDIN = "-"
@@ -370,7 +370,7 @@ def spool_directories() -> list[str]:
 
 
 def _anonymous_file() -> tuple[str, int]:
-    """(directory, fd) of a new file that has no name (``dumpview.output.temporary_file``:
+    """(directory, fd) of a new file that has no name (``dumpview.tempfiles.temporary_file``:
     O_TMPFILE, never linkable, where the file system has it, else a unique name unlinked at
     once). Tries each spool directory in turn."""
     failure: OSError | None = None
