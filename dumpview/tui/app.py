@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 from textual.theme import Theme
@@ -35,6 +35,7 @@ from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.levels import LevelTree, open_for_browsing
 from dumpview.model.source import OpenCancelled
 from dumpview.output import STOP_SIGNALS
+from dumpview.tui.collector import Collector
 from dumpview.tui.keys import KEYS
 from dumpview.tui.loading import EXIT_BAD_INPUT, ErrorScreen, LoadingScreen
 from dumpview.tui.main import MainScreen
@@ -103,6 +104,7 @@ class DumpviewApp(App[None]):
         # Set when the app ends: the loader stops reading a stream within a poll slice, so
         # quitting never waits on a FIFO without a writer (the loader's thread is joined).
         self._quitting = threading.Event()
+        self.collector: Collector | None = None  # full collections off the keys (on mount)
 
     _kept_theme: tuple[str, Theme] | None = None
 
@@ -117,6 +119,9 @@ class DumpviewApp(App[None]):
         return kept[1]
 
     def on_mount(self) -> None:
+        self.collector = Collector(asyncio.get_running_loop())
+        self.collector.start()
+        self.set_interval(1.0, self.collector.idle_tick)
         self._catch_stop_signals()
         self.push_screen(LoadingScreen(self.path))
         self._load()
@@ -207,7 +212,14 @@ class DumpviewApp(App[None]):
                     key.palette_title, key.help, partial(screen.run_action, key.action)
                 )
 
+    async def on_event(self, event: events.Event) -> None:
+        if self.collector is not None and isinstance(event, (events.Key, events.MouseEvent)):
+            self.collector.note_input()  # not idle: no deep collection now
+        await super().on_event(event)
+
     def on_unmount(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
         self._quitting.set()
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
