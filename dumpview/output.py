@@ -60,10 +60,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from dumpview.tempfiles import (
+    anonymous_file,
     fsync_directory,
     give_a_name,
-    link_into,
-    open_directory,
+    link_first_free,
     temporary_file,
 )
 
@@ -414,20 +414,16 @@ def _link_free(fd: int, tmp: str | None, directory: str, plan: OutputPlan) -> st
     """Link the finished file under the target's name or the first free numbered one; the
     path it got (spelt as the target was)."""
     name = os.path.basename(plan.path)
-    dir_fd = open_directory(directory)
-    try:
-        for number in range(1, NO_CLOBBER_NAMES + 1):
-            candidate = name if number == 1 else numbered_name(name, number, plan.suffix)
-            try:
-                link_into(fd, tmp, dir_fd, candidate)
-            except FileExistsError:
-                continue
-            return os.path.join(os.path.dirname(plan.display), candidate)
-    finally:
-        os.close(dir_fd)
-    raise OutputError(
-        errno.EEXIST, f"it and {NO_CLOBBER_NAMES - 1} numbered names are taken", plan.display
+    names = (
+        name if number == 1 else numbered_name(name, number, plan.suffix)
+        for number in range(1, NO_CLOBBER_NAMES + 1)
     )
+    got = link_first_free(fd, tmp, directory, names)
+    if got is None:
+        raise OutputError(
+            errno.EEXIST, f"it and {NO_CLOBBER_NAMES - 1} numbered names are taken", plan.display
+        )
+    return os.path.join(os.path.dirname(plan.display), got)
 
 
 @contextlib.contextmanager
@@ -503,16 +499,9 @@ def scratch_file(directory: str | None = None) -> IO[bytes]:
     directory). ``OutputError`` naming the directory when none can be made."""
     where = directory or tempfile.gettempdir()
     try:
-        fd, name = temporary_file(where, ".dumpview-scratch-", linkable=False, readable=True)
+        return open(anonymous_file(where, ".dumpview-scratch-"), "w+b")
     except OSError as exc:
         raise _as_output_error(exc, where) from None
-    if name is not None:
-        try:
-            os.unlink(name)
-        except OSError as exc:
-            os.close(fd)
-            raise _as_output_error(exc, where) from None
-    return open(fd, "w+b")
 
 
 __all__ = [
@@ -524,6 +513,5 @@ __all__ = [
     "open_output",
     "plan_output",
     "scratch_file",
-    "temporary_file",
     "write_text",
 ]

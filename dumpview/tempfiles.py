@@ -2,8 +2,9 @@
 writer (``dumpview.output``: atomic outputs, scratch files) and the input spool start from.
 
 ``temporary_file`` makes the file (``O_TMPFILE`` where the file system has it, else
-``mkstemp``); ``link_into`` and ``give_a_name`` link a finished one into its directory without
-following or replacing anything there; ``fsync_directory`` makes a new name durable. Each
+``mkstemp``), ``anonymous_file`` one that never has a name; ``link_into``, ``link_first_free``
+and ``give_a_name`` link a finished one into its directory without following or replacing
+anything there; ``fsync_directory`` makes a new name durable. Each
 raises the file system's ``OSError``; naming the error after the user's target is the
 caller's job.
 
@@ -16,6 +17,7 @@ import errno
 import os
 import secrets
 import tempfile
+from collections.abc import Iterable
 
 
 def temporary_file(
@@ -54,21 +56,45 @@ def open_directory(directory: str) -> int:
     return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+def link_first_free(fd: int, tmp: str | None, directory: str, names: Iterable[str]) -> str | None:
+    """Link the file (anonymous ``fd``, or named ``tmp``) into ``directory`` under the first of
+    ``names`` that is free (``link_into``: nothing there is followed or replaced); the name it
+    got, or None when every one was taken."""
+    dir_fd = open_directory(directory)
+    try:
+        for name in names:
+            try:
+                link_into(fd, tmp, dir_fd, name)
+            except FileExistsError:
+                continue
+            return name
+    finally:
+        os.close(dir_fd)
+    return None
+
+
 def give_a_name(fd: int, directory: str, name: str) -> str:
     """Link the anonymous file ``fd`` into ``directory`` under a new unpredictable name (a name
     taken is tried again)."""
-    dir_fd = open_directory(directory)
-    try:
-        for _ in range(100):
-            tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-            try:
-                link_into(fd, None, dir_fd, tmp)
-            except FileExistsError:
-                continue
-            return os.path.join(directory, tmp)
-    finally:
-        os.close(dir_fd)
-    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+    names = (f".{name}.{secrets.token_hex(6)}.tmp" for _ in range(100))
+    got = link_first_free(fd, None, directory, names)
+    if got is None:
+        raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+    return os.path.join(directory, got)
+
+
+def anonymous_file(directory: str, prefix: str) -> int:
+    """A descriptor, open for reading and writing, on a new file in ``directory`` that has no
+    name at all (``temporary_file`` never linkable; a ``mkstemp`` name is unlinked at once).
+    Raises ``OSError`` from the file system."""
+    fd, name = temporary_file(directory, prefix, linkable=False, readable=True)
+    if name is not None:
+        try:
+            os.unlink(name)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
 
 
 def fsync_directory(directory: str) -> None:

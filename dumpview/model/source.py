@@ -56,7 +56,7 @@ from dumpview.model.decompress import (
 )
 from dumpview.model.errors import DumpError, DumpFormatError
 from dumpview.model.text import approx_size
-from dumpview.tempfiles import temporary_file
+from dumpview.tempfiles import anonymous_file
 from formats import elf
 
 STDIN = "-"
@@ -269,35 +269,48 @@ class _Reader:
         self.waiting = False
         self.on_wait: Callable[[], None] = lambda: None
 
-    def _check_cancel(self) -> None:
+    def _ready(self) -> bool:
+        """Ask ``cancel()`` (``OpenCancelled``), then wait at most a poll slice for a stream to
+        have bytes; False when it had none yet (the caller asks again)."""
         if self.cancel is not None and self.cancel():
             raise OpenCancelled(self.name)
+        if self.positioned or self.poller is None or self.poller.poll(POLL_SLICE_MS):
+            return True
+        self.waiting = True
+        self.on_wait()
+        return False
+
+    def _got(self, count: int) -> int:
+        self.waiting = False
+        self.read_bytes += count
+        return count
 
     def readinto(self, out: memoryview) -> int:
         """Read at least one byte into ``out`` (0 at the end of the input)."""
         while True:
-            self._check_cancel()
-            if self.positioned:
-                got = os.preadv(self.fd, [out], self.read_bytes)
-            else:
-                if self.poller is not None and not self.poller.poll(POLL_SLICE_MS):
-                    self.waiting = True
-                    self.on_wait()
-                    continue
-                try:
-                    got = os.readv(self.fd, [out])
-                except BlockingIOError:  # woken for nothing: wait again
-                    continue
-            self.waiting = False
-            self.read_bytes += got
-            return got
+            if not self._ready():
+                continue
+            try:
+                if self.positioned:
+                    return self._got(os.preadv(self.fd, [out], self.read_bytes))
+                return self._got(os.readv(self.fd, [out]))
+            except BlockingIOError:  # woken for nothing: wait again
+                continue
 
     def read(self, size: int) -> bytes:
         """At least one byte, at most ``size`` (b"" at the end of the input)."""
-        buffer = bytearray(size)
-        got = self.readinto(memoryview(buffer))
-        del buffer[got:]
-        return bytes(buffer)
+        while True:
+            if not self._ready():
+                continue
+            try:
+                if self.positioned:
+                    data = os.pread(self.fd, size, self.read_bytes)
+                else:
+                    data = os.read(self.fd, size)
+            except BlockingIOError:  # woken for nothing: wait again
+                continue
+            self._got(len(data))
+            return data
 
 
 class _Spool:
@@ -370,24 +383,14 @@ def spool_directories() -> list[str]:
 
 
 def _anonymous_file() -> tuple[str, int]:
-    """(directory, fd) of a new file that has no name (``dumpview.tempfiles.temporary_file``:
-    O_TMPFILE, never linkable, where the file system has it, else a unique name unlinked at
-    once). Tries each spool directory in turn."""
+    """(directory, fd) of a new file that has no name (``dumpview.tempfiles.anonymous_file``),
+    in the first spool directory that can make one."""
     failure: OSError | None = None
     for directory in spool_directories():
         try:
-            fd, path = temporary_file(directory, ".dumpview-spool-", linkable=False, readable=True)
+            return directory, anonymous_file(directory, ".dumpview-spool-")
         except OSError as exc:
             failure = exc
-            continue
-        if path is not None:
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                os.close(fd)
-                failure = exc
-                continue
-        return directory, fd
     raise InputError(f"no directory to spool into ({', '.join(spool_directories())}): {failure}")
 
 
