@@ -66,7 +66,16 @@ class CcdpCheck:
 
 def check_ccdp(dump: Dump, log: clhe.CrashLog) -> list[CcdpCheck]:
     """Every decoded Ccdp pair of ``log`` checked against the dump's translation of its VA
-    (exact PA comparison with the walker's PA, page offset included)."""
+    (exact PA comparison with the walker's PA, page offset included). Computed once per log
+    and dump (``Dump.computed``): callers share the list and must not change it."""
+    key = ("ccdp", id(log))
+    kept = dump.computed.get(key)
+    if kept is None:  # the log is kept with its result: its id is not reused meanwhile
+        kept = dump.computed[key] = (log, _check_ccdp(dump, log))
+    return kept[1]
+
+
+def _check_ccdp(dump: Dump, log: clhe.CrashLog) -> list[CcdpCheck]:
     out = []
     oas = dump.geometry.oas
     for va, pa, _unknown in clhe.ccdp_pairs(log):
@@ -178,12 +187,22 @@ def fault(dump: Dump, log: clhe.CrashLog | None = None) -> Fault | None:
         return None
     for entry in _entries(log, "Crg8"):
         if entry.fields is not None:
-            far = int(entry.fields.far)
-            esr = decode_esr(int(entry.fields.esr))
-            walk = dump.translate(far)
-            comparison = compare_fault(esr, walk, dump.geometry.oas)
-            return Fault(far, esr, walk, comparison)
+            return _fault_of(dump, entry.fields)
     return None
+
+
+def _fault_of(dump: Dump, fields: Any) -> Fault:
+    """The fault one decoded Crg8 entry records: the FAR walked once per dump (``Dump.computed``,
+    keyed by FAR and ESR)."""
+    far, esr_value = int(fields.far), int(fields.esr)
+    key = ("fault", far, esr_value)
+    found = dump.computed.get(key)
+    if found is None:
+        esr = decode_esr(esr_value)
+        walk = dump.translate(far)
+        found = Fault(far, esr, walk, compare_fault(esr, walk, dump.geometry.oas))
+        dump.computed[key] = found
+    return found
 
 
 # ---- sections -----------------------------------------------------------------------------------
@@ -279,10 +298,8 @@ def comparison_line(comparison: FaultComparison) -> str:
 
 
 def _fault_address_lines(dump: Dump, fields: Any) -> list[str]:
-    far = int(fields.far)
-    esr = decode_esr(int(fields.esr))
-    walk = dump.translate(far)
-    comparison = compare_fault(esr, walk, dump.geometry.oas)
+    found = _fault_of(dump, fields)
+    far, walk, comparison = found.far, found.walk, found.comparison
     if walk.pa is None:
         head = [
             f"FAR {far:#x} is not mapped: walk stopped at L{walk.stopped_level}: "

@@ -28,7 +28,7 @@ import mmap
 import os
 from collections.abc import Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import construct
 import numpy as np
@@ -110,6 +110,10 @@ class Dump:
         spool of a compressed or streamed input this way, with its ``source``)."""
         self.path = os.fspath(path)
         self.warnings: list[str] = []
+        # Results computed from the immutable file, kept by the module that computes them
+        # (``model.crash``: each crash log's fault walk and Ccdp checks, asked by check,
+        # triage, info and export alike).
+        self.computed: dict[tuple, Any] = {}
         if fd is None:
             self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         else:
