@@ -142,6 +142,32 @@ def test_tree_loads_children_lazily() -> None:
     drive(MINIMAL, body)
 
 
+def test_a_double_click_on_a_tree_node_toggles_it_as_enter_does() -> None:
+    with model(MINIMAL) as dump:
+        tree = LevelTree(dump)
+        l2 = tree.children(tree.roots[0])[-1][1]
+        assert tree.children(l2), "the sample maps something under the last L2 table"
+
+    async def body(pilot: Pilot) -> None:
+        screen = await wait_main(pilot)
+        await pilot.press("1")
+        levels = screen.query_one(LevelsTree)
+        (root_node,) = levels.root.children
+        node = next(n for n in root_node.children if n.data == l2)
+        levels.move_cursor(node)
+        await pilot.pause()
+        y = levels.cursor - int(levels.scroll_offset.y) + levels.header_lines
+        assert not node.is_expanded
+        assert await pilot.click(LevelsTree, offset=(6, y), times=2)
+        await wait_until(pilot, lambda: bool(node.children), "children to load")
+        assert node.is_expanded
+        assert await pilot.click(LevelsTree, offset=(6, y), times=2)
+        await pilot.pause()
+        assert not node.is_expanded
+
+    drive(MINIMAL, body)
+
+
 def test_mouse_click_moves_the_cursor_double_click_opens_and_tab_keys() -> None:
     with model(MINIMAL) as dump:
         tree = LevelTree(dump)

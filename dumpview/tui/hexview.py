@@ -123,7 +123,7 @@ class HexView(RowList):
         if 0 <= row < len(page):
             self.move_to(row * n + column)
             if event.chain >= 2:
-                self.post_message(self.Activated(self, row))
+                self.action_activate()  # what Enter does
 
 
 def u64_at(source: PageSource, offset: int) -> int | None:

@@ -364,7 +364,7 @@ class RowList(ScrollView, can_focus=True):
         if 0 <= row < len(self.source):
             self.cursor = row
             if event.chain >= 2:
-                self.post_message(self.Activated(self, row))
+                self.action_activate()  # what Enter does (a subclass may say otherwise)
 
 
 class CallbackSource(RowSource):
