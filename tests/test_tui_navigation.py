@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from tui_pilot import (
     FAULTS,
     MINIMAL,
+    all_rows,
     copy_sample,
     drive,
     fill_in,
@@ -206,6 +207,31 @@ def test_enter_on_a_u64_that_is_a_mapped_va_follows_it_and_back_returns(tmp_path
 
 
 # ---- copy ----------------------------------------------------------------------------------------
+
+
+def test_y_on_a_text_line_copies_the_address_enter_goes_to() -> None:
+    """On the crash log's register line (psr, then far), y copies the FAR, the address Enter
+    goes to, not the first number of the line."""
+    with model(FAULTS) as dump:
+        far = dump.fault().far
+
+    async def body(pilot: Pilot) -> None:
+        screen = await wait_main(pilot)
+        app = pilot.app
+        await pilot.press("4")
+        crash = screen.query_one("#crash", RowList)
+        crash.focus()
+        rows = all_rows(crash)
+        row = next(i for i, text in enumerate(rows) if "psr" in text and f"{far:#x}" in text)
+        assert rows[row].index("psr") < rows[row].index(f"{far:#x}")
+        crash.cursor = row
+        await pilot.press("y")
+        assert app.clipboard == f"{far:#x}"
+        await pilot.press("enter")
+        assert screen.query_one("#tabs").active == "tables"
+        assert f"{far:#x}" in status(screen)
+
+    drive(FAULTS, body)
 
 
 def test_y_copies_the_va_and_Y_the_pa_under_the_cursor() -> None:

@@ -14,7 +14,7 @@ from textual import work
 from dumpview.model.search import SearchResult, next_hit_index, parse_query, search
 from dumpview.tui.loading import os_error_text
 from dumpview.tui.modals import BookmarksScreen, NoteScreen, SearchScreen, open_modal
-from dumpview.tui.navigation import ADDRESS_RE, LISTS, NavigatingScreen
+from dumpview.tui.navigation import LISTS, NavigatingScreen
 from dumpview.tui.overview import OverviewView
 from dumpview.tui.tabs import AnomaliesView, RangesView
 from dumpview.tui.widgets import RowList
@@ -130,12 +130,9 @@ class AddressScreen(NavigatingScreen):
         rowlist = self.query_one(selector, RowList)
         if not len(rowlist.source):
             return None
-        text = "".join(piece for piece, _ in rowlist.source.row(rowlist.cursor))
-        match = ADDRESS_RE.search(text)
-        if match is None:
-            return None
-        value = int(match.group(1).replace("_", ""), 16)
-        return value, None, f"line {rowlist.cursor + 1}"
+        va, first = self.line_addresses(rowlist, rowlist.cursor)  # Enter's VA, else the first
+        value = va if va is not None else first
+        return None if value is None else (value, None, f"line {rowlist.cursor + 1}")
 
     def _copy(self, physical: bool) -> None:
         selected = self.selected_address()

@@ -357,13 +357,24 @@ class NavigatingScreen(Screen):
     def address_line_activated(self, event: RowList.Activated) -> None:
         self.address_line(event.rowlist, event.row)
 
-    def address_line(self, rowlist: RowList, row: int) -> None:
+    def line_addresses(self, rowlist: RowList, row: int) -> tuple[int | None, int | None]:
+        """(the first VA of the walked space or of a PT_LOAD on the line: what Enter goes to,
+        the first address of any kind on it), each None when there is none."""
         text = "".join(piece for piece, _ in rowlist.source.row(row))
+        first = None
         for match in ADDRESS_RE.finditer(text):
-            va = int(match.group(1).replace("_", ""), 16)
-            if self.dump.geometry.in_space(va) or self.dump.segment_at(va) is not None:
-                self.jump(va, context=self.levels.dumped_context)
-                return
+            value = int(match.group(1).replace("_", ""), 16)
+            first = value if first is None else first
+            if self.dump.geometry.in_space(value) or self.dump.segment_at(value) is not None:
+                return value, first
+        return None, first
+
+    def address_line(self, rowlist: RowList, row: int) -> None:
+        va, _first = self.line_addresses(rowlist, row)
+        if va is not None:
+            self.jump(va, context=self.levels.dumped_context)
+            return
+        text = "".join(piece for piece, _ in rowlist.source.row(row))
         shown = text.strip()
         shown = shown if len(shown) <= 40 else shown[:39] + "…"
         self.status(f"line {row + 1} ({shown!r}): no VA on this line to go to")
