@@ -27,7 +27,7 @@ from tui_pilot import (
 )
 
 from dumpview.model.anomalies import grouped
-from dumpview.model.check import SEVERITY
+from dumpview.model.check import SEVERE_KINDS, SEVERITY
 from dumpview.model.kinds import kinds_of
 from dumpview.model.levels import LevelTree
 from dumpview.model.memmap import first_mapping, memory_map
@@ -37,6 +37,7 @@ from dumpview.tui.app import GotoScreen, HelpScreen, MainScreen, SearchScreen
 from dumpview.tui.bars import TabBar
 from dumpview.tui.hexview import HexView
 from dumpview.tui.modals import FilterScreen
+from dumpview.tui.overview import tone_class
 from dumpview.tui.tabs import (
     FOLD_ABOVE,
     MINIMAP_PADDING,
@@ -92,6 +93,16 @@ def test_anomalies_view_groups_by_kind_most_severe_first_and_enter_goes_there() 
         ]
         for heading, group in zip(headings, groups, strict=True):
             assert heading.startswith(f"▼ {group.kind}  {len(group):,}  {group.description}")
+        # a kind's colour is the overview's and the command line's (SEVERE_KINDS red)
+        classes = {
+            pieces[0][0].split()[1]: pieces[0][1]
+            for pieces in (listing.source.row(i) for i in range(len(listing.source)))
+            if pieces[0][0].startswith(("▼", "▶"))
+        }
+        assert classes == {
+            g.kind: "kind--invalid" if g.kind in SEVERE_KINDS else "rowlist--warn" for g in groups
+        }
+        assert all(tone_class(f"anomaly:{kind}") == cls for kind, cls in classes.items())
         for a in result.anomalies:  # every finding, under its kind, with its VA
             where = f"{a.va:016x}" if a.va is not None else "-" * 16
             assert any(line.endswith(f"{where}  {a.message}") for line in lines), a

@@ -23,11 +23,12 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from dumpview.model.check import SEVERE_KINDS, Anomaly
+from dumpview.model.check import Anomaly
 from dumpview.model.contexts import ContextInfo
 from dumpview.model.location import Location as Place
 from dumpview.model.triage import Triage, TriageLine
 from dumpview.model.triage_text import SECTION_LABELS
+from dumpview.tui.views import anomaly_class
 from dumpview.tui.widgets import LinesSource, Row, RowList
 
 MIN_TEXT_CELLS = 30  # a narrower pane scrolls sideways instead of wrapping further
@@ -48,7 +49,7 @@ def tone_class(tone: str | None) -> str | None:
     if tone is None:
         return None
     if tone.startswith("anomaly:"):
-        return "kind--invalid" if tone.split(":", 1)[1] in SEVERE_KINDS else "rowlist--warn"
+        return anomaly_class(tone.split(":", 1)[1])
     return TONE_CLASSES.get(tone)
 
 

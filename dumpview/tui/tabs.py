@@ -20,14 +20,20 @@ from textual.message import Message
 from textual.widgets import Static
 
 from dumpview.model import Dump
-from dumpview.model.anomalies import RANK, AnomalyGroup, grouped
+from dumpview.model.anomalies import AnomalyGroup, grouped
 from dumpview.model.check import Anomaly, CheckResult
 from dumpview.model.kinds import kinds_of
 from dumpview.model.memmap import MemoryRow, memory_map, minimap, used_extent
 from dumpview.model.ranges import RangeFilter, RangeTable, human_size
 from dumpview.model.text import approx_size
 from dumpview.tui import sources
-from dumpview.tui.views import MINIMAP_GLYPHS, MINIMAP_STYLES, append_bar, region_class
+from dumpview.tui.views import (
+    MINIMAP_GLYPHS,
+    MINIMAP_STYLES,
+    anomaly_class,
+    append_bar,
+    region_class,
+)
 from dumpview.tui.widgets import LinesSource, Row, RowList, RowSource
 
 FOLD_ABOVE = 100  # a kind with more findings than this starts folded
@@ -253,11 +259,6 @@ class StatusMessage(Message):
 # ---- anomalies ---------------------------------------------------------------------------------
 
 
-def _group_class(kind: str) -> str:
-    rank = RANK.get(kind, len(RANK))
-    return "kind--invalid" if rank < 4 else "rowlist--warn" if rank < 8 else "rowlist--title"
-
-
 class AnomalySource(RowSource):
     """Findings grouped by kind: a heading row per kind (folded or not), then its findings."""
 
@@ -293,7 +294,7 @@ class AnomalySource(RowSource):
         if k < 0:
             sign = "▶" if group.kind in self.folded else "▼"
             return [
-                (f"{sign} {group.kind}  {len(group):,}  ", _group_class(group.kind)),
+                (f"{sign} {group.kind}  {len(group):,}  ", anomaly_class(group.kind)),
                 (group.description, "rowlist--dim"),
             ]
         a = group.anomalies[k]

@@ -6,18 +6,11 @@ from __future__ import annotations
 from rich.text import Text
 
 from dumpview.model import Dump
+from dumpview.model.check import SEVERE_KINDS
 from dumpview.model.kinds import KIND_CODES
+from dumpview.model.memmap import DEFAULT_GLYPHS as MINIMAP_GLYPHS
 from dumpview.tui.widgets import LinesSource, Row
 
-MINIMAP_GLYPHS = {
-    "empty": "·",
-    "gpu": "█",
-    "unprivileged": "█",
-    "firmware": "▓",
-    "privileged": "▓",
-    "device": "▒",
-    "not-dumped": "░",
-}
 MINIMAP_STYLES = {
     "empty": "grey37",
     "gpu": "green",
@@ -27,6 +20,12 @@ MINIMAP_STYLES = {
     "device": "magenta",
     "not-dumped": "red",
 }
+
+
+def anomaly_class(kind: str) -> str:
+    """A row list's component class for an anomaly kind, by the command line's rule
+    (``check.SEVERE_KINDS`` red, the others yellow)."""
+    return "kind--invalid" if kind in SEVERE_KINDS else "rowlist--warn"
 
 
 def append_bar(text: Text, mm) -> None:
