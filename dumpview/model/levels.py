@@ -414,8 +414,7 @@ def open_for_browsing(
     dump = Dump(path, fd, source)
     try:
         report(2, "reading the extension and walking the tables")
-        dump.all_warnings()
-        info_dict(dump)
+        info_dict(dump)  # its walks and the warnings (all_warnings) read here, off the UI thread
         report(3, "indexing levels")
         tree = LevelTree(dump)
         tree.rows(tree.roots[0])

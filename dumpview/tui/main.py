@@ -110,12 +110,9 @@ class MainScreen(AddressScreen):
         self.query_one(TabBar).set_heading(f"{name} — {self.app.sub_title}")
         self._focus_tab(self.initial_tab)
         self.query_one("#crash", RowList).set_source(sections_source(crashlog_sections(self.dump)))
-        lines = info_lines(info_dict(self.dump), self.dump)
-        self.query_one("#gpuinfo", RowList).set_source(plain_rows(lines))
-        warnings = list(self.dump.warnings)
-        index = self.dump.tables_index
-        if index is not None:
-            warnings += index.warnings
+        info = info_dict(self.dump)  # warm: the loader made it (its walks are kept on the dump)
+        self.query_one("#gpuinfo", RowList).set_source(plain_rows(info_lines(info, self.dump)))
+        warnings = list(info["warnings"])  # what the GPU info tab lists
         if self.bookmarks.warning:
             warnings.append(self.bookmarks.warning)
         total, dumped = self.dump.page_totals
