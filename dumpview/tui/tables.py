@@ -350,9 +350,10 @@ class TablesView(Horizontal):
         offset = 0
         if wanted is not None and va <= wanted < va + self.dump.page_size_bytes:
             offset = wanted - va
-        page.show_page(source, offset)
+        page.show_page(source, offset)  # a page with data: its cursor told the inspector
         page.scroll_to_cursor(center=True)
-        self.show_inspector(page.byte_offset)
+        if page.page is None:
+            self.show_inspector(page.byte_offset)  # no bytes: say so
 
     def show_inspector(self, offset: int) -> None:
         view = self.query_one(HexView)
@@ -369,9 +370,10 @@ class TablesView(Horizontal):
         units = list(HEX_UNITS)
         self.unit = units[(units.index(self.unit) + 1) % len(units)]
         if self.rows is not None:
-            view = self.query_one(HexView)
-            self.page_target = view.cursor_va
-            self.show_entry(self.query_one("#entries", RowList).cursor)
+            wanted = self.query_one(HexView).cursor_va
+            if wanted is None and self.highlight is not None:
+                wanted = self.highlight[0]
+            self._show_page(self.selected_entry(), wanted)  # only the page changes
         return self.unit
 
     # -- places --
