@@ -117,3 +117,18 @@ def test_the_app_stops_its_collector_when_it_ends() -> None:
     assert isinstance(kept, Collector)
     assert kept._after_collection not in gc.callbacks
     assert gc.get_freeze_count() == 0
+
+
+def test_settle_collects_cyclic_garbage_and_freezes_what_lives() -> None:
+    async def run() -> None:
+        collector = Collector(asyncio.get_running_loop())
+        node = Node()
+        ref = weakref.ref(node)
+        del node
+        kept = [Node() for _ in range(100)]
+        collector.settle()
+        assert ref() is None
+        assert gc.get_freeze_count() >= len(kept)
+        collector.stop()
+
+    asyncio.run(run())

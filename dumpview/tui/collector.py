@@ -1,7 +1,7 @@
 """Python's full garbage collections, kept off the keys.
 
-Once the screen settles, the main screen freezes (``gc.freeze``) what the open dump's session
-holds, so that a full collection does not scan it. What the session makes afterwards
+Once the screen settles, the main screen freezes (``settle``: ``gc.freeze``) what the open
+dump's session holds, so that a full collection does not scan it. What the session makes afterwards
 (Textual's caches of drawn lines, the rows of the tabs visited) is not frozen, and CPython runs
 a full collection every ten middle ones whenever the long-lived objects it can see grew by a
 quarter: after a freeze that is almost always, and each scanned everything made since the
@@ -50,6 +50,13 @@ class Collector:
             gc.callbacks.remove(self._after_collection)
             self._running = False
         gc.unfreeze()
+
+    def settle(self) -> None:
+        """Collect and freeze now: what exists lives as long as the dump is open (the main
+        screen calls it once the first screen is drawn, and when check and ranges land).
+        Full collections scanned it all (160K objects: up to 160 ms, on whatever key came)."""
+        gc.collect()  # its callback schedules a freeze as well: freezing twice is harmless
+        gc.freeze()
 
     def note_input(self) -> None:
         """A key or mouse event came: the app is not idle."""

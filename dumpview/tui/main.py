@@ -12,7 +12,6 @@ bookmarks sidecar, through ``dumpview.model.bookmarks``.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 from textual import work
@@ -69,12 +68,10 @@ class MainScreen(AddressScreen):
         dump: Dump,
         tree: LevelTree,
         bookmarks: Bookmarks | None = None,
-        initial_tab: str | None = None,
     ) -> None:
         super().__init__(dump, tree, bookmarks)
-        if initial_tab is None:  # a dump with a crash log opens on what most likely happened
-            initial_tab = "overview" if dump.crashlogs else "tables"
-        self.initial_tab = initial_tab
+        # a dump with a crash log opens on what most likely happened
+        self.initial_tab = "overview" if dump.crashlogs else "tables"
         self.range_table: RangeTable | None = None
         self.check_result: CheckResult | None = None
         self.triage: Triage | None = None
@@ -154,13 +151,12 @@ class MainScreen(AddressScreen):
             text = minimap_text(self.dump, columns)
             self.app.call_from_thread(self.query_one(MemoryMapView).set_minimap, columns, text)
 
-    @staticmethod
-    def _settled() -> None:
+    def _settled(self) -> None:
         """What exists now lives as long as the dump is open (widgets, the model, check's
-        findings): out of the garbage collector's sight. Full collections scanned it all
-        (160K objects: up to 160 ms, landing on whatever key was being pressed)."""
-        gc.collect()
-        gc.freeze()
+        findings): out of the garbage collector's sight (``Collector.settle``)."""
+        collector = self.app.collector
+        if collector is not None:
+            collector.settle()
 
     def _ranges_ready(self, table: RangeTable) -> None:
         self._settled()

@@ -98,7 +98,6 @@ class GotoScreen(PromptScreen):
             example,
             input_id="goto-input",
         )
-        self.example = example  # addresses of the open dump, as a hint
 
 
 class SearchScreen(PromptScreen):

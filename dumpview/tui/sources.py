@@ -25,7 +25,7 @@ from dumpview.model.levels import EntryRow, FoldRow, TableRef, TableRows
 from dumpview.model.ranges import RangeTable, human_size
 from dumpview.model.text import HEX_UNITS, beyond_oas, data_state, hex_row, oas_flag, pa_text
 from dumpview.model.translate import Translation
-from dumpview.tui.widgets import CallbackSource, LinesSource, Row, RowSource, plain_rows
+from dumpview.tui.widgets import CallbackSource, LinesSource, Row, RowSource
 
 HEX_ROW_BYTES = 16  # the page's bytes per row when the pane has room for 16, not 32
 ROW_BYTE_CHOICES = (32, 16, 8)
@@ -425,7 +425,3 @@ def ranges_source(table: RangeTable, rows: np.ndarray | None = None) -> RowSourc
     if rows is None:
         return CallbackSource(len(table), lambda i: range_row(table, i, short), width)
     return CallbackSource(len(rows), lambda i: range_row(table, int(rows[i]), short), width)
-
-
-def text_source(lines: list[str]) -> LinesSource:
-    return plain_rows(lines)

@@ -309,7 +309,6 @@ class AnomaliesView(Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.result: CheckResult | None = None
         self.source: AnomalySource | None = None
 
     def compose(self) -> ComposeResult:
@@ -317,7 +316,6 @@ class AnomaliesView(Vertical):
         yield RowList(id="anomaly-list")
 
     def set_result(self, result: CheckResult) -> None:
-        self.result = result
         groups = grouped(result)
         folded = {g.kind for g in groups if len(g) > FOLD_ABOVE}
         counts = result.counts()

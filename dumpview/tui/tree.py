@@ -60,13 +60,6 @@ class TreeNode:
     def toggle(self) -> TreeNode:
         return self.collapse() if self.is_expanded else self.expand()
 
-    @property
-    def depth(self) -> int:
-        depth, node = -1, self.parent
-        while node is not None:
-            depth, node = depth + 1, node.parent
-        return depth
-
 
 class _Visible(RowSource):
     """The rows of the expanded nodes, each with its guides."""
@@ -145,10 +138,6 @@ class LevelsTree(RowList):
         """Put the cursor on ``node`` (it must be visible: its ancestors expanded)."""
         if node.line >= 0:
             self.cursor = node.line
-
-    def scroll_to_node(self, node: TreeNode, animate: bool = False) -> None:
-        if node.line >= 0:
-            self.scroll_to_cursor()
 
     def _cursor_moved(self, row: int) -> None:
         node = self.cursor_node
