@@ -24,18 +24,14 @@ import click
 
 from dumpview.cli.common import EXIT_BAD_INPUT, open_for_command, warn, with_examples
 from dumpview.model.numbers import count
+from dumpview.model.parallel import usable_jobs
 
 PROGRESS_SECONDS = 0.2
 
 
 def default_jobs() -> int:
     """Usable cores (``DUMPVIEW_JOBS`` caps them, as for export), at most 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    jobs = min(cores or 1, 8)
-    wanted = os.environ.get("DUMPVIEW_JOBS", "").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        jobs = min(jobs, int(wanted))
-    return jobs
+    return usable_jobs(8)
 
 
 @with_examples(

@@ -40,19 +40,17 @@ from dumpview.model.pagearrays import (
     PageIndex,
 )
 from dumpview.model.parallel import parallel_jobs, write_in_parallel
-from dumpview.model.records import (  # noqa: F401 (the record makers: re-exported)
-    RangeChunk,
+from dumpview.model.records import (
     _dumps,
     _PageWriter,
     anomaly_records,
-    attributes,
     crashlog_records,
     info_record,
-    range_chunks,
     range_records,
     region_records,
     table_records,
 )
+from dumpview.model.source import INPUT_STDIN
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -133,7 +131,7 @@ def header(dump: Dump, include: tuple[str, ...], with_data: bool) -> dict:
         "schema": SCHEMA_ID,
         "generator": f"dumpview {__version__}",
         "dump": {
-            "path": dump.path if dump.source.input == "stdin" else os.path.abspath(dump.path),
+            "path": dump.path if dump.source.input == INPUT_STDIN else os.path.abspath(dump.path),
             "size_bytes": dump.size_bytes,
             "layout": dump.layout,
             "entry_format": dump.entry_format.name,
@@ -317,7 +315,7 @@ def export_file(dump: Dump, path: str | os.PathLike[str], **options: Any) -> Exp
     ``path`` is the dump itself (by inode, through any link) or cannot be written."""
     from dumpview.output import open_output, plan_output
 
-    avoid = [dump.fileno()] + ([] if dump.source.input == "stdin" else [dump.path])
+    avoid = [dump.fileno()] + ([] if dump.source.input == INPUT_STDIN else [dump.path])
     plan = plan_output(path, avoid=avoid)
     with open_output(path, plan=plan) as out:
         return export(dump, out, scratch_dir=plan.directory, **options)

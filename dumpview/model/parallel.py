@@ -61,8 +61,14 @@ def parallel_jobs(items: int, min_items: int) -> int:
     """
     if items < min_items or not hasattr(os, "fork") or threading.active_count() > 1:
         return 1
+    return usable_jobs(MAX_JOBS)
+
+
+def usable_jobs(cap: int) -> int:
+    """The cores this process may run on, at most ``cap`` and at most ``DUMPVIEW_JOBS`` when
+    that is set to a positive number; at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    jobs = min(cores or 1, MAX_JOBS)
+    jobs = min(cores or 1, cap)
     wanted = os.environ.get(JOBS_ENV, "").strip()
     if wanted.isdigit() and int(wanted) > 0:
         jobs = min(jobs, int(wanted))
@@ -200,12 +206,7 @@ def _stop(children: dict[int, int]) -> None:
             os.kill(pid, signal.SIGKILL)
     for pid in list(children):
         with contextlib.suppress(ChildProcessError):
-            while True:
-                try:
-                    os.waitpid(pid, 0)
-                    break
-                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                    continue
+            os.waitpid(pid, 0)  # an interrupted wait is retried by Python (PEP 475)
         del children[pid]
 
 

@@ -212,29 +212,15 @@ class NotDumpedCount:
 
 @dataclass(frozen=True)
 class TriageLine:
-    """One line of the report: its ``section`` (see ``SECTIONS``), the text, where a person
-    would go from it (None: nowhere) and a ``tone`` a view may colour by ("severe", "ok",
-    "warning", "not-dumped", "anomaly:KIND"; None: plain)."""
+    """One line of the report: its ``section`` (a key of ``triage_text.SECTION_LABELS``, in
+    the report's order), the text, where a person would go from it (None: nowhere) and a
+    ``tone`` a view may colour by ("severe", "ok", "warning", "not-dumped", "anomaly:KIND";
+    None: plain)."""
 
     section: str
     text: str
     location: Location | None = None
     tone: str | None = None
-
-
-SECTIONS = (
-    "signature",
-    "panic",
-    "exception",
-    "far",
-    "region",
-    "nearest",
-    "ccdp",
-    "anomalies",
-    "not-dumped",
-    "contexts",
-    "warnings",
-)
 
 
 @dataclass(frozen=True)
