@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dumpview.model.pagearrays import within
 from dumpview.model.pageruns import gather, run_chunks
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def match(a: SideRows, b: SideRows, page: int) -> tuple[Pieces, Pieces, Pieces, 
     lo = np.searchsorted(last_b, first_a, side="left")
     count = np.maximum(np.searchsorted(first_b, last_a, side="right") - lo, 0)
     row_a = np.repeat(np.arange(len(a), dtype=np.int64), count)
-    row_b = np.repeat(lo, count) + _within(count)
+    row_b = np.repeat(lo, count) + within(count)
     start = np.maximum(first_a[row_a], first_b[row_b])
     stop = np.minimum(last_a[row_a], last_b[row_b])
     keep = (start <= stop) & ((a.va[row_a] & low) == (b.va[row_b] & low))
@@ -260,12 +261,6 @@ def table_starts(va: np.ndarray, pages: np.ndarray, page: int, span_bytes: int) 
     first = va >> shift
     last = (va + (pages.astype(U64) - U64(1)) * U64(page)) >> shift
     count = (last - first).astype(np.int64) + 1
-    units = first if (count == 1).all() else np.repeat(first, count) + _within(count).astype(U64)
+    units = first if (count == 1).all() else np.repeat(first, count) + within(count).astype(U64)
     units = units[np.concatenate(([True], units[1:] != units[:-1]))]  # sorted, as runs are
     return units << shift
-
-
-def _within(counts: np.ndarray) -> np.ndarray:
-    """``0 .. c - 1`` for each ``c`` of ``counts``, side by side."""
-    total = int(counts.sum())
-    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)

@@ -37,6 +37,14 @@ DEFAULT_CHUNK_PAGES = 1 << 16
 U64 = np.uint64
 
 
+def within(counts: np.ndarray) -> np.ndarray:
+    """``0 .. c - 1`` for each ``c`` of ``counts``, side by side (int64): the index of each
+    item inside its group when groups of ``counts`` items are laid end to end."""
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+
+
 def unpack_p_flags_bulk(flags: np.ndarray, fmt: EntryFormat = entryformat.UAT) -> np.ndarray:
     """``fmt.unpack_p_flags(f, 0)`` for every ``f`` in ``flags``: the entry bits the dump's
     p_flags record (UAT: PTE bits 0-11 from p_flags bits 8-19, bits 52-63 from bits 20-31),

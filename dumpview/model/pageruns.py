@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dumpview.model.pagearrays import PageArrays, page_counts, ptes_from_segments
+from dumpview.model.pagearrays import PageArrays, page_counts, ptes_from_segments, within
 
 if TYPE_CHECKING:
     from dumpview.model.dump import Dump
@@ -114,7 +114,7 @@ def expand(dump: Dump, runs: PageRuns) -> PageArrays:
     page = U64(dump.page_size_bytes)
     n = runs.pages.astype(np.int64)
     row = np.repeat(np.arange(len(n)), n)
-    k = (np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)).astype(U64)
+    k = within(n).astype(U64)
     off = k * page
     pa_raw = runs.pa_raw[row] + off
     mask = dump.pa_mask
@@ -281,9 +281,7 @@ def _table_cuts(leaves, va: np.ndarray, last_va: np.ndarray, n: np.ndarray, page
         s_hi = np.searchsorted(va, final, side="right")
         count = np.maximum(s_hi - s_lo, 0)
         b = np.repeat(np.arange(len(first)), count)
-        s = (np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)).astype(
-            np.int64
-        ) + np.repeat(s_lo, count)
+        s = within(count) + np.repeat(s_lo, count)
         start, stop = first[b], final[b]
         seg_va = va[s]
         after = start > seg_va

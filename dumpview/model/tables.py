@@ -20,6 +20,7 @@ import numpy as np
 
 from dumpview.model.entries import table_entries
 from dumpview.model.errors import DumpFormatError
+from dumpview.model.pagearrays import within
 from formats import entryformat
 
 if TYPE_CHECKING:
@@ -283,8 +284,7 @@ class TablesIndex:
             )
         counts = counts[:keep]
         starts = np.repeat(block_va[:keep], counts)
-        first = np.repeat(np.cumsum(counts) - counts, counts)
-        offsets = (np.arange(int(counts.sum()), dtype=np.int64) - first).astype(np.uint64)
+        offsets = within(counts).astype(np.uint64)
         all_va = np.concatenate((va, starts + offsets * page))
         all_pte = np.concatenate((pte, np.repeat(block_pte[:keep], counts)))
         all_level = np.concatenate((level, np.repeat(block_level[:keep], counts)))

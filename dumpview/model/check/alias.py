@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dumpview.model.check.findings import MEMATTR_ALIAS, Anomaly
+from dumpview.model.pagearrays import within
 
 if TYPE_CHECKING:
     from dumpview.model.check.facts import Facts
@@ -57,7 +58,7 @@ def check_memattr_alias(facts: Facts) -> list[Anomaly]:
         # for the UAT, which has no blocks, nor for LPAE, which does not cut) is a one-page
         # interval per page, each page its own alias.
         reps = np.where(flat, count, 1)
-        offset = _within(reps)
+        offset = within(reps)
         rows, attr, start = np.repeat(rows, reps), np.repeat(attr, reps), np.repeat(start, reps)
         count = np.where(np.repeat(flat, reps), 1, np.repeat(count, reps))
     end = start + count
@@ -69,14 +70,14 @@ def check_memattr_alias(facts: Facts) -> list[Anomaly]:
     lo = np.searchsorted(hot_end, start, side="right")
     inside = np.maximum(np.searchsorted(hot_start, end, side="left") - lo, 0)
     part = np.repeat(np.arange(len(rows)), inside)
-    which = np.repeat(lo, inside) + _within(inside)
+    which = np.repeat(lo, inside) + within(inside)
     part_start = np.maximum(start[part], hot_start[which])
     part_end = np.minimum(end[part], hot_end[which])
     cuts = np.unique(np.concatenate((part_start, part_end)))
     first_cut = np.searchsorted(cuts, part_start)
     pieces = np.searchsorted(cuts, part_end) - first_cut
     member = np.repeat(part, pieces)  # index into rows
-    piece = np.repeat(first_cut, pieces) + _within(pieces)
+    piece = np.repeat(first_cut, pieces) + within(pieces)
     order = np.lexsort((member, piece))  # by piece, then leaf order
     member, piece = member[order], piece[order]
 
@@ -132,12 +133,6 @@ def check_memattr_alias(facts: Facts) -> list[Anomaly]:
             )
         )
     return out
-
-
-def _within(counts: np.ndarray) -> np.ndarray:
-    """``0 .. c - 1`` for each ``c`` of ``counts``, side by side."""
-    total = int(counts.sum())
-    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def _overlapping(start: np.ndarray, span: np.ndarray, attr: np.ndarray) -> np.ndarray:

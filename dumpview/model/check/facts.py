@@ -22,6 +22,7 @@ from dumpview.model.check.findings import (
 from dumpview.model.check.permissions import perm_codes
 from dumpview.model.check.tables import scan_tables
 from dumpview.model.memmap import NO_MEMORY_MAP
+from dumpview.model.pagearrays import within
 from dumpview.model.pageruns import PageRuns, gather, run_chunks
 from formats import uat
 
@@ -189,7 +190,7 @@ class Facts:
             if not inside.any():
                 return
             owner = np.repeat(np.arange(len(pick)), inside)
-            j = np.arange(int(inside.sum())) - np.repeat(np.cumsum(inside) - inside, inside)
+            j = within(inside)
             gap = bounds[np.repeat(lo, inside) + j] - first[owner]
             rows.append(pick[owner])
             ks.append((gap // page + (gap % page != 0)).astype(np.int64))
