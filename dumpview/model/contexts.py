@@ -143,14 +143,8 @@ def _leaf_page_count(dump: Dump, context: int) -> int:
     index = dump.tables_index
     if index is None:
         return 0
-    geometry = dump.geometry
-    page = geometry.page_size_bytes
-    pages = 0
-    for node in index.nodes:
-        if node.context == context:
-            span = geometry.level(node.level).entry_span_bytes
-            pages += len(index.leaf_entries(node)) * (span // page)
-    return pages
+    va, _pte, _level, _block_va, block_span, _block_pte, _block_level = index.leaf_runs(context)
+    return len(va) + int((block_span // np.uint64(dump.page_size_bytes)).sum())
 
 
 def context_leaves(dump: Dump, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

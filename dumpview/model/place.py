@@ -255,14 +255,21 @@ class Nearest:
 
 def _extents(dump: Dump, context: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(starts, exclusive ends; 0 for 2**64) of the mapped pieces of ``context``, in VA order:
-    the PT_LOADs of the dumped context, a page per leaf of another's tables."""
-    from dumpview.model.contexts import context_leaves, is_dumped_context
+    the PT_LOADs of the dumped context; for another, a piece per page entry and one per block
+    entry of its tables (``TablesIndex.leaf_runs``: never the pages a block claims)."""
+    from dumpview.model.contexts import is_dumped_context
 
     if is_dumped_context(dump, context):
         keep = dump.seg_memsz != 0
         return dump.seg_va[keep], (dump.seg_va + dump.seg_memsz)[keep]
-    va, _pte, _level = context_leaves(dump, context)
-    return va, va + np.uint64(dump.page_size_bytes)
+    index = dump.tables_index
+    if index is None:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    va, _pte, _level, block_va, block_span, _block_pte, _block_level = index.leaf_runs(context)
+    starts = np.concatenate((va, block_va)).astype(np.uint64)
+    ends = np.concatenate((va + np.uint64(dump.page_size_bytes), block_va + block_span))
+    order = np.argsort(starts, kind="stable")
+    return starts[order], ends.astype(np.uint64)[order]
 
 
 def nearest_mappings(dump: Dump, va: int, context: int | None = None) -> Nearest:
