@@ -53,13 +53,12 @@ class SideRows:
 
     @classmethod
     def of(cls, dump: Dump) -> SideRows:
-        mask = dump.pa_mask
         attribute_mask = U64(dump.entry_format.attribute_mask)
         parts = (
             (
                 r.va,
                 r.pages,
-                r.pa_raw if mask == (1 << 64) - 1 else r.pa_raw & U64(mask),
+                dump.to_pa(r.pa_raw),
                 r.pa_raw,
                 r.flags,
                 r.dumped,

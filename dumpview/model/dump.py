@@ -226,17 +226,19 @@ class Dump:
         """Each PT_LOAD's first PA as the walker and the hardware use it (``p_paddr`` through
         ``pa_mask``); page ``k`` of a run is ``(p_paddr + k * page) & pa_mask``, which is
         ``seg_pa + k * page`` unless the run crosses a multiple of 2**OAS."""
-        raw = self.seg_pa_raw
-        mask = self.pa_mask
-        if mask == entryformat.U64_MAX:
-            return raw
-        return raw & np.uint64(mask)
+        return self.to_pa(self.seg_pa_raw)
 
     @cached_property
     def pa_mask(self) -> int:
         """The mask taking an output address as an entry says it (``pa_raw``) to the one the
         walker and the hardware use (``pa``): the OAS for the UAT, none for LPAE."""
         return self.entry_format.pa_mask(self.geometry.oas)
+
+    def to_pa(self, pa_raw: np.ndarray) -> np.ndarray:
+        """Output addresses as entries say them (uint64) to the walker's (``pa_mask``):
+        ``pa_raw`` itself, not a copy, when the mask keeps every bit (LPAE)."""
+        mask = self.pa_mask
+        return pa_raw if mask == entryformat.U64_MAX else pa_raw & np.uint64(mask)
 
     @cached_property
     def seg_flags(self) -> np.ndarray:

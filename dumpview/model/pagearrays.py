@@ -111,8 +111,7 @@ class PageIndex:
         off = k * page
         va = dump.seg_va[seg] + off
         pa_raw = dump.seg_pa_raw[seg] + off
-        mask = dump.pa_mask
-        pa = pa_raw if mask == entryformat.U64_MAX else pa_raw & U64(mask)
+        pa = dump.to_pa(pa_raw)
         flags = dump.seg_flags[seg]
         dumped = off + page <= dump.seg_filesz[seg]
         file_offset = dump.seg_offset[seg] + off

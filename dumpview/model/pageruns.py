@@ -117,7 +117,6 @@ def expand(dump: Dump, runs: PageRuns) -> PageArrays:
     k = within(n).astype(U64)
     off = k * page
     pa_raw = runs.pa_raw[row] + off
-    mask = dump.pa_mask
     fmt = dump.entry_format
     oa = fmt.output_address(runs.pte[row]) + np.where(runs.pte_step[row], off, U64(0))
     pte = (runs.pte[row] & _not_oa(dump)) | fmt.encode_output_address(oa)
@@ -125,7 +124,7 @@ def expand(dump: Dump, runs: PageRuns) -> PageArrays:
     return PageArrays(
         minus_one,
         runs.va[row] + off,
-        pa_raw if mask == (1 << 64) - 1 else pa_raw & U64(mask),
+        dump.to_pa(pa_raw),
         pa_raw,
         runs.flags[row],
         runs.dumped[row],

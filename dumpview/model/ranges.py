@@ -89,8 +89,7 @@ class RangeTable:
         self.va_start = va_start
         self.va_end = va_end
         self.pa_start_raw = pa_start_raw
-        mask = dump.pa_mask
-        self.pa_start = pa_start_raw if mask == U64_MAX else pa_start_raw & np.uint64(mask)
+        self.pa_start = dump.to_pa(pa_start_raw)
         self.flags = flags
         self.dumped = dumped
         self.pte = pte
@@ -234,7 +233,7 @@ def ranges(dump: Dump, va_start: int = 0, va_end: int = 1 << 64) -> RangeTable:
         & (piece_dumped[:-1] == piece_dumped[1:])
     )
     if dump.pa_mask != U64_MAX:
-        used = piece_pa & np.uint64(dump.pa_mask)
+        used = dump.to_pa(piece_pa)
         continues &= (used[1:] - used[:-1] == step) & (used[1:] > used[:-1])
     if hole_key is not None:
         continues &= hole_key[:-1] == hole_key[1:]

@@ -248,12 +248,13 @@ def search(
 
 
 def _with_pas(dump: Dump, hit_vas: list[int]) -> list[SearchHit]:
-    """Hits with the PA of their first byte (the walker's: ``Dump.seg_pa`` + offset)."""
+    """Hits with the PA of their first byte, the walker's: ``p_paddr`` + offset through the
+    PA mask (``Dump.seg_pa`` + offset would be wrong past a multiple of 2**OAS)."""
     if not hit_vas:
         return []
     vas = np.array(hit_vas, dtype=np.uint64)
     seg = np.searchsorted(dump.seg_va, vas, side="right") - 1
-    pas = dump.seg_pa[seg] + (vas - dump.seg_va[seg])
+    pas = dump.to_pa(dump.seg_pa_raw[seg] + (vas - dump.seg_va[seg]))
     return [SearchHit(va, pa) for va, pa in zip(hit_vas, pas.tolist(), strict=True)]
 
 
