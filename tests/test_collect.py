@@ -15,7 +15,7 @@ import pytest
 
 from dumpview.model.collect import waiting_devcoredumps
 from dumpview.model.decompress import zstd
-from dumpview.model.text import approx_size
+from dumpview.model.numbers import rounded_size
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = ROOT / "samples" / "minimal.dump"  # an AGX dump whose crash log has a panic
@@ -99,7 +99,7 @@ def test_collects_verifies_and_releases(sysfs: Path, tmp_path: Path) -> None:
     assert oct(agx_copy.stat().st_mode & 0o777) == "0o600"
     assert lines[0].startswith(f"{agx_copy}: 945.6 KiB (")
     assert f"zstd), AGX dump, panic: {PANIC}; released" in lines[0]
-    assert lines[1].startswith(f"{text_copy}: {approx_size(len(text), iec=True)} (")
+    assert lines[1].startswith(f"{text_copy}: {rounded_size(len(text), iec=True)} (")
     assert "not an AGX dump (not an ELF core: it starts with 61 6d 64 67); released" in lines[1]
     # released: each data file saw a write (the kernel frees the dump on any write)
     assert agx_data.read_bytes()[:1] == b"1" and agx_data.read_bytes()[1:] == agx[1:]

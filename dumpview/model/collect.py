@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 from dumpview.model.decompress import ELF_MAGIC, zstd
 from dumpview.model.errors import DumpError
+from dumpview.model.numbers import rounded_size
 from dumpview.model.source import decompress_file
-from dumpview.model.text import approx_size
 from dumpview.output import open_output
 
 SYSFS_ROOT = "/sys"
@@ -91,8 +91,8 @@ class Collected:
         where = self.path or self.waiting.data_path
         if self.error is not None:
             return f"{where}: {self.error}"
-        packed = approx_size(self.compressed_size_bytes, iec=True)
-        size = f"{approx_size(self.size_bytes, iec=True)} ({packed} zstd)"
+        packed = rounded_size(self.compressed_size_bytes, iec=True)
+        size = f"{rounded_size(self.size_bytes, iec=True)} ({packed} zstd)"
         panic = f", panic: {self.panic}" if self.panic else ""
         fate = "released" if self.released else "kept in the kernel"
         return f"{where}: {size}, {self.label}{panic}; {fate}"

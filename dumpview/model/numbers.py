@@ -5,7 +5,8 @@
 - addresses, entry values, p_flags: lowercase ``0x…`` (optionally zero-padded to a width that
   counts the ``0x``, as ``#018x`` does);
 - sizes: binary units as Linux's ptdump writes them ("16K", "2M", "1.5G"; ``human_size``), and
-  "~2.0G" where only an approximation reads well (``approx_size``: distances);
+  "~2.0G" where only an approximation reads well (``approx_size``: distances), "5.2G" or
+  "5.2 GiB" for sizes read at a glance (``rounded_size``: inputs, a minimap's scale);
 - byte counts in prose: "1,648 bytes", with the size beside it when it is a whole number of
   tenths of a KiB or more ("16,384 bytes (16K)").
 
@@ -53,3 +54,14 @@ def approx_size(size_bytes: int) -> str:
     units = "KMGTPE"
     power = min(len(units), (size_bytes.bit_length() - 1) // 10)
     return f"~{size_bytes / (1 << (10 * power)):.1f}{units[power - 1]}"
+
+
+def rounded_size(size_bytes: int, iec: bool = False) -> str:
+    """A size rounded to one decimal in K/M/G/T, no tilde ("5.2G"; with ``iec`` "5.2 GiB",
+    "512 bytes"): for sizes read at a glance (inputs, spools, a minimap's scale), where
+    ``approx_size`` marks an approximation of a distance."""
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if size_bytes >= 1 << shift:
+            number = f"{size_bytes / (1 << shift):.1f}".removesuffix(".0")
+            return f"{number} {unit}iB" if iec else number + unit
+    return f"{size_bytes} bytes" if iec else f"{size_bytes}B"

@@ -55,7 +55,7 @@ from dumpview.model.decompress import (
     refuse_unsupported,
 )
 from dumpview.model.errors import DumpError, DumpFormatError
-from dumpview.model.text import approx_size
+from dumpview.model.numbers import rounded_size
 from dumpview.tempfiles import anonymous_file
 from formats import elf
 
@@ -180,7 +180,7 @@ def display_name(name: str) -> str:
 
 
 def _size(size_bytes: int) -> str:
-    return approx_size(size_bytes, iec=True)
+    return rounded_size(size_bytes, iec=True)
 
 
 # ---- opening ------------------------------------------------------------------------------------

@@ -239,16 +239,6 @@ def walk_lines(translation) -> list[str]:
     return out
 
 
-def approx_size(size_bytes: int, iec: bool = False) -> str:
-    """A size to one decimal in K/M/G/T ("5.2G"; with ``iec`` "5.2 GiB", "512 bytes"), for
-    sizes that need not be exact."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if size_bytes >= 1 << shift:
-            number = f"{size_bytes / (1 << shift):.1f}".removesuffix(".0")
-            return f"{number} {unit}iB" if iec else number + unit
-    return f"{size_bytes} bytes" if iec else f"{size_bytes}B"
-
-
 def human_size(size_bytes: int) -> str:
     """A size the way ptdump writes it, in binary units: "512B", "16K", "2M", "1.5G", "2064K".
 

@@ -24,8 +24,8 @@ from dumpview.model.anomalies import AnomalyGroup, grouped
 from dumpview.model.check import Anomaly, CheckResult
 from dumpview.model.kinds import kinds_of
 from dumpview.model.memmap import MemoryRow, memory_map, minimap, used_extent
+from dumpview.model.numbers import rounded_size
 from dumpview.model.ranges import RangeFilter, RangeTable, human_size
-from dumpview.model.text import approx_size
 from dumpview.tui import sources
 from dumpview.tui.views import (
     MINIMAP_GLYPHS,
@@ -53,16 +53,16 @@ def minimap_text(dump: Dump, columns: int) -> Text:
     whole = minimap(dump, columns)
     text.append(
         f"address space {whole.va_start:#x}..{whole.va_end:#x} "
-        f"({approx_size(whole.va_end - whole.va_start)}, one column = "
-        f"{approx_size((whole.va_end - whole.va_start) // columns)})\n"
+        f"({rounded_size(whole.va_end - whole.va_start)}, one column = "
+        f"{rounded_size((whole.va_end - whole.va_start) // columns)})\n"
     )
     append_bar(text, whole)
     if dump.segment_count:
         lo, hi = used_extent(dump)
         used = minimap(dump, columns, lo, hi)
         text.append(
-            f"\nused extent {lo:#x}..{hi:#x} ({approx_size(hi - lo)}, one column = "
-            f"{approx_size((hi - lo) // columns)})\n"
+            f"\nused extent {lo:#x}..{hi:#x} ({rounded_size(hi - lo)}, one column = "
+            f"{rounded_size((hi - lo) // columns)})\n"
         )
         append_bar(text, used)
     text.append("\n")
