@@ -33,7 +33,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dumpview.model.decompress import ELF_MAGIC, zstd
 from dumpview.model.errors import DumpError
@@ -147,40 +147,26 @@ def collect(out_dir: str, keep: bool = False, root: str | None = None) -> Iterat
 
 def collect_one(waiting: Waiting, out_dir: str, keep: bool = False) -> Collected:
     """Copy, prove and (unless ``keep``) release one devcoredump."""
-    failed = Collected(waiting, None, 0, 0, False, "", None, False)
+    result = Collected(waiting, None, 0, 0, False, "", None, False)
     try:
         path, size, packed, digest, head = _copy(waiting, out_dir)
     except (OSError, DumpError) as exc:
-        return _failed(failed, f"copying {waiting.data_path} failed: {_reason(exc)}")
-    result = Collected(waiting, path, size, packed, False, "", None, False)
+        return replace(result, error=f"copying {waiting.data_path} failed: {_reason(exc)}")
+    result = replace(result, path=path, size_bytes=size, compressed_size_bytes=packed)
     try:
         agx, label, panic = _prove(path, size, digest, head)
     except (OSError, DumpError) as exc:
-        return _failed(
-            result, f"the copy did not verify, {waiting.name} left in the kernel: {_reason(exc)}"
-        )
-    result = Collected(waiting, path, size, packed, agx, label, panic, False)
+        why = f"the copy did not verify, {waiting.name} left in the kernel: {_reason(exc)}"
+        return replace(result, error=why)
+    result = replace(result, agx=agx, label=label, panic=panic)
     if keep:
         return result
     try:
         _release(waiting)
     except OSError as exc:
-        return _failed(result, f"copied, but releasing {waiting.data_path} failed: {_reason(exc)}")
-    return Collected(waiting, path, size, packed, agx, label, panic, True)
-
-
-def _failed(result: Collected, error: str) -> Collected:
-    return Collected(
-        result.waiting,
-        result.path,
-        result.size_bytes,
-        result.compressed_size_bytes,
-        result.agx,
-        result.label,
-        result.panic,
-        False,
-        error,
-    )
+        why = f"copied, but releasing {waiting.data_path} failed: {_reason(exc)}"
+        return replace(result, error=why)
+    return replace(result, released=True)
 
 
 def _reason(exc: BaseException) -> str:
