@@ -203,7 +203,8 @@ def _clhe_fields(raw: bytes, start: int, size: int, note: int) -> list[FieldRef]
         label = kind[::-1].decode("latin-1")  # tags are LE u32s: "rtsC" on disk is Cstr
         out.append(FieldRef(f"note{note}.clhe.{label}@{pos - start:#x}.length", pos + 12, 4))
         out.append(FieldRef(f"note{note}.clhe.{label}@{pos - start:#x}.kind", pos, 4))
-        if kind in (b"EHLC", b"CLHE") or length < clhe.ENTRY_HEADER_SIZE:
+        closing = kind in (clhe.CLHE_MAGIC, clhe.CLHE_MAGIC_READING_ORDER)
+        if closing or length < clhe.ENTRY_HEADER_SIZE:
             break
         pos += length
     return out

@@ -1303,7 +1303,8 @@ def _crashlog_entry_offsets(log: bytes) -> list[int]:
     while pos + clhe.ENTRY_HEADER_SIZE <= len(log):
         offsets.append(pos)
         kind, _flags, length = struct.unpack_from("<4s4xII", log, pos)
-        if kind in (b"EHLC", b"CLHE") or length < clhe.ENTRY_HEADER_SIZE:  # both tag orders
+        closing = kind in (clhe.CLHE_MAGIC, clhe.CLHE_MAGIC_READING_ORDER)  # both tag orders
+        if closing or length < clhe.ENTRY_HEADER_SIZE:
             break
         pos += length
     return offsets

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 _PPID, _PGRP = 1, 2  # fields of /proc/PID/stat after the command's ")"
 
@@ -32,3 +34,12 @@ def in_group(pgid: int) -> list[int]:
     """Live processes of process group ``pgid``: a worker orphaned by its parent is
     reparented, but stays in the group."""
     return _live_where(_PGRP, pgid)
+
+
+def wait_for(ready: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll ``ready`` until it is true; a failed assertion naming ``what`` after ``timeout``
+    seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)

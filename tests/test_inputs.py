@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import wait_for
 
 import dumpview
 from dumpview.model import DumpFormatError
@@ -313,13 +314,6 @@ def spool_fds(pid: int, spool_dir: Path) -> list[str]:
         if target.startswith(f"{spool_dir}/"):
             found.append(target)
     return found
-
-
-def wait_for(ready, what: str, bound_s: float = 20) -> None:
-    deadline = time.monotonic() + bound_s
-    while not ready():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("ending", ["normal", "sigterm"])

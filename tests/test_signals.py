@@ -21,11 +21,10 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from procs import children_of, in_group
+from procs import children_of, in_group, wait_for
 
 from dumpview.sim.scenarios import generate_file
 
@@ -58,13 +57,6 @@ def writing_into(pid: int, directory: Path) -> bool:
     return any(link.startswith(f"{directory}/") and "deleted" in link for link in links) or any(
         link.startswith(f"{directory}/.") for link in links
     )
-
-
-def wait_for(ready: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ its note prompt) keeps the bookmark for the session without writing anywhere.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import threading
 import time
@@ -15,24 +14,17 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from tui_pilot import MINIMAL, copy_sample, drive, modal, status, wait_main, wait_until
 
 from dumpview.model import bookmarks as bookmarks_module
 from dumpview.model.bookmarks import sidecar_path
 from dumpview.tui.modals import NoteScreen
-from tests.test_tui import MINIMAL, drive, status, wait_main
-from tests.tui_pilot import modal, wait_until
-
-
-def _copy(tmp_path: Path) -> Path:
-    path = tmp_path / "minimal.dump"
-    shutil.copyfile(MINIMAL, path)
-    return path
 
 
 def test_the_sidecar_is_read_off_the_ui_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dump_path = _copy(tmp_path)
+    dump_path = copy_sample(MINIMAL, tmp_path)
     readers: list[threading.Thread] = []
     real = bookmarks_module.read_sidecar
 
@@ -51,7 +43,7 @@ def test_the_sidecar_is_read_off_the_ui_thread(
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink-to-device", "symlink-to-file"])
 def test_a_planted_sidecar_is_one_status_line_and_never_written(tmp_path: Path, kind: str) -> None:
-    dump_path = _copy(tmp_path)
+    dump_path = copy_sample(MINIMAL, tmp_path)
     sidecar = sidecar_path(dump_path)
     victim = tmp_path / "victim.json"
     victim.write_text("not yours\n")
