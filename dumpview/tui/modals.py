@@ -347,12 +347,8 @@ class HelpScreen(ModalScreen[None]):
     def prepared_from(self, other: HelpScreen) -> None:
         if other.kinds != self.kinds:
             self.kinds = other.kinds
-            rows = help_rows(self.kinds)
-            width = max(sum(len(text) for text, _ in row) for row in rows)
-            self.query_one(RowList).set_source(LinesSource(rows, width))
+            self.query_one(RowList).set_source(LinesSource(help_rows(self.kinds)))
 
     def compose(self) -> ComposeResult:
-        rows = help_rows(self.kinds)
-        width = max(sum(len(text) for text, _ in row) for row in rows)
         with Vertical(classes="prompt", id="help-box"):
-            yield RowList(LinesSource(rows, width), id="help-list")
+            yield RowList(LinesSource(help_rows(self.kinds)), id="help-list")

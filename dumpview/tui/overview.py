@@ -130,7 +130,7 @@ class OverviewView(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#overview-list", RowList).set_source(
-            LinesSource([[(WAITING, "rowlist--dim")]], len(WAITING))
+            LinesSource([[(WAITING, "rowlist--dim")]])
         )
 
     def on_resize(self) -> None:
@@ -145,18 +145,17 @@ class OverviewView(Vertical):
         self.report = report
         self._cells = self._pane_cells()
         rows, self.targets = report_rows(report, self._cells)
-        cells = max((sum(len(text) for text, _ in row) for row in rows), default=80)
         fault = "what most likely happened" if report.crashlogs else "no crash log: the dump"
         title = f"triage: {fault}; Enter on a line marked › goes there, [ comes back"
         self.query_one("#overview-title", Static).update(Text(title), layout=False)
         rowlist = self.query_one("#overview-list", RowList)
-        rowlist.set_source(LinesSource(rows, cells), rowlist.cursor)
+        rowlist.set_source(LinesSource(rows), rowlist.cursor)
 
     def set_failed(self, message: str) -> None:
         """The report could not be made (the dump's notes or tables): its one line."""
         self.query_one("#overview-title", Static).update(Text("triage: no report"), layout=False)
         self.query_one("#overview-list", RowList).set_source(
-            LinesSource([[(message, "kind--invalid")]], len(message))
+            LinesSource([[(message, "kind--invalid")]])
         )
 
     def target_at(self, row: int) -> Target | None:

@@ -269,7 +269,7 @@ def details_source(
         rows.append(
             [(f" stopped at L{walk.stopped_level}: {walk.stopped_reason}", "kind--invalid")]
         )
-    return LinesSource(rows, max((len(text) for row in rows for text, _ in row), default=80))
+    return LinesSource(rows)
 
 
 # ---- the page ----------------------------------------------------------------------------------

@@ -109,9 +109,7 @@ class MemoryMapView(Vertical):
                     )
                 ]
             )
-        memrows.set_source(
-            LinesSource(lines, max((len(p) for r in lines for p, _ in r), default=0))
-        )
+        memrows.set_source(LinesSource(lines))
 
     def on_resize(self) -> None:
         self.draw_minimap()

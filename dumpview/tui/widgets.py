@@ -64,10 +64,11 @@ class RowSource:
 
 @dataclass
 class LinesSource(RowSource):
-    """A fixed list of rows (crash log, memory map, help text)."""
+    """A fixed list of rows (crash log, memory map, help text), ``cells`` wide (default: its
+    widest row, the sum of its pieces)."""
 
     rows: Sequence[Row]
-    cells: int = 80
+    cells: int | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -76,12 +77,14 @@ class LinesSource(RowSource):
         return list(self.rows[index])
 
     def width(self) -> int:
+        if self.cells is None:
+            self.cells = max((sum(len(text) for text, _ in row) for row in self.rows), default=0)
         return self.cells
 
 
 def plain_rows(lines: Sequence[str], style: str | None = None) -> LinesSource:
     """A LinesSource of plain text lines."""
-    return LinesSource([[(line, style)] for line in lines], max((len(x) for x in lines), default=0))
+    return LinesSource([[(line, style)] for line in lines])
 
 
 class RowMessage(Message):
