@@ -155,8 +155,13 @@ class TablesView(Horizontal):
             entries.source.columns if isinstance(entries.source, sources.EntriesSource) else None
         )
         if columns != shown or before.row_bytes != arrangement.row_bytes:
-            self.page_target = self.query_one(HexView).cursor_va
-            self._show_entries(entries.cursor, keep_x=True)
+            self._redraw_entries(keep_x=True)
+
+    def _redraw_entries(self, keep_x: bool) -> None:
+        """Draw the entries again (new columns, marks or page width), the cursor and the page's
+        byte kept (``page_target``: the page is shown again on the same byte)."""
+        self.page_target = self.query_one(HexView).cursor_va
+        self._show_entries(self.query_one("#entries", RowList).cursor, keep_x=keep_x)
 
     def _columns(self) -> tuple[sources.Column, ...]:
         columns = sources.entry_columns(self.dump.entry_format.view_short)
@@ -179,8 +184,7 @@ class TablesView(Horizontal):
         entries = self.query_one("#entries", RowList)
         entries.styles.scrollbar_size_horizontal = 1 if self.all_columns else 0
         if self.rows is not None:
-            self.page_target = self.query_one(HexView).cursor_va
-            self._show_entries(self.query_one("#entries", RowList).cursor, keep_x=False)
+            self._redraw_entries(keep_x=False)
         return self.all_columns
 
     # -- the tree --
@@ -273,9 +277,7 @@ class TablesView(Horizontal):
         self.marks = marks
         self._table_marks = None
         if self.rows is not None:
-            entries = self.query_one("#entries", RowList)
-            self.page_target = self.query_one(HexView).cursor_va
-            self._show_entries(entries.cursor, keep_x=True)
+            self._redraw_entries(keep_x=True)
 
     def _first_entry_row(self) -> int:
         for i in range(len(self.rows)):
