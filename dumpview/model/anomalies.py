@@ -35,6 +35,7 @@ from dumpview.model.check import (
 )
 from dumpview.model.levels import TableRows
 from formats.entryformat import TYPE_BLOCK, TYPE_MASK
+from formats.geometry import Geometry
 
 RANK = SEVERITY_RANK  # one order of the kinds: check's (most severe first)
 
@@ -66,6 +67,19 @@ def grouped(result: CheckResult) -> list[AnomalyGroup]:
 
 def _is_about_pages(anomaly: Anomaly, page_size_bytes: int) -> bool:
     return anomaly.pages > 0 or (anomaly.va_end or 0) - (anomaly.va or 0) <= page_size_bytes
+
+
+def entry_depth(anomaly: Anomaly, geometry: Geometry) -> int | None:
+    """The level whose entries span exactly the finding's VA run (a table entry or a table
+    finding is about that entry, as ``AnomalyMarks`` keys it), else None (pages: the
+    deepest table)."""
+    if _is_about_pages(anomaly, geometry.page_size_bytes):
+        return None
+    span = (anomaly.va_end or 0) - (anomaly.va or 0)
+    for depth, level in enumerate(geometry.levels):
+        if level.entry_span_bytes == span:
+            return depth
+    return None
 
 
 class AnomalyMarks:

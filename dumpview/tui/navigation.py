@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
 from dumpview.model import Dump
+from dumpview.model.anomalies import entry_depth
 from dumpview.model.bookmarks import Bookmarks
 from dumpview.model.check import Anomaly
 from dumpview.model.contexts import ContextInfo, context_numbers, contexts
@@ -325,19 +326,8 @@ class NavigatingScreen(Screen):
             anomaly.va,
             note=f"{anomaly.kind}: {anomaly.message}",
             context=self.levels.dumped_context if anomaly.context is None else anomaly.context,
-            depth=self._depth_of(anomaly),
+            depth=entry_depth(anomaly, self.dump.geometry),
         )
-
-    def _depth_of(self, anomaly: Anomaly) -> int | None:
-        """The level whose entries span the finding's VA run (a table entry or table finding
-        goes to that entry), else None (the deepest table: a page)."""
-        span = (anomaly.va_end or 0) - (anomaly.va or 0)
-        if anomaly.pages or span <= self.dump.page_size_bytes:
-            return None
-        for depth, level in enumerate(self.dump.geometry.levels):
-            if level.entry_span_bytes == span:
-                return depth
-        return None
 
     @on(RowList.Activated, "#memrows")
     def region_activated(self, event: RowList.Activated) -> None:
